@@ -1,0 +1,96 @@
+/**
+ * One error type for the whole service. Callers branch on `code`, never on message text.
+ * Messages say what was wrong and how to fix it.
+ */
+
+/** Every error code, grouped by area, with the HTTP status the API answers it with. */
+export const ERROR_CODES = {
+  // configuration and policy
+  CONFIG_INVALID: 400,
+  POLICY_INVALID: 400,
+  VM_NOT_FOUND: 404,
+  PROFILE_NOT_FOUND: 404,
+  RULE_NOT_FOUND: 404,
+  SCHEDULE_NOT_FOUND: 404,
+  CONFLICT: 409,
+  // API
+  REQUEST_INVALID: 400,
+  NOT_FOUND: 404,
+  UNAUTHORIZED: 401,
+  // nftables
+  NFT_APPLY_FAILED: 500,
+  NFT_UNAVAILABLE: 503,
+  NFT_DRIFT: 500,
+  // lab and processes
+  LAB_FAILED: 500,
+  SPAWN_FAILED: 500,
+  // suricata and EVE
+  SURICATA_FAILED: 502,
+  SURICATA_SOCKET: 502,
+  EVE_MALFORMED: 400,
+  // DNS
+  DNS_LIST_INVALID: 400,
+  DNS_UPSTREAM_FAILED: 502,
+  // rule bundles
+  BUNDLE_INVALID: 400,
+  BUNDLE_SIGNATURE_INVALID: 400,
+  // store
+  STORE_FAILED: 500,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorOptions {
+  /** The error that caused this one. */
+  readonly cause?: unknown;
+  /** The offending field, as a JSON-pointer-like path (`/vms/2/mac`). */
+  readonly path?: string;
+  /** Anything else that helps the reader find the problem. */
+  readonly context?: Record<string, unknown>;
+}
+
+export class PortcullisError extends Error {
+  readonly code: ErrorCode;
+  readonly path: string | undefined;
+  readonly context: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PortcullisError';
+    this.code = code;
+    this.path = options.path;
+    this.context = options.context;
+  }
+
+  /** The HTTP status the API answers this error with. */
+  get status(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string; path?: string } {
+    return this.path === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, path: this.path };
+  }
+}
+
+export function isPortcullisError(err: unknown, code?: ErrorCode): err is PortcullisError {
+  return err instanceof PortcullisError && (code === undefined || err.code === code);
+}
+
+/** One problem found by a validator: where, and what is wrong there. */
+export interface Issue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** An error that carries every problem found, not just the first. */
+export function invalid(code: ErrorCode, what: string, issues: readonly Issue[]): PortcullisError {
+  const first = issues[0];
+  const list = issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ');
+  return new PortcullisError(code, `${what}: ${list}`, {
+    path: first?.path,
+    context: { issues },
+  });
+}
