@@ -64,7 +64,8 @@ export function isIpv6(s: string): boolean {
   return parseIpv6(s) !== undefined;
 }
 
-function formatIpv6(g: number[]): string {
+/** RFC 5952 text of 8 groups. */
+export function formatIpv6(g: number[]): string {
   // RFC 5952: compress the longest run of zero groups (length >= 2).
   let best = -1;
   let bestLen = 0;

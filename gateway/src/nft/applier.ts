@@ -1,0 +1,364 @@
+import { isDeepStrictEqual } from 'node:util';
+import { PortcullisError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { TABLE, type ChainSpec, type Ruleset, type SetSpec } from '../policy/compile.js';
+import type { NftBackend } from './backend.js';
+import type { ChainObj, NftCommand, NftValue } from './types.js';
+
+const FAMILY = 'inet' as const;
+
+/** How an apply went: the kind of transaction and its size. */
+export interface ApplyResult {
+  readonly kind: 'full' | 'incremental' | 'none';
+  readonly commands: number;
+  readonly ms: number;
+}
+
+/** A run-time element of a dynamic set (learned from DNS, blocked by the IPS). */
+interface DynamicElement {
+  readonly val: NftValue;
+  /** Epoch ms when it expires. */
+  readonly expires: number;
+}
+
+/**
+ * Applies compiled rulesets to the kernel. The first apply (and any change of the
+ * table's structure that cannot be patched) replaces the whole table in one
+ * transaction; later applies patch only the chains and set elements that changed,
+ * still as one transaction each. Elements of dynamic sets are remembered so that a
+ * full replace carries them over.
+ */
+export class NftApplier {
+  readonly #backend: NftBackend;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #applied: Ruleset | undefined;
+  #snapshot: string | undefined;
+  readonly #dynamic = new Map<string, Map<string, DynamicElement>>();
+
+  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number } = {}) {
+    this.#backend = backend;
+    this.#log = options.log ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get backend(): NftBackend {
+    return this.#backend;
+  }
+
+  /** The ruleset last applied, if any. */
+  get applied(): Ruleset | undefined {
+    return this.#applied;
+  }
+
+  /** Check a ruleset against the kernel without changing anything (nft's dry run). */
+  async check(next: Ruleset): Promise<void> {
+    await this.#backend.run(this.#fullCommands(next), { dryRun: true });
+  }
+
+  /** Apply `next`: incrementally when possible, else as a full replace. Atomic either way. */
+  async apply(next: Ruleset, options: { full?: boolean } = {}): Promise<ApplyResult> {
+    const started = performance.now();
+    const prev = this.#applied;
+    let commands: NftCommand[] | undefined;
+    let kind: ApplyResult['kind'] = 'full';
+    if (prev && !options.full) {
+      commands = incrementalCommands(prev, next);
+      kind = commands === undefined ? 'full' : commands.length === 0 ? 'none' : 'incremental';
+    }
+    if (commands === undefined) {
+      commands = this.#fullCommands(next);
+      kind = 'full';
+    }
+    if (commands.length > 0) await this.#backend.run(commands);
+    this.#applied = next;
+    this.#pruneDynamic(next);
+    this.#snapshot = undefined;
+    const ms = performance.now() - started;
+    this.#log.debug({ kind, commands: commands.length, ms: Math.round(ms) }, 'nftables ruleset applied');
+    return { kind, commands: commands.length, ms };
+  }
+
+  /**
+   * Add run-time elements to a dynamic set with a timeout (seconds). Re-adding an
+   * element refreshes its timeout. One small transaction.
+   */
+  async addElements(set: string, values: readonly NftValue[], timeoutSeconds: number): Promise<void> {
+    if (values.length === 0) return;
+    const spec = this.#applied?.sets.find((s) => s.name === set);
+    if (!spec?.dynamic) throw new PortcullisError('NFT_APPLY_FAILED', `set "${set}" is not a dynamic set of the applied ruleset`);
+    const timeout = Math.max(1, Math.round(timeoutSeconds));
+    const elem = values.map((val) => ({ elem: { val, timeout } }));
+    // delete-then-add refreshes the timeout of an element that is already there
+    const known = this.#dynamic.get(set);
+    const present = values.filter((v) => known?.has(JSON.stringify(v)) && known.get(JSON.stringify(v))!.expires > this.#now());
+    const cmds: NftCommand[] = [];
+    if (present.length > 0) cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } });
+    cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set, elem } } });
+    await this.#backend.run(cmds);
+    const map = known ?? new Map<string, DynamicElement>();
+    const expires = this.#now() + timeout * 1000;
+    for (const val of values) map.set(JSON.stringify(val), { val, expires });
+    this.#dynamic.set(set, map);
+  }
+
+  /** Remove run-time elements from a dynamic set (undo of an IPS block). */
+  async deleteElements(set: string, values: readonly NftValue[]): Promise<void> {
+    const known = this.#dynamic.get(set);
+    const present = values.filter((v) => {
+      const e = known?.get(JSON.stringify(v));
+      return e !== undefined && e.expires > this.#now();
+    });
+    if (present.length > 0) {
+      await this.#backend.run([{ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } }]);
+    }
+    for (const v of values) known?.delete(JSON.stringify(v));
+  }
+
+  /** The run-time elements of a dynamic set that have not expired. */
+  dynamicElements(set: string): Array<{ val: NftValue; expiresAt: Date }> {
+    const now = this.#now();
+    return [...(this.#dynamic.get(set)?.values() ?? [])]
+      .filter((e) => e.expires > now)
+      .map((e) => ({ val: e.val, expiresAt: new Date(e.expires) }));
+  }
+
+  /**
+   * Compare the kernel's table with what was applied. Returns undefined when they
+   * match, else a short description of the difference. Set contents of large sets
+   * are not compared (terse listing); identity sets are.
+   */
+  async drift(): Promise<string | undefined> {
+    if (!this.#applied) return undefined;
+    let now: string;
+    try {
+      now = await this.#fingerprint();
+    } catch (err) {
+      return `table inet ${TABLE} cannot be listed: ${(err as Error).message}`;
+    }
+    if (this.#snapshot === undefined) {
+      this.#snapshot = now;
+      return undefined;
+    }
+    return now === this.#snapshot ? undefined : `table inet ${TABLE} differs from the applied ruleset`;
+  }
+
+  /** Record the kernel's current state as the expected one (right after apply). */
+  async snapshot(): Promise<void> {
+    this.#snapshot = await this.#fingerprint();
+  }
+
+  async #fingerprint(): Promise<string> {
+    const structure = await this.#backend.runText(`list table ${FAMILY} ${TABLE}`, { terse: true });
+    let identity = '';
+    for (const [kind, name] of [['map', 'vm_chains'], ['set', 'macip4'], ['set', 'macs']] as const) {
+      identity += await this.#backend.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`);
+    }
+    return stripVolatile(structure) + stripVolatile(identity);
+  }
+
+  #fullCommands(next: Ruleset): NftCommand[] {
+    const cmds: NftCommand[] = [
+      { add: { table: { family: FAMILY, name: TABLE } } },
+      { delete: { table: { family: FAMILY, name: TABLE } } },
+      { add: { table: { family: FAMILY, name: TABLE } } },
+    ];
+    for (const name of next.counters) cmds.push({ add: { counter: { family: FAMILY, table: TABLE, name } } });
+    for (const set of next.sets.filter((s) => !s.map)) cmds.push(...addSetCommands(set, this.#liveDynamic(set)));
+    for (const chain of next.chains) cmds.push({ add: { chain: chainObj(chain) } });
+    for (const set of next.sets.filter((s) => s.map)) cmds.push(...addSetCommands(set, []));
+    for (const chain of next.chains) cmds.push(...ruleCommands(chain));
+    return cmds;
+  }
+
+  #liveDynamic(set: SetSpec): NftValue[] {
+    if (!set.dynamic) return [];
+    const now = this.#now();
+    const out: NftValue[] = [];
+    for (const e of this.#dynamic.get(set.name)?.values() ?? []) {
+      const left = Math.floor((e.expires - now) / 1000);
+      if (left >= 1) out.push({ elem: { val: e.val, timeout: left } });
+    }
+    return out;
+  }
+
+  #pruneDynamic(next: Ruleset): void {
+    const names = new Set(next.sets.filter((s) => s.dynamic).map((s) => s.name));
+    for (const name of this.#dynamic.keys()) if (!names.has(name)) this.#dynamic.delete(name);
+  }
+}
+
+function stripVolatile(listing: string): string {
+  // counters count; elements of timeout sets expire: neither is drift
+  return listing
+    .replace(/"packets":\s*\d+,\s*"bytes":\s*\d+/g, '')
+    .replace(/"expires":\s*\d+/g, '');
+}
+
+function chainObj(chain: ChainSpec): ChainObj {
+  return chain.base
+    ? { family: FAMILY, table: TABLE, name: chain.name, type: chain.base.type, hook: chain.base.hook, prio: chain.base.prio, policy: chain.base.policy }
+    : { family: FAMILY, table: TABLE, name: chain.name };
+}
+
+/** Elements per `add element` command: keeps single JSON objects reasonable. */
+const ELEMENT_CHUNK = 50_000;
+
+function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
+  const decl = {
+    family: FAMILY,
+    table: TABLE,
+    name: set.name,
+    type: set.type,
+    flags: set.flags,
+    ...(set.comment ? { comment: set.comment.slice(0, 120) } : {}),
+  };
+  const cmds: NftCommand[] = [set.map ? { add: { map: { ...decl, map: set.map } } } : { add: { set: decl } }];
+  const elements = extra.length > 0 ? [...set.elements, ...extra] : set.elements;
+  for (let i = 0; i < elements.length; i += ELEMENT_CHUNK) {
+    cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set.name, elem: elements.slice(i, i + ELEMENT_CHUNK) } } });
+  }
+  return cmds;
+}
+
+function ruleCommands(chain: ChainSpec): NftCommand[] {
+  return chain.rules.map((expr) => ({ add: { rule: { family: FAMILY, table: TABLE, chain: chain.name, expr } } }));
+}
+
+function setDecl(s: SetSpec): unknown {
+  return { type: s.type, flags: s.flags, map: s.map, dynamic: s.dynamic ?? false };
+}
+
+/** The key of an element for diffing: its value without timeout. */
+function elementKey(e: NftValue): string {
+  if (Array.isArray(e)) return JSON.stringify(e[0]);
+  if (typeof e === 'object' && e !== null && 'elem' in e) return JSON.stringify(e.elem.val);
+  return JSON.stringify(e);
+}
+
+function elementVal(e: NftValue): NftValue {
+  if (Array.isArray(e)) return e[0] as NftValue;
+  if (typeof e === 'object' && e !== null && 'elem' in e) return e.elem.val;
+  return e;
+}
+
+/**
+ * The commands that turn `prev` into `next` in place, or undefined when only a full
+ * replace can (a base chain or the counters changed). Unchanged chains and sets are
+ * not touched, so established flows of unaffected VMs never notice.
+ */
+export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] | undefined {
+  const prevChains = new Map(prev.chains.map((c) => [c.name, c]));
+  const nextChains = new Map(next.chains.map((c) => [c.name, c]));
+  for (const c of next.chains) {
+    const p = prevChains.get(c.name);
+    if (c.base || p?.base) {
+      if (!p || !isDeepStrictEqual(p.base, c.base)) return undefined;
+    }
+  }
+  for (const p of prev.chains) if (p.base && !nextChains.has(p.name)) return undefined;
+
+  const prevSets = new Map(prev.sets.map((s) => [s.name, s]));
+  const nextSets = new Map(next.sets.map((s) => [s.name, s]));
+
+  const addDecls: NftCommand[] = [];
+  const flushes: NftCommand[] = [];
+  const elementOps: NftCommand[] = [];
+  const rules: NftCommand[] = [];
+  const deletes: NftCommand[] = [];
+  const el = (name: string, elem: NftValue[]): { family: 'inet'; table: string; name: string; elem: NftValue[] } => ({ family: FAMILY, table: TABLE, name, elem });
+
+  // counters
+  const prevCounters = new Set(prev.counters);
+  const nextCounters = new Set(next.counters);
+  for (const c of next.counters) if (!prevCounters.has(c)) addDecls.push({ add: { counter: { family: FAMILY, table: TABLE, name: c } } });
+  for (const c of prev.counters) if (!nextCounters.has(c)) deletes.push({ delete: { counter: { family: FAMILY, table: TABLE, name: c } } });
+
+  // new and re-declared sets; new chains
+  const recreated = new Set<string>();
+  for (const s of next.sets) {
+    const p = prevSets.get(s.name);
+    if (p && !isDeepStrictEqual(setDecl(p), setDecl(s))) recreated.add(s.name);
+  }
+  const changedChains = new Set<string>();
+  for (const c of next.chains) {
+    const p = prevChains.get(c.name);
+    if (!p) {
+      addDecls.push({ add: { chain: chainObj(c) } });
+      changedChains.add(c.name);
+    } else if (!isDeepStrictEqual(p.rules, c.rules)) changedChains.add(c.name);
+  }
+  // a chain that refers to a re-created set must be rebuilt
+  if (recreated.size > 0) {
+    for (const c of next.chains) {
+      const text = JSON.stringify(c.rules);
+      for (const name of recreated) if (text.includes(`"@${name}"`)) changedChains.add(c.name);
+    }
+  }
+  for (const name of changedChains) {
+    if (prevChains.has(name)) flushes.push({ flush: { chain: { family: FAMILY, table: TABLE, name } } });
+  }
+  for (const p of prev.chains) {
+    if (!nextChains.has(p.name)) {
+      flushes.push({ flush: { chain: { family: FAMILY, table: TABLE, name: p.name } } });
+      deletes.push({ delete: { chain: { family: FAMILY, table: TABLE, name: p.name } } });
+    }
+  }
+
+  // sets: removed and re-declared go after the flushes; elements are diffed
+  for (const p of prev.sets) {
+    if (!nextSets.has(p.name) || recreated.has(p.name)) {
+      deletes.push({ delete: { [p.map ? 'map' : 'set']: { family: FAMILY, table: TABLE, name: p.name } } } as NftCommand);
+    }
+  }
+  const lateAdds: NftCommand[] = [];
+  for (const s of next.sets) {
+    const p = prevSets.get(s.name);
+    if (!p || recreated.has(s.name)) {
+      // maps refer to chains: declare them after the chains exist
+      (s.map ? lateAdds : addDecls).push(...addSetCommands(s, []));
+      continue;
+    }
+    if (s.dynamic || p.elements === s.elements) continue;
+    const before = new Map(p.elements.map((e) => [elementKey(e), e]));
+    const after = new Map(s.elements.map((e) => [elementKey(e), e]));
+    const removed: NftValue[] = [];
+    const added: NftValue[] = [];
+    for (const [k, e] of before) {
+      const a = after.get(k);
+      if (a === undefined) removed.push(elementVal(e));
+      else if (!isDeepStrictEqual(a, e)) {
+        removed.push(elementVal(e));
+        added.push(a);
+      }
+    }
+    for (const [k, e] of after) if (!before.has(k)) added.push(e);
+    if (removed.length > 0) elementOps.push({ delete: { element: el(s.name, removed) } });
+    if (added.length > 0) elementOps.push({ add: { element: el(s.name, added) } });
+  }
+
+  for (const name of changedChains) rules.push(...ruleCommands(nextChains.get(name)!));
+
+  // Order: declarations, flushes (drop references), map/set element changes
+  // (a map element may jump to a chain about to go), rules, then deletions.
+  const recreatedDeletes = deletes.filter((d) => 'delete' in d && ('set' in d.delete || 'map' in d.delete) && recreated.has(nameOf(d)));
+  const otherDeletes = deletes.filter((d) => !recreatedDeletes.includes(d));
+  return [...flushes, ...recreatedDeletes, ...addDecls, ...elementOps, ...lateAdds, ...rules, ...otherDeletes.sort(deleteOrder)];
+}
+
+function nameOf(cmd: NftCommand): string {
+  const obj = Object.values(cmd)[0] as Record<string, { name?: string }>;
+  return Object.values(obj)[0]?.name ?? '';
+}
+
+/** Maps (which refer to chains) go before chains, chains before sets and counters. */
+function deleteOrder(a: NftCommand, b: NftCommand): number {
+  const rank = (c: NftCommand): number => {
+    const obj = (c as { delete: Record<string, unknown> }).delete;
+    if ('map' in obj) return 0;
+    if ('chain' in obj) return 1;
+    return 2;
+  };
+  return rank(a) - rank(b);
+}

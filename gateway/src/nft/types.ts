@@ -1,0 +1,143 @@
+/**
+ * A typed subset of the libnftables JSON schema (libnftables-json(5)): what the
+ * compiler emits and what the applier reads back. Everything is plain JSON.
+ */
+
+export type Family = 'inet' | 'ip' | 'ip6' | 'arp' | 'bridge' | 'netdev';
+
+export interface TableRef {
+  readonly family: Family;
+  readonly name: string;
+}
+
+export type Verdict =
+  | { accept: null }
+  | { drop: null }
+  | { continue: null }
+  | { return: null }
+  | { jump: { target: string } }
+  | { goto: { target: string } };
+
+/** An expression value: a literal, a set of literals, a range, a prefix, a concatenation… */
+export type NftValue =
+  | string
+  | number
+  | boolean
+  | { set: NftValue[] | string }
+  | { range: [NftValue, NftValue] }
+  | { prefix: { addr: string; len: number } }
+  | { concat: NftValue[] }
+  | { payload: { protocol: string; field: string } }
+  | { meta: { key: string } }
+  | { ct: { key: string; dir?: 'original' | 'reply' } }
+  | { elem: { val: NftValue; timeout?: number; expires?: number; comment?: string } }
+  | { '&': [NftValue, NftValue] }
+  | { '|': [NftValue, NftValue] }
+  | { '^': [NftValue, NftValue] };
+
+export type NftStatement =
+  | { match: { op: '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in'; left: NftValue; right: NftValue } }
+  | Verdict
+  | { counter: null | string | { packets: number; bytes: number } }
+  | { reject: null | { type?: string; expr?: string } }
+  | { masquerade: null | Record<string, unknown> }
+  | { redirect: { port?: number } | null }
+  | { mangle: { key: NftValue; value: NftValue } }
+  | { queue: { num?: number | { range: [number, number] }; flags?: string | string[] } }
+  | { xt: { type: string; name: string } }
+  | { vmap: { key: NftValue; data: string | NftValue } }
+  | { limit: { rate: number; per: string; burst?: number; unit?: string; inv?: boolean } }
+  | { log: { prefix?: string; group?: number } }
+  | { notrack: null }
+  | { set: { op: 'add' | 'update' | 'delete'; elem: NftValue; set: string } };
+
+export interface TableObj extends TableRef {
+  readonly handle?: number;
+}
+
+export interface ChainObj {
+  readonly family: Family;
+  readonly table: string;
+  readonly name: string;
+  readonly type?: 'filter' | 'nat' | 'route';
+  readonly hook?: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
+  readonly prio?: number;
+  readonly policy?: 'accept' | 'drop';
+  readonly handle?: number;
+}
+
+export interface RuleObj {
+  readonly family: Family;
+  readonly table: string;
+  readonly chain: string;
+  readonly expr: NftStatement[];
+  readonly comment?: string;
+  readonly handle?: number;
+}
+
+export interface SetObj {
+  readonly family: Family;
+  readonly table: string;
+  readonly name: string;
+  readonly type: string | string[];
+  readonly flags?: string[];
+  readonly timeout?: number;
+  readonly elem?: NftValue[];
+  readonly comment?: string;
+  readonly handle?: number;
+  readonly size?: number;
+}
+
+export interface MapObj extends SetObj {
+  readonly map: string;
+}
+
+export interface ElementObj {
+  readonly family: Family;
+  readonly table: string;
+  readonly name: string;
+  readonly elem: NftValue[];
+}
+
+export interface CounterObj {
+  readonly family: Family;
+  readonly table: string;
+  readonly name: string;
+  readonly packets?: number;
+  readonly bytes?: number;
+  readonly handle?: number;
+}
+
+export type NftObject =
+  | { table: TableObj }
+  | { chain: ChainObj }
+  | { rule: RuleObj }
+  | { set: SetObj }
+  | { map: MapObj }
+  | { element: ElementObj }
+  | { counter: CounterObj };
+
+export type NftCommand =
+  | { add: NftObject }
+  | { create: NftObject }
+  | { insert: NftObject }
+  | { replace: NftObject }
+  | { delete: NftObject }
+  | { flush: NftObject }
+  | { reset: NftObject }
+  | { list: NftObject | { ruleset: null } | { table: TableRef } };
+
+/** What `nft -j list …` returns. */
+export interface NftListing {
+  readonly nftables: ReadonlyArray<Record<string, unknown>>;
+}
+
+/** Priority names as numbers (nft(8) "Standard priority names"). */
+export const PRIO = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+} as const;

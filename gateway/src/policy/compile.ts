@@ -1,0 +1,437 @@
+import { createHash } from 'node:crypto';
+import type { NftStatement, NftValue } from '../nft/types.js';
+import { PRIO } from '../nft/types.js';
+import { effectiveProfiles } from './builtins.js';
+import type { Policy, Profile, Rule, Vm } from './model.js';
+import type { GatewayNetwork } from './network.js';
+import { normaliseIntervals } from './intervals.js';
+import { normaliseMac, parseCidr } from './net.js';
+
+/**
+ * Policy → nftables, pure. The result is a model of the one table the service owns
+ * (`inet portcullis`); the applier turns it into a single atomic transaction, or
+ * into incremental updates against the model applied before.
+ */
+
+export const TABLE = 'portcullis';
+
+export interface SetSpec {
+  readonly name: string;
+  readonly type: string | string[];
+  readonly flags: string[];
+  /** For maps: the data type (`verdict`). */
+  readonly map?: string;
+  /** Elements the compiler owns. For maps: `[key, data]` pairs. */
+  readonly elements: NftValue[];
+  /** Elements are added at run time (DNS answers, IPS blocks); the compiler never lists them. */
+  readonly dynamic?: boolean;
+  readonly comment?: string;
+}
+
+export interface BaseHook {
+  readonly type: 'filter' | 'nat';
+  readonly hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+  readonly prio: number;
+  readonly policy: 'accept' | 'drop';
+}
+
+export interface ChainSpec {
+  readonly name: string;
+  readonly base?: BaseHook;
+  readonly rules: NftStatement[][];
+}
+
+export interface Ruleset {
+  readonly counters: string[];
+  readonly sets: SetSpec[];
+  readonly chains: ChainSpec[];
+}
+
+/** A weekly time window in UTC as the kernel matches it: nft day (0 = Sunday) and seconds of day. */
+export interface KernelWindow {
+  readonly days: number[];
+  /** Seconds since UTC midnight, inclusive. */
+  readonly from: number;
+  /** Seconds since UTC midnight, inclusive (≤ 86399). */
+  readonly to: number;
+  readonly mode: 'deny' | 'allowlist-only';
+}
+
+/** How queued (IPS) traffic reaches Suricata. */
+export interface QueueSettings {
+  /** `nft`: the nft queue statement; `xt`: mark here, the xtables NFQUEUE target queues. */
+  readonly kind: 'nft' | 'xt';
+  /** NFQUEUE number. */
+  readonly num: number;
+}
+
+export interface CompileInput {
+  readonly policy: Policy;
+  readonly network: GatewayNetwork;
+  /** Now, for rule expiry. */
+  readonly now: Date;
+  /** Kernel windows of each VM's schedules, by VM name (see schedule.ts). */
+  readonly windows?: ReadonlyMap<string, readonly KernelWindow[]>;
+  /** Present when Suricata runs inline; absent: no traffic is queued. */
+  readonly queue?: QueueSettings;
+}
+
+/** Packet marks the table sets; the xtables compat layer and Suricata read them. */
+export const MARK = {
+  /** Queue this packet, fail-closed. */
+  queueClosed: 0x10,
+  /** Queue this packet, fail-open (bypass when Suricata is not listening). */
+  queueOpen: 0x20,
+  /** Suricata is done with this flow: it leaves the queue (saved in the conntrack mark). */
+  bypass: 0x40000000,
+} as const;
+
+/** nft identifiers: VM names may hold dashes, nft names are safest with underscores. */
+export function nftName(s: string): string {
+  return s.replace(/-/g, '_');
+}
+
+export function vmChain(vm: string): string {
+  return `vm_${nftName(vm)}`;
+}
+
+export function vmCounter(vm: string): string {
+  return `vm_${nftName(vm)}`;
+}
+
+/** Per-VM set of addresses learned from allowed DNS answers (allowlist-only mode). */
+export function allowSet(vm: string, family: 4 | 6): string {
+  return `allow${family}_${nftName(vm)}`;
+}
+
+/** The name of a rule's address set. */
+export function ruleSet(vm: string, rule: Rule, index: number, family: 4 | 6): string {
+  const id = rule.id ?? createHash('sha256').update(`${vm}/${index}/${JSON.stringify(rule)}`).digest('hex').slice(0, 10);
+  return `r${family}_${nftName(vm)}_${nftName(id)}`;
+}
+
+const m = (left: NftValue, right: NftValue, op: '==' | '!=' | '<' = '=='): NftStatement => ({ match: { op, left, right } });
+const meta = (key: string): NftValue => ({ meta: { key } });
+const payload = (protocol: string, field: string): NftValue => ({ payload: { protocol, field } });
+const counter = (name?: string): NftStatement => ({ counter: name ?? null });
+const ACCEPT: NftStatement = { accept: null };
+const DROP: NftStatement = { drop: null };
+
+/** The dynamic sets the runtime fills: IPS blocks. */
+export const IPS_BLOCK4 = 'ips_block4';
+export const IPS_BLOCK6 = 'ips_block6';
+
+/** Compile the whole policy. Pure and deterministic: the same input gives the same output. */
+export function compile(spec: CompileInput): Ruleset {
+  const { policy, network, now } = spec;
+  const lan = network.lan.iface;
+  const wan = network.wan.iface;
+  const mgmt = network.mgmt.iface;
+  const profiles = effectiveProfiles(policy.profiles);
+  const counters = ['spoof_dropped', 'unknown_mac_dropped', 'ipv6_dropped', 'guest_input_dropped', 'forward_dropped'];
+  const sets: SetSpec[] = [];
+  const chains: ChainSpec[] = [];
+  const vms = [...policy.vms].sort((a, b) => a.name.localeCompare(b.name));
+
+  // --- identity sets -------------------------------------------------------------
+  sets.push({
+    name: 'macip4',
+    type: ['ether_addr', 'ipv4_addr'],
+    flags: [],
+    elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
+    comment: 'registered MAC . IPv4 pairs',
+  });
+  sets.push({
+    name: 'macip6',
+    type: ['ether_addr', 'ipv6_addr'],
+    flags: [],
+    elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
+    comment: 'registered MAC . IPv6 pairs',
+  });
+  sets.push({
+    name: 'macs',
+    type: 'ether_addr',
+    flags: [],
+    elements: vms.map((vm) => normaliseMac(vm.mac)),
+    comment: 'registered MACs',
+  });
+  sets.push({
+    name: 'vm_chains',
+    type: 'ether_addr',
+    map: 'verdict',
+    flags: [],
+    elements: vms.map((vm) => [normaliseMac(vm.mac), { jump: { target: vmChain(vm.name) } }] as unknown as NftValue),
+    comment: 'guest MAC → its chain',
+  });
+
+  // --- address lists ---------------------------------------------------------------
+  const list = (name: string, cidrs: readonly string[] | undefined, comment: string): void => {
+    // validate.ts has rejected bad entries already; overlaps merge here
+    const { v4, v6 } = normaliseIntervals(cidrs ?? []);
+    sets.push({ name: `${name}4`, type: 'ipv4_addr', flags: ['interval'], elements: v4, comment });
+    sets.push({ name: `${name}6`, type: 'ipv6_addr', flags: ['interval'], elements: v6, comment });
+  };
+  list('deny', policy.deny, 'global deny list');
+  list('vpn', policy.vpnEndpoints, 'corporate VPN endpoints');
+  list('update', policy.updateServers, 'update servers (reachable in quarantine)');
+  sets.push({ name: IPS_BLOCK4, type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
+  sets.push({ name: IPS_BLOCK6, type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
+
+  // --- prerouting, raw: anti-spoofing before anything else --------------------------
+  const antispoof: NftStatement[][] = [
+    [m(meta('iifname'), lan, '!='), ACCEPT],
+  ];
+  if (policy.ipv6) {
+    antispoof.push([m(meta('nfproto'), 'ipv6'), m({ concat: [payload('ether', 'saddr'), payload('ip6', 'saddr')] }, '@macip6'), ACCEPT]);
+    // link-local (neighbour discovery) from a registered MAC
+    antispoof.push([m(payload('ether', 'saddr'), '@macs'), m(payload('ip6', 'saddr'), { prefix: { addr: 'fe80::', len: 10 } }), ACCEPT]);
+  }
+  antispoof.push([m(meta('nfproto'), 'ipv6'), counter('ipv6_dropped'), DROP]);
+  antispoof.push([m({ concat: [payload('ether', 'saddr'), payload('ip', 'saddr')] }, '@macip4'), ACCEPT]);
+  // DHCP before the guest has its lease: from 0.0.0.0, a registered MAC only
+  antispoof.push([
+    m(payload('ether', 'saddr'), '@macs'),
+    m(payload('ip', 'saddr'), '0.0.0.0'),
+    m(payload('udp', 'sport'), 68),
+    m(payload('udp', 'dport'), 67),
+    ACCEPT,
+  ]);
+  antispoof.push([m(payload('ether', 'saddr'), '@macs'), counter('spoof_dropped'), DROP]);
+  antispoof.push([counter('unknown_mac_dropped'), DROP]);
+  chains.push({ name: 'antispoof', base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' }, rules: antispoof });
+
+  // --- prerouting, dstnat: every guest DNS query goes to the appliance ---------------
+  chains.push({
+    name: 'dns_redirect',
+    base: { type: 'nat', hook: 'prerouting', prio: PRIO.dstnat, policy: 'accept' },
+    rules: [[m(meta('iifname'), lan), m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 53), { redirect: { port: 53 } }]],
+  });
+
+  // --- input: guests reach only DHCP, DNS (and the block page) ------------------------
+  const input: NftStatement[][] = [
+    [m(meta('iif'), 'lo'), ACCEPT],
+    [m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
+    [m({ ct: { key: 'state' } }, 'invalid'), DROP],
+    [m(meta('iifname'), lan), m(payload('udp', 'dport'), 67), ACCEPT],
+    [m(meta('iifname'), lan), m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 53), ACCEPT],
+  ];
+  const blockPort = network.blockPagePort ?? 80;
+  if (blockPort > 0) input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), blockPort), ACCEPT]);
+  input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'icmp'), m(payload('icmp', 'type'), 'echo-request'), ACCEPT]);
+  if (policy.ipv6) {
+    input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'ipv6-icmp'), ACCEPT]);
+  }
+  input.push([m(meta('iifname'), lan), counter('guest_input_dropped'), DROP]);
+  input.push([m(meta('iifname'), mgmt), m(payload('tcp', 'dport'), { set: network.mgmt.ports }), ACCEPT]);
+  input.push([m(meta('iifname'), mgmt), m(meta('l4proto'), { set: ['icmp', 'ipv6-icmp'] }), ACCEPT]);
+  chains.push({ name: 'input', base: { type: 'filter', hook: 'input', prio: PRIO.filter, policy: 'drop' }, rules: input });
+
+  // --- forward: each guest to its own chain --------------------------------------------
+  const forward: NftStatement[][] = [
+    [m({ ct: { key: 'state' } }, 'invalid'), DROP],
+    [m(meta('iifname'), lan), { vmap: { key: payload('ether', 'saddr'), data: '@vm_chains' } }],
+    [m(meta('iifname'), wan), m(meta('oifname'), lan), m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
+    [counter('forward_dropped'), DROP],
+  ];
+  chains.push({ name: 'forward', base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' }, rules: forward });
+
+  // --- postrouting: masquerade to the uplink ------------------------------------------
+  chains.push({
+    name: 'nat_out',
+    base: { type: 'nat', hook: 'postrouting', prio: PRIO.srcnat, policy: 'accept' },
+    rules: [[m(meta('oifname'), wan), { masquerade: null }]],
+  });
+
+  // --- per-VM chains -------------------------------------------------------------------
+  const byName = new Map(vms.map((vm) => [vm.name, vm]));
+  for (const vm of vms) {
+    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
+    counters.push(vmCounter(vm.name));
+    const out = compileVm(vm, profile, { policy, network, now, byName, sets, windows: spec.windows?.get(vm.name) ?? [], queue: spec.queue });
+    chains.push(...out);
+  }
+
+  return { counters, sets, chains };
+}
+
+interface VmContext {
+  readonly policy: Policy;
+  readonly network: GatewayNetwork;
+  readonly now: Date;
+  readonly byName: ReadonlyMap<string, Vm>;
+  readonly sets: SetSpec[];
+  readonly windows: readonly KernelWindow[];
+  readonly queue: QueueSettings | undefined;
+}
+
+function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
+  const { network, sets } = ctx;
+  const lan = network.lan.iface;
+  const wan = network.wan.iface;
+  const chain = vmChain(vm.name);
+  const rules: NftStatement[][] = [[counter(vmCounter(vm.name))]];
+  const established = m({ ct: { key: 'state' } }, { set: ['established', 'related'] });
+
+  // reactive IPS blocks, whatever the profile
+  rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), DROP]);
+  rules.push([m(payload('ip6', 'daddr'), `@${IPS_BLOCK6}`), DROP]);
+
+  if (profile.isolated) {
+    // quarantine: DNS (input chain) and update servers only; nothing else, established or not
+    rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@update4'), ACCEPT]);
+    rules.push([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), '@update6'), ACCEPT]);
+    rules.push([DROP]);
+    return [{ name: chain, rules }];
+  }
+
+  // schedule windows: enforced by the kernel clock, so they hold when the service is down
+  const allowlistChain = `${chain}_allowlist`;
+  let needsAllowlist = profile.internet === 'allowlist-only';
+  for (const w of ctx.windows) {
+    const when: NftStatement[] = [m(meta('day'), { set: w.days }), m(meta('hour'), { range: [w.from, w.to] })];
+    if (w.mode === 'deny') rules.push([...when, DROP]);
+    else {
+      needsAllowlist = true;
+      rules.push([...when, { goto: { target: allowlistChain } }]);
+    }
+  }
+
+  // the VM's own rules, then its profile's; first match decides
+  const ordered = [...(vm.rules ?? []), ...profile.rules];
+  ordered.forEach((rule, index) => {
+    const compiled = compileRule(vm, rule, index, ctx);
+    if (compiled) rules.push(...compiled);
+  });
+
+  rules.push([established, ACCEPT]);
+
+  // other VMs: only those this profile may reach
+  for (const target of profile.reach) {
+    const t = ctx.byName.get(target);
+    if (!t || t.name === vm.name) continue;
+    rules.push([m(meta('oifname'), lan), m(payload('ip', 'daddr'), t.ipv4), ACCEPT]);
+  }
+  rules.push([m(meta('oifname'), lan), DROP]);
+
+  // VPN endpoints: only for profiles that may use them
+  if (profile.vpn) rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4'), ...queueStatements(profile, ctx), ACCEPT]);
+  else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
+  rules.push([m(payload('ip', 'daddr'), '@deny4'), DROP]);
+  rules.push([m(payload('ip6', 'daddr'), '@deny6'), DROP]);
+
+  const chains: ChainSpec[] = [];
+  if (needsAllowlist) {
+    sets.push({ name: allowSet(vm.name, 4), type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
+    sets.push({ name: allowSet(vm.name, 6), type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
+    const allowRules: NftStatement[][] = [
+      [established, ACCEPT],
+      [m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`), ...queueStatements(profile, ctx), ACCEPT],
+      [m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`), ...queueStatements(profile, ctx), ACCEPT],
+      [DROP],
+    ];
+    chains.push({ name: allowlistChain, rules: allowRules });
+  }
+  if (profile.internet === 'open') rules.push([m(meta('oifname'), wan), ...queueStatements(profile, ctx), ACCEPT]);
+  else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
+  rules.push([DROP]);
+  return [{ name: chain, rules }, ...chains];
+}
+
+/** Statements that send an accepted packet to Suricata, per the profile's IPS mode. */
+function queueStatements(profile: Profile, ctx: VmContext): NftStatement[] {
+  if (!ctx.queue || profile.ips.mode !== 'ips') return [];
+  const open = profile.ips.failure === 'fail-open';
+  if (ctx.queue.kind === 'nft') {
+    return [{ queue: { num: ctx.queue.num, ...(open ? { flags: 'bypass' } : {}) } }];
+  }
+  return [{ mangle: { key: meta('mark'), value: open ? MARK.queueOpen : MARK.queueClosed } }];
+}
+
+function cidrValue(text: string): NftValue {
+  const [addr, len] = text.split('/');
+  return len === undefined ? addr! : { prefix: { addr: addr!, len: Number(len) } };
+}
+
+/** Seconds from now until `iso`, or undefined for no expiry; ≤ 0 means expired. */
+function remaining(iso: string | undefined, now: Date): number | undefined {
+  if (iso === undefined) return undefined;
+  return Math.floor((Date.parse(iso) - now.getTime()) / 1000);
+}
+
+function verdict(rule: Rule): NftStatement[][] {
+  if (rule.action === 'accept') return [[ACCEPT]];
+  if (rule.action === 'drop') return [[DROP]];
+  return [[m(meta('l4proto'), 'tcp'), { reject: { type: 'tcp reset' } }], [{ reject: null }]];
+}
+
+/** One policy rule → nft rules (reject needs two). Undefined when expired. */
+function compileRule(vm: Vm, rule: Rule, index: number, ctx: VmContext): NftStatement[][] | undefined {
+  const left = remaining(rule.expires, ctx.now);
+  if (left !== undefined && left <= 0) return undefined;
+  const l4: NftStatement[] = [];
+  const proto = rule.proto ?? 'any';
+  if (proto === 'tcp' || proto === 'udp') {
+    l4.push(m(meta('l4proto'), proto));
+    if (rule.ports && rule.ports.length > 0) {
+      const ports: NftValue[] = rule.ports.map((p) => {
+        const [a, b] = p.split('-').map(Number);
+        return b === undefined ? a! : { range: [a!, b] };
+      });
+      l4.push(m(payload(proto, 'dport'), { set: ports }));
+    }
+  } else if (proto === 'icmp') {
+    l4.push(m(meta('l4proto'), { set: ['icmp', 'ipv6-icmp'] }));
+    if (rule.icmpType) l4.push(m(payload('icmp', 'type'), rule.icmpType));
+  }
+  const expiry: NftStatement[] = [];
+  const targets: NftStatement[][] = [];
+  const to = rule.to;
+  const v = verdict(rule);
+  if ('cidr' in to) {
+    const p = parseCidr(to.cidr);
+    if ('error' in p) return undefined;
+    const name = ruleSet(vm.name, rule, index, p.family);
+    const value = cidrValue(p.text);
+    ctx.sets.push({
+      name,
+      type: p.family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+      flags: left === undefined ? ['interval'] : ['interval', 'timeout'],
+      elements: [left === undefined ? value : { elem: { val: value, timeout: left } }],
+      comment: rule.comment ?? `${vm.name} rule ${index}`,
+    });
+    targets.push([m(payload(p.family === 4 ? 'ip' : 'ip6', 'daddr'), `@${name}`)]);
+  } else if ('domain' in to) {
+    // Filled from DNS answers with their TTL (capped at the rule's expiry) by the DNS learner.
+    for (const family of [4, 6] as const) {
+      const name = ruleSet(vm.name, rule, index, family);
+      ctx.sets.push({
+        name,
+        type: family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+        flags: ['timeout'],
+        elements: [],
+        dynamic: true,
+        comment: `${vm.name}: ${to.domain}`,
+      });
+      targets.push([m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${name}`)]);
+    }
+  } else if ('vm' in to) {
+    const t = ctx.byName.get(to.vm);
+    if (!t) return undefined;
+    targets.push([m(meta('oifname'), ctx.network.lan.iface), m(payload('ip', 'daddr'), t.ipv4)]);
+    if (left !== undefined) expiry.push(m(meta('time'), utcTime(rule.expires!), '<'));
+  } else if (to.special === 'dns') {
+    targets.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), { set: [53, 853] })]);
+    if (left !== undefined) expiry.push(m(meta('time'), utcTime(rule.expires!), '<'));
+  } else {
+    targets.push([m(meta('oifname'), ctx.network.wan.iface)]);
+    if (left !== undefined) expiry.push(m(meta('time'), utcTime(rule.expires!), '<'));
+  }
+  const out: NftStatement[][] = [];
+  for (const t of targets) for (const verdictRule of v) out.push([...t, ...l4, ...expiry, ...verdictRule]);
+  return out;
+}
+
+/** nft parses `meta time` strings in the process time zone; the service runs with TZ=UTC. */
+function utcTime(iso: string): string {
+  return new Date(iso).toISOString().slice(0, 19).replace('T', ' ');
+}
