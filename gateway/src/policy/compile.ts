@@ -128,7 +128,7 @@ export function compile(spec: CompileInput): Ruleset {
   const wan = network.wan.iface;
   const mgmt = network.mgmt.iface;
   const profiles = effectiveProfiles(policy.profiles);
-  const counters = ['spoof_dropped', 'unknown_mac_dropped', 'ipv6_dropped', 'guest_input_dropped', 'forward_dropped'];
+  const counters = ['spoof_dropped', 'unknown_mac_dropped', 'ipv6_dropped', 'guest_input_dropped', 'forward_dropped', 'guest_to_guest_dropped'];
   const sets: SetSpec[] = [];
   const chains: ChainSpec[] = [];
   const vms = [...policy.vms].sort((a, b) => a.name.localeCompare(b.name));
@@ -311,7 +311,7 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     if (!t || t.name === vm.name) continue;
     rules.push([m(meta('oifname'), lan), m(payload('ip', 'daddr'), t.ipv4), ACCEPT]);
   }
-  rules.push([m(meta('oifname'), lan), DROP]);
+  rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), DROP]);
 
   // VPN endpoints: only for profiles that may use them
   if (profile.vpn) rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4'), ...queueStatements(profile, ctx), ACCEPT]);

@@ -101,6 +101,23 @@ export const Schedule = Type.Object(
 );
 export type Schedule = Static<typeof Schedule>;
 
+/** DNS filtering of a profile (the DNS filter's per-client policy, less the client name). */
+export const DnsSettings = Type.Object(
+  {
+    paused: Type.Optional(Type.Boolean({ description: 'every name answers the block page' })),
+    categories: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 256, uniqueItems: true, description: 'blocked category lists' })),
+    services: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 256, uniqueItems: true, description: 'blocked service lists' })),
+    allow: Type.Optional(Type.Array(Domain, { maxItems: 10000, description: 'always allowed names (and subdomains)' })),
+    deny: Type.Optional(Type.Array(Domain, { maxItems: 10000, description: 'always blocked names (and subdomains)' })),
+    allowlistOnly: Type.Optional(Type.Boolean()),
+    safeSearch: Type.Optional(Type.Boolean({ description: 'rewrite search engines and YouTube to their safe endpoints' })),
+    youtube: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('moderate')])),
+    blockDoh: Type.Optional(Type.Boolean({ description: 'answer known DNS-over-HTTPS endpoint names with NXDOMAIN' })),
+  },
+  { additionalProperties: false },
+);
+export type DnsSettings = Static<typeof DnsSettings>;
+
 export const Profile = Type.Object(
   {
     name: Name,
@@ -117,6 +134,8 @@ export const Profile = Type.Object(
     ips: IpsSettings,
     /** Allowed domains for allowlist-only mode. */
     allowDomains: Type.Optional(Type.Array(Domain, { maxItems: 10000 })),
+    /** DNS filtering: categories, services, SafeSearch, DoH names. */
+    dns: Type.Optional(DnsSettings),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,359 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { PortcullisError } from '../../gateway/src/errors.js';
+import type { Logger } from '../../gateway/src/log.js';
+import { silentLogger } from '../../gateway/src/log.js';
+import { namespaces, type LabTopology } from './topology.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(HERE, '..', '..');
+export const DEFAULT_TOPOLOGY = join(HERE, 'lab.yaml');
+/** What the lab's alternative resolver answers for every name. */
+export const ALT_RESOLVER_ANSWER = '203.0.113.66';
+export const DEFAULT_STATE_DIR = process.env.PORTCULLIS_LAB_DIR ?? '/run/portcullis-lab';
+
+/** A process the lab started, in a namespace (or `root` for the machine's own). */
+export interface LabService {
+  readonly name: string;
+  readonly ns: string;
+  readonly pid: number;
+  readonly listen: string[];
+  readonly log: string;
+}
+
+export interface LabState {
+  readonly stateDir: string;
+  readonly topologyFile: string;
+  readonly namespaces: string[];
+  readonly services: LabService[];
+  readonly api: { readonly mgmt: string; readonly local: string };
+  readonly startedAt: string;
+}
+
+export interface UpOptions {
+  readonly topology: LabTopology;
+  readonly topologyFile: string;
+  readonly stateDir?: string;
+  readonly log?: Logger;
+  /** Start `portcullis serve` in secvm (default true). */
+  readonly service?: boolean;
+  /** Extra environment for the service. */
+  readonly serviceEnv?: Record<string, string>;
+  /** Progress lines for a person watching. */
+  readonly progress?: (line: string) => void;
+}
+
+function run(cmd: string, args: string[], input?: string): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new PortcullisError('LAB_FAILED', `${cmd} ${args.join(' ')} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
+  }
+}
+
+/** `ip` in a namespace. */
+function ipn(ns: string, ...args: string[]): string {
+  return run('ip', ['-n', ns, ...args]);
+}
+
+function nsExec(ns: string, cmd: string, ...args: string[]): string {
+  return run('ip', ['netns', 'exec', ns, cmd, ...args]);
+}
+
+/** Start a long-running process inside a namespace, detached, output to a log file. */
+export function spawnIn(ns: string, name: string, argv: string[], stateDir: string, env: Record<string, string> = {}): LabService & { listen: string[] } {
+  const log = join(stateDir, `${ns}-${name}.log`);
+  const fd = openSync(log, 'a');
+  const full = ns === 'root' ? argv : ['ip', 'netns', 'exec', ns, ...argv];
+  const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+  child.unref();
+  if (child.pid === undefined) throw new PortcullisError('SPAWN_FAILED', `cannot start ${name} in ${ns}`);
+  return { name, ns, pid: child.pid, listen: [], log };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Wait until `probe` succeeds or time runs out. */
+async function waitFor(what: string, probe: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (probe()) return;
+    await sleep(100);
+  }
+  throw new PortcullisError('LAB_FAILED', `timed out waiting for ${what}`);
+}
+
+function tcpOpen(ns: string, host: string, port: number): boolean {
+  try {
+    execFileSync('ip', ['netns', 'exec', ns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { stdio: 'ignore', timeout: 2000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function readState(stateDir = DEFAULT_STATE_DIR): LabState | undefined {
+  const file = join(stateDir, 'state.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+}
+
+function writeState(state: LabState): void {
+  writeFileSync(join(state.stateDir, 'state.json'), JSON.stringify(state, null, 2));
+}
+
+/** The seed policy of the lab: one VM per guest, with the lab's VPN and update hosts. */
+export function labPolicy(t: LabTopology): Record<string, unknown> {
+  return {
+    vms: t.guests.map((g) => ({ name: g.name, mac: g.mac, ipv4: g.ipv4, profile: g.profile })),
+    profiles: [],
+    schedules: [],
+    vpnEndpoints: [t.internet.vpn],
+    updateServers: [t.internet.update],
+    ipv6: false,
+  };
+}
+
+/** The service config for secvm. */
+export function labServiceConfig(t: LabTopology, stateDir: string): Record<string, unknown> {
+  const [, prefix] = t.lan.subnet.split('/');
+  return {
+    network: {
+      lan: { iface: 'lan0', ipv4: t.lan.gateway, prefix: Number(prefix) },
+      wan: { iface: 'wan0' },
+      mgmt: { iface: 'mgmt0', ports: [t.api.port, 22] },
+      blockPagePort: 80,
+    },
+    api: { listen: t.mgmt.secvm.split('/')[0], port: t.api.port },
+    dns: { listen: [t.lan.gateway], port: 53, upstream: [t.internet.resolver] },
+    dhcp: { enabled: true, leaseTime: '12h' },
+    dataDir: join(stateDir, 'secvm-data'),
+    policyFile: join(stateDir, 'policy.yaml'),
+    nft: { backend: 'auto', driftInterval: 5 },
+  };
+}
+
+/** Write the internet namespace's hosts file and make its resolver re-read it. */
+export function setInternetHosts(hosts: Record<string, string>, stateDir = DEFAULT_STATE_DIR): void {
+  const lines = Object.entries(hosts).map(([name, ip]) => `${ip} ${name}`);
+  writeFileSync(join(stateDir, 'internet-hosts'), lines.join('\n') + '\n');
+  const state = readState(stateDir);
+  const resolver = state?.services.find((s) => s.name === 'resolver');
+  if (resolver && alive(resolver.pid)) {
+    // dnsmasq runs under `ip netns exec`, which execs it: the pid is dnsmasq's own
+    process.kill(resolver.pid, 'SIGHUP');
+  }
+}
+
+/** Build the lab. Idempotent: a lab that is up is taken down first. */
+export async function labUp(options: UpOptions): Promise<LabState> {
+  const t = options.topology;
+  const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
+  const say = options.progress ?? (() => undefined);
+  const log = options.log ?? silentLogger;
+  await labDown({ stateDir, topology: t });
+  mkdirSync(stateDir, { recursive: true });
+  const services: LabService[] = [];
+  const nsList = namespaces(t);
+
+  say(`namespaces: ${nsList.join(', ')}`);
+  for (const ns of nsList) {
+    run('ip', ['netns', 'add', ns]);
+    ipn(ns, 'link', 'set', 'lo', 'up');
+    mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns}/resolv.conf`, '');
+  }
+
+  // the gate is closed before anything can flow
+  run('ip', ['netns', 'exec', 'secvm', 'nft', '-f', join(REPO, 'appliance', 'nft', 'gate-closed.nft')]);
+
+  say('host: br-guests with isolated guest ports');
+  ipn('host', 'link', 'add', 'br-guests', 'type', 'bridge');
+  ipn('host', 'link', 'set', 'br-guests', 'up');
+  for (const g of t.guests) {
+    const port = `vm-${g.name}`.slice(0, 15);
+    ipn('host', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g.name);
+    ipn(g.name, 'link', 'set', 'eth0', 'address', g.mac);
+    ipn(g.name, 'link', 'set', 'eth0', 'up');
+    ipn('host', 'link', 'set', port, 'master', 'br-guests', 'up');
+    run('bridge', ['-n', 'host', 'link', 'set', 'dev', port, 'isolated', 'on']);
+  }
+  ipn('host', 'link', 'add', 'sec-lan', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', 'secvm');
+  ipn('host', 'link', 'set', 'sec-lan', 'master', 'br-guests', 'up');
+  ipn('host', 'link', 'add', 'mgmt', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', 'secvm');
+  ipn('host', 'addr', 'add', t.mgmt.host, 'dev', 'mgmt');
+  ipn('host', 'link', 'set', 'mgmt', 'up');
+
+  say('secvm: lan0, wan0, mgmt0; routing with proxy ARP between isolated guests');
+  const [, lanPrefix] = t.lan.subnet.split('/');
+  ipn('secvm', 'addr', 'add', `${t.lan.gateway}/${lanPrefix}`, 'dev', 'lan0');
+  ipn('secvm', 'link', 'set', 'lan0', 'up');
+  ipn('secvm', 'addr', 'add', t.mgmt.secvm, 'dev', 'mgmt0');
+  ipn('secvm', 'link', 'set', 'mgmt0', 'up');
+  ipn('secvm', 'link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'isp0', 'netns', 'internet');
+  ipn('secvm', 'addr', 'add', t.wan.secvm, 'dev', 'wan0');
+  ipn('secvm', 'link', 'set', 'wan0', 'up');
+  ipn('secvm', 'route', 'add', 'default', 'via', t.wan.router);
+  for (const [k, v] of [
+    ['net.ipv4.ip_forward', '1'],
+    ['net.ipv4.conf.lan0.proxy_arp', '1'],
+    ['net.ipv4.conf.lan0.proxy_arp_pvlan', '1'],
+    ['net.ipv4.conf.all.send_redirects', '0'],
+    ['net.ipv4.conf.lan0.send_redirects', '0'],
+  ] as const) {
+    nsExec('secvm', 'sysctl', '-qw', `${k}=${v}`);
+  }
+
+  say('internet: uplink router, resolver, web servers');
+  const [, wanPrefix] = t.wan.secvm.split('/');
+  ipn('internet', 'addr', 'add', `${t.wan.router}/${wanPrefix}`, 'dev', 'isp0');
+  ipn('internet', 'link', 'set', 'isp0', 'up');
+  for (const a of new Set([t.internet.resolver, t.internet.altResolver, t.internet.web, t.internet.vpn, t.internet.update, ...Object.values(t.internet.hosts)])) {
+    ipn('internet', 'addr', 'add', `${a}/32`, 'dev', 'lo');
+  }
+  const cert = join(stateDir, 'internet.crt');
+  const key = join(stateDir, 'internet.key');
+  const names = Object.keys(t.internet.hosts);
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=example.test', '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`, '-keyout', key, '-out', cert]);
+  setInternetHosts(t.internet.hosts, stateDir);
+  const resolverArgs = (addr: string): string[] => [
+    'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${join(stateDir, 'internet-hosts')}`,
+    `--listen-address=${addr}`, '--bind-interfaces', '--local-ttl=30', '--log-queries', '--log-facility=-', `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`, '--user=root',
+  ];
+  services.push({ ...spawnIn('internet', 'resolver', resolverArgs(t.internet.resolver), stateDir), listen: [`${t.internet.resolver}:53`] });
+  // another public resolver, which answers every name with one address of its own:
+  // a guest that gets this answer got around the appliance's DNS
+  services.push({
+    ...spawnIn('internet', 'alt-resolver', [...resolverArgs(t.internet.altResolver), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
+    listen: [`${t.internet.altResolver}:53`],
+  });
+  const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
+  services.push({
+    ...spawnIn('internet', 'web', ['node', '--import', tsx, join(HERE, 'internet-server.ts'), '--log', join(stateDir, 'internet-requests.jsonl'), '--cert', cert, '--key', key], stateDir),
+    listen: ['0.0.0.0:80', '0.0.0.0:443', '0.0.0.0:9000'],
+  });
+
+  writeFileSync(join(stateDir, 'policy.yaml'), toYaml(labPolicy(t)));
+  writeFileSync(join(stateDir, 'secvm.yaml'), toYaml(labServiceConfig(t, stateDir)));
+  const mgmtAddr = t.mgmt.secvm.split('/')[0]!;
+  const state: LabState = {
+    stateDir,
+    topologyFile: options.topologyFile,
+    namespaces: nsList,
+    services,
+    api: { mgmt: `http://${mgmtAddr}:${t.api.port}`, local: `http://127.0.0.1:${t.api.localPort}` },
+    startedAt: new Date().toISOString(),
+  };
+  writeState(state);
+
+  if (options.service !== false) {
+    say('secvm: portcullis serve');
+    services.push(startService(state, options.serviceEnv));
+    writeState(state);
+    await waitFor('the portcullis API in secvm', () => tcpOpen('host', mgmtAddr, t.api.port), 60_000);
+    await waitFor('the DNS filter and DHCP in secvm', () => tcpOpen('secvm', t.lan.gateway, 53), 30_000);
+    say('guests: DHCP');
+    for (const g of t.guests) dhcp(g.name);
+  }
+  await waitFor('the web server in internet', () => tcpOpen('internet', t.internet.web, 80), 30_000);
+
+  say(`management API forwarded to ${state.api.local}`);
+  services.push({
+    ...spawnIn('root', 'api-forward', ['socat', `TCP-LISTEN:${t.api.localPort},bind=127.0.0.1,reuseaddr,fork`, `EXEC:ip netns exec host socat STDIO TCP\\:${mgmtAddr}\\:${t.api.port}`], stateDir),
+    listen: [`127.0.0.1:${t.api.localPort}`],
+  });
+  writeState(state);
+  log.info({ stateDir }, 'lab is up');
+  return state;
+}
+
+/** Take a DHCP lease in a guest namespace (one-shot busybox udhcpc). */
+export function dhcp(guest: string): void {
+  run('ip', ['netns', 'exec', guest, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', join(HERE, 'udhcpc.sh')]);
+}
+
+/** Start (or restart) `portcullis serve` in secvm. */
+export function startService(state: LabState, env: Record<string, string> = {}): LabService {
+  const svc = spawnIn('secvm', 'portcullis', [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')], state.stateDir, env);
+  const i = state.services.findIndex((s) => s.name === 'portcullis');
+  const entry = { ...svc, listen: [state.api.mgmt.replace('http://', ''), 'lan0:53', 'lan0:67', 'lan0:80'] };
+  if (i >= 0) state.services[i] = entry;
+  return entry;
+}
+
+/** Take the lab down: every process in its namespaces, the namespaces, the forwarder. */
+export async function labDown(options: { stateDir?: string; topology?: LabTopology } = {}): Promise<void> {
+  const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
+  const state = readState(stateDir);
+  const nsList = new Set([...(state?.namespaces ?? []), ...(options.topology ? namespaces(options.topology) : [])]);
+  const existing = new Set(run('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const pids = new Set<number>();
+  for (const s of state?.services ?? []) pids.add(s.pid);
+  for (const ns of nsList) {
+    if (!existing.has(ns)) continue;
+    for (const p of run('ip', ['netns', 'pids', ns]).split('\n').filter(Boolean)) pids.add(Number(p));
+  }
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  const until = Date.now() + 3000;
+  while ([...pids].some(alive) && Date.now() < until) await sleep(50);
+  for (const pid of pids) signal(pid, 'SIGKILL');
+  for (const ns of nsList) {
+    if (existing.has(ns)) run('ip', ['netns', 'del', ns]);
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    // detached children lead their own process group: signal the whole group
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** What `lab status --json` prints. */
+export interface LabStatus {
+  readonly up: boolean;
+  readonly api?: LabState['api'];
+  readonly namespaces: Array<{ name: string; exists: boolean; addresses: Array<{ iface: string; address: string }> }>;
+  readonly services: Array<LabService & { running: boolean }>;
+}
+
+export function labStatus(stateDir = DEFAULT_STATE_DIR): LabStatus {
+  const state = readState(stateDir);
+  if (!state) return { up: false, namespaces: [], services: [] };
+  const existing = new Set(run('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const namespacesOut = state.namespaces.map((name) => {
+    if (!existing.has(name)) return { name, exists: false, addresses: [] };
+    const links = JSON.parse(ipn(name, '-j', 'addr', 'show')) as Array<{ ifname: string; addr_info: Array<{ local: string; prefixlen: number; family: string; scope: string }> }>;
+    const addresses = links.flatMap((l) => l.addr_info.filter((a) => a.scope !== 'host').map((a) => ({ iface: l.ifname, address: `${a.local}/${a.prefixlen}` })));
+    return { name, exists: true, addresses };
+  });
+  return {
+    up: true,
+    api: state.api,
+    namespaces: namespacesOut,
+    services: state.services.map((s) => ({ ...s, running: alive(s.pid) })),
+  };
+}

@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseYaml } from 'yaml';
+import { invalid } from '../../gateway/src/errors.js';
+import { Mac, Name } from '../../gateway/src/policy/model.js';
+
+/** The lab topology file (appliance/lab/lab.yaml). */
+export const LabTopology = Type.Object({
+  lan: Type.Object({ subnet: Type.String(), gateway: Type.String() }),
+  wan: Type.Object({ secvm: Type.String(), router: Type.String() }),
+  mgmt: Type.Object({ host: Type.String(), secvm: Type.String() }),
+  api: Type.Object({ port: Type.Integer({ minimum: 1, maximum: 65535 }), localPort: Type.Integer({ minimum: 1, maximum: 65535 }) }),
+  internet: Type.Object({
+    resolver: Type.String(),
+    altResolver: Type.String(),
+    web: Type.String(),
+    vpn: Type.String(),
+    update: Type.String(),
+    hosts: Type.Record(Type.String(), Type.String()),
+  }),
+  guests: Type.Array(
+    Type.Object({ name: Name, mac: Mac, ipv4: Type.String(), profile: Name, ipv6: Type.Optional(Type.String()) }),
+    { minItems: 1, maxItems: 64 },
+  ),
+});
+export type LabTopology = Static<typeof LabTopology>;
+
+export function loadTopology(file: string): LabTopology {
+  const doc: unknown = parseYaml(readFileSync(file, 'utf8'));
+  const issues = [...Value.Errors(LabTopology, doc)].map((e) => ({ path: e.path, message: e.message }));
+  if (issues.length > 0) throw invalid('CONFIG_INVALID', `lab topology ${file} is invalid`, issues);
+  return doc as LabTopology;
+}
+
+/** Namespace names of a topology, in the order they are built. */
+export function namespaces(t: LabTopology): string[] {
+  return ['host', 'secvm', 'internet', ...t.guests.map((g) => g.name)];
+}

@@ -1,0 +1,129 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_TOPOLOGY, labDown, labUp, readState, startService, type LabState } from '../../appliance/lab/builder.js';
+import { loadTopology, type LabTopology } from '../../appliance/lab/topology.js';
+
+/**
+ * Helpers for lab tests: one lab per test file (built in beforeAll, taken down in
+ * afterAll), commands in namespaces, the service's API from the management side.
+ */
+
+export const STATE_DIR = process.env.PORTCULLIS_TEST_LAB_DIR ?? '/run/portcullis-lab-test';
+export const topology: LabTopology = loadTopology(DEFAULT_TOPOLOGY);
+
+export interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run a command in a namespace; never throws on a non-zero exit. */
+export function inNs(ns: string, argv: string[], timeoutMs = 20_000): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns, ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+    });
+  });
+}
+
+/** Like inNs, but throws with the command's stderr when it fails. */
+export async function mustNs(ns: string, argv: string[], timeoutMs?: number): Promise<string> {
+  const r = await inNs(ns, argv, timeoutMs);
+  if (r.code !== 0) throw new Error(`${ns}: ${argv.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** HTTP(S) GET from a guest; `ok` when curl got a response. */
+export async function curl(ns: string, url: string, extra: string[] = [], timeoutSec = 4): Promise<{ ok: boolean; body: string; code: number }> {
+  const r = await inNs(ns, ['curl', '-sS', '-k', '--max-time', String(timeoutSec), ...extra, url], (timeoutSec + 5) * 1000);
+  return { ok: r.code === 0, body: r.stdout, code: r.code };
+}
+
+/** Call the API from the management side (the host namespace). */
+export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const state = readState(STATE_DIR)!;
+  const args = ['curl', '-sS', '--max-time', '10', '-X', method, '-o', '-', '-w', '\n%{http_code}', `${state.api.mgmt}${path}`];
+  if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
+  const out = await mustNs('host', args);
+  const i = out.lastIndexOf('\n');
+  const text = out.slice(0, i);
+  return { status: Number(out.slice(i + 1)), body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** The kernel's ruleset in secvm, as text. */
+export function nftTable(): Promise<string> {
+  return mustNs('secvm', ['nft', 'list', 'table', 'inet', 'portcullis']);
+}
+
+/** A named counter's packet count in secvm. */
+export async function counter(name: string): Promise<number> {
+  const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', 'inet', 'portcullis', name]);
+  const doc = JSON.parse(out) as { nftables: Array<{ counter?: { packets: number } }> };
+  return doc.nftables.find((o) => o.counter)?.counter?.packets ?? 0;
+}
+
+/** Requests the lab's internet web server logged. */
+export function internetRequests(): Array<{ client: string; path?: string; body?: string; scheme: string; host?: string }> {
+  try {
+    return readFileSync(join(STATE_DIR, 'internet-requests.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { client: string; path?: string; body?: string; scheme: string });
+  } catch {
+    return [];
+  }
+}
+
+export async function up(options: { service?: boolean } = {}): Promise<LabState> {
+  return labUp({ topology, topologyFile: DEFAULT_TOPOLOGY, stateDir: STATE_DIR, service: options.service ?? true });
+}
+
+export async function down(): Promise<void> {
+  await labDown({ stateDir: STATE_DIR, topology });
+}
+
+export function state(): LabState {
+  const s = readState(STATE_DIR);
+  if (!s) throw new Error('the test lab is not up');
+  return s;
+}
+
+/** The pid of portcullis serve in secvm (the node process). */
+export function servicePid(): number | undefined {
+  const out = execFileSync('ip', ['netns', 'pids', 'secvm'], { encoding: 'utf8' });
+  for (const pid of out.split('\n').filter(Boolean)) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('cli/main.ts') && cmd.includes('serve')) return Number(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+/** Start the service again (after a kill) and wait for its API. */
+export async function restartService(): Promise<void> {
+  const s = state();
+  startService(s);
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    const r = await inNs('host', ['curl', '-s', '--max-time', '1', `${s.api.mgmt}/api/v1/health`]);
+    if (r.code === 0) return;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error('the service did not come back');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The guest of a name in the topology. */
+export function guest(name: string): LabTopology['guests'][number] {
+  const g = topology.guests.find((x) => x.name === name);
+  if (!g) throw new Error(`no guest ${name}`);
+  return g;
+}
