@@ -21,6 +21,8 @@ export interface NftSyncOptions {
   readonly driftIntervalSeconds?: number;
   /** How queued traffic reaches Suricata; absent: IPS off. */
   readonly queue?: () => QueueSettings | undefined;
+  /** Large address lists from rule bundles (same array while unchanged). */
+  readonly lists?: () => { readonly deny?: readonly string[] };
   /** Called after a drift was found and repaired. */
   readonly onDrift?: (what: string) => void;
 }
@@ -66,7 +68,7 @@ export class NftSync {
   /** Compile without applying (pure; for checks and the API). */
   compile(policy: Policy): Ruleset {
     const { byVm } = windowsByVm(policy.schedules, new Date(this.#now()));
-    return compile({ policy, network: this.#o.network, now: new Date(this.#now()), windows: byVm, queue: this.#o.queue?.() });
+    return compile({ policy, network: this.#o.network, now: new Date(this.#now()), windows: byVm, queue: this.#o.queue?.(), lists: this.#o.lists?.() });
   }
 
   /** Apply a policy to the kernel: one transaction, or a rejection that changes nothing. */
@@ -79,7 +81,7 @@ export class NftSync {
   async #apply(next: Policy, prev: Policy | undefined, full: boolean): Promise<void> {
     const at = new Date(this.#now());
     const { byVm, validUntil } = windowsByVm(next.schedules, at);
-    const ruleset = compile({ policy: next, network: this.#o.network, now: at, windows: byVm, queue: this.#o.queue?.() });
+    const ruleset = compile({ policy: next, network: this.#o.network, now: at, windows: byVm, queue: this.#o.queue?.(), lists: this.#o.lists?.() });
     let result;
     try {
       result = await this.#o.applier.apply(ruleset, { full });

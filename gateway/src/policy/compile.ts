@@ -4,7 +4,7 @@ import { PRIO } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
 import type { Policy, Profile, Rule, Vm } from './model.js';
 import type { GatewayNetwork } from './network.js';
-import { normaliseIntervals } from './intervals.js';
+import { groupByPrefix, maskV4, maskV6, normaliseIntervals } from './intervals.js';
 import { normaliseMac, parseCidr } from './net.js';
 
 /**
@@ -74,6 +74,24 @@ export interface CompileInput {
   readonly windows?: ReadonlyMap<string, readonly KernelWindow[]>;
   /** Present when Suricata runs inline; absent: no traffic is queued. */
   readonly queue?: QueueSettings;
+  /**
+   * Large address lists from rule bundles (100,000s of entries), kept out of the
+   * policy so that policy changes never copy or re-check them. Pass the same array
+   * while the list is unchanged: its sets are then reused as they are.
+   */
+  readonly lists?: { readonly deny?: readonly string[] };
+}
+
+const groupMemo = new WeakMap<readonly string[], ReturnType<typeof groupByPrefix>>();
+
+/** groupByPrefix, memoised per list array. */
+function groupedList(list: readonly string[]): ReturnType<typeof groupByPrefix> {
+  let g = groupMemo.get(list);
+  if (!g) {
+    g = groupByPrefix(list);
+    groupMemo.set(list, g);
+  }
+  return g;
 }
 
 /** Packet marks the table sets; the xtables compat layer and Suricata read them. */
@@ -171,9 +189,27 @@ export function compile(spec: CompileInput): Ruleset {
     sets.push({ name: `${name}4`, type: 'ipv4_addr', flags: ['interval'], elements: v4, comment });
     sets.push({ name: `${name}6`, type: 'ipv6_addr', flags: ['interval'], elements: v6, comment });
   };
-  list('deny', policy.deny, 'global deny list');
   list('vpn', policy.vpnEndpoints, 'corporate VPN endpoints');
   list('update', policy.updateServers, 'update servers (reachable in quarantine)');
+  // the deny lists (the policy's own and the bundles'): one hash set per prefix
+  // length, matched as `ip daddr & mask`, all checked in one chain
+  const denyRules: NftStatement[][] = [];
+  const lists: Array<[string, ReturnType<typeof groupByPrefix>, string]> = [['deny', groupByPrefix(policy.deny ?? []), 'policy deny list']];
+  if (spec.lists?.deny) lists.push(['list', groupedList(spec.lists.deny), 'bundle deny list']);
+  for (const [prefix, groups, what] of lists) {
+    for (const [family, byLen] of [[4, groups.v4], [6, groups.v6]] as const) {
+      for (const [len, addrs] of byLen) {
+        const name = `${prefix}${family}_p${len}`;
+        sets.push({ name, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: [], elements: addrs, comment: `${what}, /${len}` });
+        const daddr = payload(family === 4 ? 'ip' : 'ip6', 'daddr');
+        const full = family === 4 ? 32 : 128;
+        const left: NftValue = len === full ? daddr : { '&': [daddr, family === 4 ? maskV4(len) : maskV6(len)] };
+        denyRules.push([m(left, `@${name}`), counter('deny_list_dropped'), DROP]);
+      }
+    }
+  }
+  counters.push('deny_list_dropped');
+  chains.push({ name: 'deny_list', rules: denyRules });
   sets.push({ name: IPS_BLOCK4, type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
   sets.push({ name: IPS_BLOCK6, type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
 
@@ -316,8 +352,7 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   // VPN endpoints: only for profiles that may use them
   if (profile.vpn) rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4'), ...queueStatements(profile, ctx), ACCEPT]);
   else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
-  rules.push([m(payload('ip', 'daddr'), '@deny4'), DROP]);
-  rules.push([m(payload('ip6', 'daddr'), '@deny6'), DROP]);
+  rules.push([{ jump: { target: 'deny_list' } }]);
 
   const chains: ChainSpec[] = [];
   if (needsAllowlist) {
