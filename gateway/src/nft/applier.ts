@@ -212,6 +212,7 @@ function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
     name: set.name,
     type: set.type,
     flags: set.flags,
+    ...(set.size ? { size: set.size } : {}),
     ...(set.comment ? { comment: set.comment.slice(0, 120) } : {}),
   };
   const cmds: NftCommand[] = [set.map ? { add: { map: { ...decl, map: set.map } } } : { add: { set: decl } }];
@@ -227,7 +228,7 @@ function ruleCommands(chain: ChainSpec): NftCommand[] {
 }
 
 function setDecl(s: SetSpec): unknown {
-  return { type: s.type, flags: s.flags, map: s.map, dynamic: s.dynamic ?? false };
+  return { type: s.type, flags: s.flags, map: s.map, dynamic: s.dynamic ?? false, size: s.size };
 }
 
 /** The key of an element for diffing: its value without timeout. */

@@ -25,6 +25,8 @@ export interface SetSpec {
   readonly elements: NftValue[];
   /** Elements are added at run time (DNS answers, IPS blocks); the compiler never lists them. */
   readonly dynamic?: boolean;
+  /** Most elements the set holds (a fixed-size hash in the kernel: faster to load). */
+  readonly size?: number;
   readonly comment?: string;
 }
 
@@ -200,7 +202,10 @@ export function compile(spec: CompileInput): Ruleset {
     for (const [family, byLen] of [[4, groups.v4], [6, groups.v6]] as const) {
       for (const [len, addrs] of byLen) {
         const name = `${prefix}${family}_p${len}`;
-        sets.push({ name, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: [], elements: addrs, comment: `${what}, /${len}` });
+        // a size hint makes the kernel use a fixed-size hash; rounded up so that small
+        // list updates fit without re-creating the set
+        const size = prefix === 'list' ? 2 ** Math.ceil(Math.log2(Math.max(1024, addrs.length * 1.25))) : undefined;
+        sets.push({ name, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: [], elements: addrs, comment: `${what}, /${len}`, ...(size ? { size } : {}) });
         const daddr = payload(family === 4 ? 'ip' : 'ip6', 'daddr');
         const full = family === 4 ? 32 : 128;
         const left: NftValue = len === full ? daddr : { '&': [daddr, family === 4 ? maskV4(len) : maskV6(len)] };

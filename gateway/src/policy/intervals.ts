@@ -90,72 +90,87 @@ function rangeToValue6(a: bigint, b: bigint): NftValue {
   return { range: [fmt6(a), fmt6(b)] };
 }
 
-/** Parse `a.b.c.d[/n]` fast (no regex, no allocation); -1 when it is not IPv4. */
-function fastV4(s: string): { addr: number; len: number } | undefined {
-  let octet = 0;
-  let digits = 0;
-  let addr = 0;
-  let dots = 0;
-  let i = 0;
-  for (; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return undefined;
-    } else if (c === 46) {
-      if (digits === 0 || dots === 3) return undefined;
-      addr = addr * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else break;
-  }
-  if (digits === 0 || dots !== 3) return undefined;
-  addr = addr * 256 + octet;
-  let len = 32;
-  if (i < s.length) {
-    if (s.charCodeAt(i) !== 47 || i + 1 >= s.length || s.length - i - 1 > 2) return undefined;
-    len = 0;
-    for (let j = i + 1; j < s.length; j++) {
-      const c = s.charCodeAt(j);
-      if (c < 48 || c > 57) return undefined;
-      len = len * 10 + (c - 48);
-    }
-    if (len > 32) return undefined;
-  }
-  return { addr, len };
-}
-
 /**
  * Group an address list by prefix length, for hash sets matched as
  * `ip daddr & mask == @set_len`: loading 100,000s of entries into hash sets is several
  * times faster than into one interval set, and overlaps need no merging. Host bits
- * are cleared. Pure.
+ * are cleared; IPv4 networks come back as 32-bit integers (nft's JSON takes them and
+ * parses them faster than dotted text), sorted and unique. Pure.
  */
-export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, string[]>; v6: Map<number, string[]> } {
-  const v4sets = new Map<number, Set<number>>();
-  const v6: Map<number, string[]> = new Map();
+export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, number[]>; v6: Map<number, string[]> } {
+  const buckets: Array<Uint32Array | undefined> = new Array(33);
+  const counts = new Int32Array(33);
+  const v6 = new Map<number, string[]>();
   for (const c of cidrs) {
-    const f = fastV4(c);
-    if (f) {
-      const mask = f.len === 0 ? 0 : (0xffffffff << (32 - f.len)) >>> 0;
-      let set = v4sets.get(f.len);
-      if (!set) v4sets.set(f.len, (set = new Set()));
-      set.add((f.addr & mask) >>> 0);
-      continue;
+    // inline dotted-quad parser: this loop sees a million entries
+    let octet = 0;
+    let digits = 0;
+    let addr = 0;
+    let dots = 0;
+    let i = 0;
+    let ok = true;
+    for (; i < c.length; i++) {
+      const ch = c.charCodeAt(i);
+      if (ch >= 48 && ch <= 57) {
+        octet = octet * 10 + (ch - 48);
+        if (++digits > 3 || octet > 255) {
+          ok = false;
+          break;
+        }
+      } else if (ch === 46) {
+        if (digits === 0 || dots === 3) {
+          ok = false;
+          break;
+        }
+        addr = addr * 256 + octet;
+        octet = 0;
+        digits = 0;
+        dots++;
+      } else break;
+    }
+    let len = 32;
+    if (ok && digits > 0 && dots === 3) {
+      addr = addr * 256 + octet;
+      if (i < c.length) {
+        if (c.charCodeAt(i) !== 47 || c.length - i - 1 < 1 || c.length - i - 1 > 2) ok = false;
+        else {
+          len = 0;
+          for (let j = i + 1; j < c.length; j++) {
+            const ch = c.charCodeAt(j);
+            if (ch < 48 || ch > 57) ok = false;
+            len = len * 10 + (ch - 48);
+          }
+          if (len > 32) ok = false;
+        }
+      }
+      if (ok) {
+        const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+        let b = buckets[len];
+        if (!b || counts[len] === b.length) {
+          const grown = new Uint32Array(Math.max(1024, (b?.length ?? 0) * 2));
+          if (b) grown.set(b);
+          buckets[len] = b = grown;
+        }
+        b[counts[len]!++] = (addr & mask) >>> 0;
+        continue;
+      }
     }
     const p = parseCidr(c);
-    if ('error' in p) continue;
-    if (p.family === 6) {
-      const list = v6.get(p.prefix) ?? [];
-      list.push(p.text.split('/')[0]!);
-      v6.set(p.prefix, list);
-    }
+    if ('error' in p || p.family !== 6) continue;
+    const list = v6.get(p.prefix) ?? [];
+    list.push(p.text.split('/')[0]!);
+    v6.set(p.prefix, list);
   }
-  const v4 = new Map<number, string[]>();
-  for (const [len, set] of [...v4sets.entries()].sort((a, b) => b[0] - a[0])) {
-    v4.set(len, [...set].sort((a, b) => a - b).map(intToIpv4));
+  const v4 = new Map<number, number[]>();
+  for (let len = 32; len >= 0; len--) {
+    const b = buckets[len];
+    if (!b) continue;
+    const sorted = b.subarray(0, counts[len]).sort();
+    const out: number[] = [];
+    for (let k = 0; k < sorted.length; k++) if (k === 0 || sorted[k] !== sorted[k - 1]) out.push(sorted[k]!);
+    v4.set(len, out);
   }
+  for (const list of v6.values()) list.sort();
   return { v4, v6: new Map([...v6.entries()].sort((a, b) => b[0] - a[0])) };
 }
 
