@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { isPortcullisError } from '../errors.js';
+import { registerLabCommands } from './lab.js';
+import { registerReplay } from './replay.js';
+import { registerServeCommand } from './serve.js';
 
 /**
  * The `portcullis` command. Each subcommand lives in its own module and registers
@@ -11,6 +14,9 @@ const program = new Command('portcullis')
   .showHelpAfterError();
 
 // subcommand registrations (one line each)
+registerLabCommands(program);
+registerReplay(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPortcullisError(err)) {

@@ -86,7 +86,6 @@ export class DhcpServer {
       `--dhcp-leasefile=${join(o.dir, 'dnsmasq.leases')}`,
       '--dhcp-authoritative',
       `--pid-file=${this.#pidFile}`,
-      '--log-dhcp',
       '--log-facility=-',
       '--user=root',
     ];
