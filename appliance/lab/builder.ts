@@ -233,7 +233,7 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   setInternetHosts(t.internet.hosts, stateDir);
   const resolverArgs = (addr: string): string[] => [
     'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${join(stateDir, 'internet-hosts')}`,
-    `--listen-address=${addr}`, '--bind-interfaces', '--local-ttl=30', '--log-queries', '--log-facility=-', `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`, '--user=root',
+    `--listen-address=${addr}`, '--bind-interfaces', '--local-ttl=2', '--log-queries', '--log-facility=-', `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`, '--user=root',
   ];
   services.push({ ...spawnIn('internet', 'resolver', resolverArgs(t.internet.resolver), stateDir), listen: [`${t.internet.resolver}:53`] });
   // another public resolver, which answers every name with one address of its own:

@@ -78,9 +78,11 @@ createTcp((sock) => {
     size += b.length;
     if (size <= 65536) chunks.push(b);
   });
-  sock.on('end', () => {
+  // log what arrived when the peer closes, or after 4 s of silence (a cut connection)
+  sock.setTimeout(4000, () => sock.destroy());
+  sock.on('end', () => sock.end());
+  sock.on('close', () => {
     record({ scheme: 'tcp', client, size, body: Buffer.concat(chunks).toString('latin1').slice(0, 4096) });
-    sock.end();
   });
   sock.on('error', () => undefined);
 }).listen(Number(values['tcp-port']), '0.0.0.0');

@@ -8,6 +8,8 @@ import type { ClientPolicy } from './dns/model.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
+import { makeErrorHandler, rejectedCounter } from './http/error-handler.js';
+import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
@@ -68,7 +70,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     driftIntervalSeconds: config.nft.driftInterval,
   });
 
-  const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events, now: () => new Date(now()) });
+  const store = Store.open({
+    path: join(config.dataDir, 'portcullis.db'),
+    events,
+    now: () => new Date(now()),
+  });
   seedPolicy(store, config, log);
   const policy = new PolicyService({
     store,
@@ -93,8 +99,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onResolved: (e) => {
       const entry = [...clients.values()].find((c) => c.vm.name === e.client);
       if (!entry) return;
-      void learnAddresses(applier, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch((err: unknown) =>
-        log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
+      void learnAddresses(applier, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch(
+        (err: unknown) =>
+          log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
       );
     },
   });
@@ -118,7 +125,22 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
-  await http.register(registerApi, { prefix: API_PREFIX, policy, store, registry, events, token: config.api.token });
+  await http.register(registerApi, {
+    prefix: API_PREFIX,
+    policy,
+    store,
+    registry,
+    events,
+    token: config.api.token,
+  });
+  // resources the service adds beside the policy API, answering errors the same way
+  await http.register(
+    async (scope) => {
+      scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
+      await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
+    },
+    { prefix: API_PREFIX },
+  );
   // the OpenAPI document, also at the root
   http.get('/openapi.json', async (_req, reply) => reply.redirect(`${API_PREFIX}/openapi.json`));
 
@@ -163,7 +185,13 @@ function seedPolicy(store: Store, config: Config, log: Logger): void {
   const current = store.loadPolicy();
   if (current.vms.length > 0 || current.profiles.length > 0) return;
   const seed = parsePolicyYaml(readFileSync(config.policyFile, 'utf8'));
-  store.commitPolicy(seed, { actor: 'seed', action: 'policy.import', target: 'policy', before: null, after: seed });
+  store.commitPolicy(seed, {
+    actor: 'seed',
+    action: 'policy.import',
+    target: 'policy',
+    before: null,
+    after: seed,
+  });
   log.info({ file: config.policyFile, vms: seed.vms.length }, 'store seeded from the policy file');
 }
 
@@ -173,13 +201,18 @@ export function clientPolicies(p: Policy, at: Date): Map<string, { vm: Vm; polic
   const out = new Map<string, { vm: Vm; policy: ClientPolicy }>();
   for (const vm of p.vms) {
     const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
-    const allowlistWindow = p.schedules.some((s) => s.mode === 'allowlist-only' && s.vms.includes(vm.name) && scheduleActive(s, at));
-    const denyWindow = p.schedules.some((s) => s.mode === 'deny' && s.vms.includes(vm.name) && scheduleActive(s, at));
+    const allowlistWindow = p.schedules.some(
+      (s) => s.mode === 'allowlist-only' && s.vms.includes(vm.name) && scheduleActive(s, at),
+    );
+    const denyWindow = p.schedules.some(
+      (s) => s.mode === 'deny' && s.vms.includes(vm.name) && scheduleActive(s, at),
+    );
     const policy: ClientPolicy = {
       client: vm.name,
       ...(profile.dns ?? {}),
       allow: [...(profile.dns?.allow ?? []), ...(profile.allowDomains ?? [])],
-      allowlistOnly: profile.internet === 'allowlist-only' || allowlistWindow || (profile.dns?.allowlistOnly ?? false),
+      allowlistOnly:
+        profile.internet === 'allowlist-only' || allowlistWindow || (profile.dns?.allowlistOnly ?? false),
       paused: denyWindow || (profile.dns?.paused ?? false),
     };
     out.set(vm.ipv4, { vm, policy });

@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   REQUEST_INVALID: 400,
   NOT_FOUND: 404,
   UNAUTHORIZED: 401,
+  REQUEST_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  ACCESS_REQUEST_NOT_FOUND: 404,
+  API_UNREACHABLE: 503,
   // nftables
   NFT_APPLY_FAILED: 500,
   NFT_UNAVAILABLE: 503,
@@ -31,12 +35,18 @@ export const ERROR_CODES = {
   // DNS
   DNS_LIST_INVALID: 400,
   DNS_UPSTREAM_FAILED: 502,
+  DNS_LISTEN_FAILED: 500,
   // rule bundles
   BUNDLE_INVALID: 400,
   BUNDLE_SIGNATURE_INVALID: 400,
   // store
   STORE_FAILED: 500,
   INTERNAL: 500,
+  // alert actions and replay
+  ACTION_NOTIFY_FAILED: 502,
+  REPLAY_FAILED: 500,
+  // Suricata command socket: Suricata answered NOK (the socket itself works)
+  SURICATA_COMMAND_REJECTED: 502,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { isPortcullisError } from '../errors.js';
+import { registerApiCommands } from './api-commands.js';
 import { registerLabCommands } from './lab.js';
 import { registerReplay } from './replay.js';
 import { registerServeCommand } from './serve.js';
@@ -14,6 +15,7 @@ const program = new Command('portcullis')
   .showHelpAfterError();
 
 // subcommand registrations (one line each)
+registerApiCommands(program);
 registerLabCommands(program);
 registerReplay(program);
 registerServeCommand(program);

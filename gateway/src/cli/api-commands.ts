@@ -1,0 +1,102 @@
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { PortcullisError } from '../errors.js';
+import { ApiClient } from './api-client.js';
+import { processIo, type CliIo } from './output.js';
+import { registerAuditCommand } from './audit.js';
+import { registerPolicyIoCommands } from './policy-io.js';
+import { registerProfileCommands } from './profile.js';
+import { registerRuleCommands } from './rule.js';
+import { registerScheduleCommands } from './schedule.js';
+import { registerVmCommands } from './vm.js';
+
+/** The API's address when neither --api nor PORTCULLIS_API says otherwise. */
+export const DEFAULT_API = 'http://127.0.0.1:8080';
+
+/** What the API commands need from their surroundings (tests pass their own). */
+export interface CliContext {
+  readonly io: CliIo;
+  /** Environment: PORTCULLIS_API, PORTCULLIS_API_TOKEN. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Who runs the command, for the audit log; default `cli:<login name>`. */
+  readonly actor?: string;
+}
+
+/** Options every API command takes. */
+export interface ApiCommandOptions {
+  readonly api?: string;
+  readonly token?: string;
+  readonly json?: boolean;
+  readonly reason?: string;
+}
+
+/**
+ * Register the commands that talk to the API: `vm`, `quarantine`, `profile`, `rule`,
+ * `schedule`, `policy export|import` and `audit`.
+ */
+export function registerApiCommands(
+  program: Command,
+  ctx: CliContext = { io: processIo, env: process.env },
+): void {
+  registerVmCommands(program, ctx);
+  registerProfileCommands(program, ctx);
+  registerRuleCommands(program, ctx);
+  registerScheduleCommands(program, ctx);
+  registerPolicyIoCommands(program, ctx);
+  registerAuditCommand(program, ctx);
+}
+
+/** A subcommand with the API options (--api, --token, --json); `mutating` adds --reason. */
+export function apiCommand(parent: Command, spec: string, description: string, mutating = false): Command {
+  const cmd = parent
+    .command(spec)
+    .description(description)
+    .option('--api <url>', `API address (default: $PORTCULLIS_API or ${DEFAULT_API})`)
+    .option('--token <token>', 'API token (default: $PORTCULLIS_API_TOKEN)')
+    .option('--json', 'print JSON for machines');
+  if (mutating) cmd.option('--reason <text>', 'why, for the audit log');
+  return cmd;
+}
+
+/** The group command `name` (an existing one, if another module registered it first). */
+export function group(program: Command, name: string, description: string): Command {
+  return program.commands.find((c) => c.name() === name) ?? program.command(name).description(description);
+}
+
+/** A client for the options of one command. */
+export function clientFor(opts: ApiCommandOptions, ctx: CliContext): ApiClient {
+  return new ApiClient({
+    baseUrl: opts.api ?? ctx.env.PORTCULLIS_API ?? DEFAULT_API,
+    token: opts.token ?? ctx.env.PORTCULLIS_API_TOKEN,
+    actor: ctx.actor ?? localActor(),
+    reason: opts.reason,
+  });
+}
+
+function localActor(): string {
+  try {
+    return `cli:${userInfo()
+      .username.replace(/[^A-Za-z0-9._@-]/g, '_')
+      .slice(0, 50)}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+/** `a,b, c` as `['a', 'b', 'c']`. */
+export function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** For repeatable options: collect every value. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** A usage error found before asking the API, named by the option at fault. */
+export function usage(message: string, option: string): PortcullisError {
+  return new PortcullisError('REQUEST_INVALID', `${message} (at ${option})`, { path: option });
+}

@@ -1,0 +1,235 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { setInternetHosts } from '../../appliance/lab/builder.js';
+import { api, curl, down, guest, inNs, internetRequests, mustNs, nftTable, restartService, servicePid, sleep, STATE_DIR, topology, up } from './harness.js';
+
+/**
+ * Per-VM policy, end to end: each rule kind changes what a guest can reach in the
+ * real kernel within the request, and nothing else changes.
+ */
+const web = topology.internet.web; // example.test
+const other = topology.internet.hosts['other.test']!;
+const spare = topology.internet.hosts['spare.test']!;
+
+type Rule = { id: string; action: string; to: Record<string, string> };
+
+beforeAll(async () => {
+  await up();
+});
+
+afterAll(async () => {
+  await down();
+});
+
+/** Rules added by a test are removed after it. */
+const added: Array<{ vm: string; id: string }> = [];
+afterEach(async () => {
+  for (const r of added.splice(0)) await api('DELETE', `/api/v1/vms/${r.vm}/rules/${r.id}`);
+});
+
+async function addRule(vm: string, rule: Record<string, unknown>): Promise<Rule> {
+  const res = await api<Rule>('POST', `/api/v1/vms/${vm}/rules`, rule);
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  added.push({ vm, id: res.body.id });
+  return res.body;
+}
+
+const reaches = async (ns: string, url: string): Promise<boolean> => (await curl(ns, url, [], 2)).ok;
+
+/** TCP connect from a guest to host:port (nc), true when it connects. */
+async function connects(ns: string, host: string, port: number): Promise<boolean> {
+  return (await inNs(ns, ['nc', '-z', '-w', '2', host, String(port)])).code === 0;
+}
+
+describe('per-VM rules in the kernel', () => {
+  it('CIDR: a drop rule stops kid only, at once; removing it restores access', async () => {
+    expect(await reaches('kid', `http://${other}/`)).toBe(true);
+    const rule = await addRule('kid', { action: 'drop', to: { cidr: `${other}/32` }, comment: 'test' });
+    expect(await reaches('kid', `http://${other}/`)).toBe(false);
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+    expect(await reaches('browse', `http://${other}/`)).toBe(true);
+    await api('DELETE', `/api/v1/vms/kid/rules/${rule.id}`);
+    added.pop();
+    expect(await reaches('kid', `http://${other}/`)).toBe(true);
+  });
+
+  it('port range: tcp 9000-9100 dropped, port 80 still open', async () => {
+    expect(await connects('kid', web, 9000)).toBe(true);
+    await addRule('kid', { action: 'reject', to: { cidr: '203.0.113.0/24' }, proto: 'tcp', ports: ['9000-9100'] });
+    expect(await connects('kid', web, 9000)).toBe(false);
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+  });
+
+  it("domain: follows the lab resolver's answers, including a changed answer", async () => {
+    await addRule('kid', { action: 'drop', to: { domain: 'spare.test' } });
+    // before anything resolved the name, its address is not in the set
+    expect(await reaches('kid', `http://${spare}/`)).toBe(true);
+    const answer = (await mustNs('kid', ['dig', '+short', 'spare.test'])).trim();
+    expect(answer).toBe(spare);
+    expect(await reaches('kid', `http://spare.test/`)).toBe(false);
+    expect(await reaches('browse', `http://spare.test/`)).toBe(true);
+    // the name moves to another address; after the TTL the new one is blocked too
+    setInternetHosts({ ...topology.internet.hosts, 'spare.test': other }, STATE_DIR);
+    try {
+      await sleep(3500);
+      expect((await mustNs('kid', ['dig', '+short', 'spare.test'])).trim()).toBe(other);
+      expect(await reaches('kid', `http://${other}/`)).toBe(false);
+      expect(await reaches('browse', `http://${other}/`)).toBe(true);
+    } finally {
+      setInternetHosts(topology.internet.hosts, STATE_DIR);
+    }
+  });
+
+  it('a domain that does not resolve does not block the rest of the VM', async () => {
+    await addRule('kid', { action: 'drop', to: { domain: 'no-such-name.invalid' } });
+    await addRule('kid', { action: 'drop', to: { cidr: `${other}/32` } });
+    expect(await reaches('kid', `http://${other}/`)).toBe(false);
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+  });
+
+  it('VM to VM: kid may open tcp/7777 on work by rule; browse still may not', async () => {
+    await mustNs('work', ['bash', '-c', '(timeout 20 nc -lk -p 7777 >/dev/null 2>&1 &)']);
+    await sleep(200);
+    expect(await connects('kid', guest('work').ipv4, 7777)).toBe(false);
+    await addRule('kid', { action: 'accept', to: { vm: 'work' }, proto: 'tcp', ports: ['7777'] });
+    expect(await connects('kid', guest('work').ipv4, 7777)).toBe(true);
+    expect(await connects('browse', guest('work').ipv4, 7777)).toBe(false);
+  });
+
+  it('special targets: `internet` cuts browse off; `dns` closes DNS over TLS for kid', async () => {
+    await mustNs('internet', ['bash', '-c', `(timeout 20 nc -lk -s ${topology.internet.resolver} -p 853 >/dev/null 2>&1 &)`]);
+    await sleep(200);
+    expect(await connects('kid', topology.internet.resolver, 853)).toBe(true);
+    await addRule('kid', { action: 'reject', to: { special: 'dns' } });
+    expect(await connects('kid', topology.internet.resolver, 853)).toBe(false);
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+    await addRule('browse', { action: 'drop', to: { special: 'internet' } });
+    expect(await reaches('browse', `http://${web}/`)).toBe(false);
+  });
+
+  it('expiry: the rule leaves the kernel by its timeout, and the store by the sweeper', async () => {
+    const expires = new Date(Date.now() + 4000).toISOString();
+    const rule = await addRule('kid', { action: 'drop', to: { cidr: `${other}/32` }, expires });
+    expect(await reaches('kid', `http://${other}/`)).toBe(false);
+    await sleep(5000);
+    expect(await reaches('kid', `http://${other}/`)).toBe(true);
+    const until = Date.now() + 30_000;
+    let listed = true;
+    while (Date.now() < until && listed) {
+      const rules = await api<Rule[]>('GET', '/api/v1/vms/kid/rules');
+      listed = rules.body.some((r) => r.id === rule.id);
+      if (listed) await sleep(1000);
+    }
+    expect(listed).toBe(false);
+    added.pop();
+  });
+});
+
+describe('profiles, quarantine, schedules', () => {
+  it('lets only work reach the corporate VPN endpoint', async () => {
+    const vpn = topology.internet.vpn;
+    expect(await reaches('work', `http://${vpn}/`)).toBe(true);
+    expect(await reaches('kid', `http://${vpn}/`)).toBe(false);
+    expect(await reaches('browse', `http://${vpn}/`)).toBe(false);
+  });
+
+  it('quarantine isolates a VM at once (DNS and update servers only), with the reason; release restores it', async () => {
+    // a connection that is open when quarantine starts must not carry anything after it
+    const marker = `q${Date.now()}`;
+    const open = inNs('browse', ['bash', '-c', `(echo ${marker}-before; sleep 3; echo ${marker}-after) | timeout 8 nc ${web} 9000`], 15_000);
+    await sleep(1000);
+    const q = await api<{ quarantine?: { reason: string } }>('POST', '/api/v1/vms/browse/quarantine', { reason: 'lab test: too many alerts' });
+    expect(q.status).toBe(200);
+    expect(q.body.quarantine?.reason).toBe('lab test: too many alerts');
+    await open;
+    const until = Date.now() + 10_000;
+    let seen: string | undefined;
+    while (Date.now() < until && seen === undefined) {
+      seen = internetRequests().find((r) => r.scheme === 'tcp' && r.body?.includes(`${marker}-before`))?.body;
+      if (seen === undefined) await sleep(500);
+    }
+    expect(seen).toContain(`${marker}-before`);
+    expect(seen).not.toContain(`${marker}-after`);
+    expect(await reaches('browse', `http://${web}/`)).toBe(false);
+    expect(await reaches('browse', `http://${topology.internet.update}/`)).toBe(true);
+    expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+    const audit = await api<{ items: Array<{ action: string; target: string }> }>('GET', '/api/v1/audit?limit=5');
+    expect(JSON.stringify(audit.body)).toContain('quarantine');
+    const r = await api('DELETE', '/api/v1/vms/browse/quarantine');
+    expect(r.status).toBe(200);
+    expect(await reaches('browse', `http://${web}/`)).toBe(true);
+  });
+
+  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down', async () => {
+    const start = new Date(Math.ceil((Date.now() + 20_000) / 60_000) * 60_000);
+    const end = new Date(start.getTime() + 2 * 60_000);
+    const hhmm = (d: Date): string => d.toISOString().slice(11, 16);
+    const day = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][start.getUTCDay()]!;
+    const created = await api('POST', '/api/v1/schedules', { name: 'soon', vms: ['kid'], timezone: 'UTC', windows: [{ days: [day], start: hhmm(start), end: hhmm(end) }], mode: 'deny' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    try {
+      expect(await nftTable()).toMatch(/meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" drop/);
+      const before = await api<{ schedules: Array<{ name: string; active: boolean }> }>('GET', '/api/v1/vms/kid/state');
+      expect(before.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: false }]);
+      expect(await reaches('kid', `http://${web}/`)).toBe(true);
+      // the kernel clock enforces it: stop the service before the window opens
+      process.kill(servicePid()!, 'SIGKILL');
+      await sleep(Math.max(0, start.getTime() - Date.now() + 1500));
+      expect(await reaches('kid', `http://${web}/`)).toBe(false);
+      expect(await reaches('work', `http://${web}/`)).toBe(true);
+      await restartService();
+      const during = await api<{ schedules: Array<{ name: string; active: boolean }> }>('GET', '/api/v1/vms/kid/state');
+      expect(during.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: true }]);
+    } finally {
+      await api('DELETE', '/api/v1/schedules/soon');
+    }
+    expect(await reaches('kid', `http://${web}/`)).toBe(true);
+  }, 150_000);
+});
+
+describe('bad requests and persistence', () => {
+  it('answers each kind of bad request with a 4xx naming the field, and leaves the ruleset unchanged', async () => {
+    const before = await nftTable();
+    const cases: Array<[string, string, unknown, RegExp]> = [
+      ['POST', '/api/v1/vms/kid/rules', { action: 'drop', to: { cidr: '10.0.0.1/8' } }, /cidr/],
+      ['POST', '/api/v1/vms/kid/rules', { action: 'explode', to: { cidr: '10.0.0.0/8' } }, /action/],
+      ['POST', '/api/v1/vms/kid/rules', { action: 'drop', to: { cidr: '10.0.0.0/8' }, proto: 'tcp', ports: ['70000'] }, /ports/],
+      ['POST', '/api/v1/vms/kid/rules', { action: 'accept', to: { vm: 'ghost' } }, /vm/],
+      ['POST', '/api/v1/vms', { name: 'dup', mac: guest('work').mac, ipv4: '10.20.0.77', profile: 'open' }, /mac/],
+      ['POST', '/api/v1/vms', { name: 'badip', mac: '52:54:00:00:09:09', ipv4: '10.20.0.999', profile: 'open' }, /ipv4/],
+      ['POST', '/api/v1/vms', { name: 'noprofile', mac: '52:54:00:00:09:0a', ipv4: '10.20.0.78', profile: 'nosuch' }, /profile/],
+      ['POST', '/api/v1/schedules', { name: 'tz', vms: ['kid'], timezone: 'Mars/Olympus', windows: [{ days: ['mon'], start: '21:00', end: '07:00' }], mode: 'deny' }, /timezone/],
+      ['POST', '/api/v1/vms/nosuchvm/quarantine', { reason: 'x' }, /./],
+    ];
+    for (const [method, path, body, field] of cases) {
+      const r = await api<{ code: string; path?: string; message: string }>(method, path, body);
+      expect(r.status, `${method} ${path} ${JSON.stringify(body)}`).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(r.body.code).toMatch(/^[A-Z_]+$/);
+      expect(`${r.body.path ?? ''} ${r.body.message}`, JSON.stringify(r.body)).toMatch(field);
+    }
+    expect(await nftTable()).toBe(before);
+  });
+
+  it('restores the table when it is changed behind its back (drift)', async () => {
+    await mustNs('secvm', ['nft', 'delete', 'table', 'inet', 'portcullis']);
+    const until = Date.now() + 20_000;
+    let restored = false;
+    while (Date.now() < until && !restored) {
+      await sleep(500);
+      restored = (await inNs('secvm', ['nft', 'list', 'chain', 'inet', 'portcullis', 'vm_kid'])).code === 0;
+    }
+    expect(restored).toBe(true);
+    expect(await reaches('kid', `http://${topology.internet.vpn}/`)).toBe(false);
+  });
+
+  it('keeps everything across a restart', async () => {
+    const rule = await addRule('kid', { action: 'drop', to: { cidr: `${other}/32` } });
+    process.kill(servicePid()!, 'SIGTERM');
+    await sleep(500);
+    await restartService();
+    const rules = await api<Rule[]>('GET', '/api/v1/vms/kid/rules');
+    expect(rules.body.map((r) => r.id)).toContain(rule.id);
+    expect(await reaches('kid', `http://${other}/`)).toBe(false);
+  });
+});
