@@ -1,0 +1,395 @@
+import type { VmMatch } from '../suricata/eve/leases.js';
+import type { AlertEvent } from '../suricata/eve/types.js';
+import type { AlertActions } from './model.js';
+
+/**
+ * Alert → decisions: the pure core of the reactive IPS. It sees one alert at a time
+ * (already mapped to its VM) and says what to do: always record it; block the remote
+ * host for a while; quarantine a VM that keeps alerting; notify a webhook. It performs
+ * nothing itself (an {@link ActionExecutor} does), reads time only from the injected
+ * clock, and keeps bounded memory: sliding windows hold at most `count` entries per VM,
+ * expired state is swept, and every map is capped.
+ */
+
+/** Time source, ms since the epoch. The service passes wall time; replay passes event time. */
+export interface Clock {
+  now(): number;
+}
+
+/** What the engine needs to know about one alert. */
+export interface AlertFacts {
+  /** Suricata's timestamp of the alert, as written. */
+  readonly timestamp: string;
+  readonly vm: string | undefined;
+  /** The other side's address, when the VM is known. */
+  readonly remote: string | undefined;
+  /** The other side is a guest too; guests are never blocked (quarantine is for that). */
+  readonly remoteIsGuest: boolean;
+  readonly srcIp: string | undefined;
+  readonly destIp: string | undefined;
+  readonly flowId: number | undefined;
+  readonly gid: number;
+  readonly sid: number;
+  readonly rev: number | undefined;
+  readonly signature: string;
+  readonly category: string;
+  readonly severity: number;
+  /** Suricata's action: `allowed` or `blocked`. */
+  readonly action: string;
+}
+
+/** Every alert, for the alert log and the dashboard. */
+export interface RecordDecision {
+  readonly kind: 'record';
+  readonly vm: string | null;
+  readonly timestamp: string;
+  readonly gid: number;
+  readonly sid: number;
+  readonly rev: number | null;
+  readonly signature: string;
+  readonly category: string;
+  readonly severity: number;
+  readonly action: string;
+  readonly src: string | null;
+  readonly dest: string | null;
+  readonly remote: string | null;
+  readonly flowId: number | null;
+}
+
+/** Block `remote` (for every VM) until `until`. */
+export interface BlockDecision {
+  readonly kind: 'block';
+  readonly vm: string;
+  readonly remote: string;
+  /** ms since the epoch. */
+  readonly until: number;
+  /** Block duration from now, in seconds. */
+  readonly seconds: number;
+  readonly sid: number;
+  readonly reason: string;
+  /** The host was still blocked: this refreshes the timeout, it does not add a block. */
+  readonly reassert: boolean;
+}
+
+export interface QuarantineDecision {
+  readonly kind: 'quarantine';
+  readonly vm: string;
+  readonly reason: string;
+  /** ms since the epoch. */
+  readonly at: number;
+  /** Signatures of the alerts that filled the window, oldest first. */
+  readonly sids: readonly number[];
+}
+
+/** The JSON body a webhook receives. */
+export interface NotifyPayload {
+  readonly event: 'alert' | 'quarantine';
+  readonly vm: string | null;
+  /** ISO 8601. */
+  readonly at: string;
+  readonly sid?: number;
+  readonly signature?: string;
+  readonly severity?: number;
+  readonly remote?: string | null;
+  readonly reason?: string;
+  /** What else was decided for this alert (`block`, `quarantine`). */
+  readonly actions?: readonly ('block' | 'quarantine')[];
+}
+
+export interface NotifyDecision {
+  readonly kind: 'notify';
+  readonly url: string;
+  readonly vm: string | null;
+  readonly payload: NotifyPayload;
+}
+
+export type Decision = RecordDecision | BlockDecision | QuarantineDecision | NotifyDecision;
+
+export interface ActionEngineOptions {
+  readonly clock: Clock;
+  /** The alert actions of a VM's profile; `undefined` VM for alerts no VM was found for. */
+  readonly actionsFor: (vm: string | undefined) => AlertActions;
+  /** Cap on tracked blocks, notification keys and VM windows each. Default 100,000. */
+  readonly maxTracked?: number;
+  /** Expired state is swept every this many alerts. Default 1,024. */
+  readonly sweepEvery?: number;
+}
+
+export interface ActionEngineStats {
+  readonly alerts: number;
+  readonly activeBlocks: number;
+  readonly windows: number;
+  readonly notifyKeys: number;
+  readonly quarantined: number;
+  /** Block decisions not repeated because the host was blocked for long enough still. */
+  readonly blocksDeduped: number;
+  readonly notificationsDeduped: number;
+}
+
+interface Window {
+  readonly windowMs: number;
+  /** Times and sids of qualifying alerts, oldest first; at most `count` entries. */
+  readonly hits: { t: number; sid: number }[];
+}
+
+const DEFAULT_NOTIFY_MAX_SEVERITY = 1;
+const DEFAULT_NOTIFY_INTERVAL_S = 300;
+
+/** The facts of an alert event and its VM match (see vmForEvent). */
+export function alertFacts(event: AlertEvent, match: VmMatch | undefined): AlertFacts {
+  const raw = event.raw;
+  const a = raw.alert;
+  return {
+    timestamp: raw.timestamp,
+    vm: match?.vm,
+    remote: match?.remoteIp,
+    remoteIsGuest: match?.remoteVm !== undefined,
+    srcIp: raw.src_ip,
+    destIp: raw.dest_ip,
+    flowId: raw.flow_id,
+    gid: a.gid ?? 1,
+    sid: a.signature_id,
+    rev: a.rev,
+    signature: a.signature ?? '',
+    category: a.category ?? '',
+    severity: a.severity,
+    action: a.action,
+  };
+}
+
+export class ActionEngine {
+  readonly #clock: Clock;
+  readonly #actionsFor: (vm: string | undefined) => AlertActions;
+  readonly #maxTracked: number;
+  readonly #sweepEvery: number;
+  /** remote → blocked until (ms). */
+  readonly #blocks = new Map<string, number>();
+  /** vm → recent qualifying alerts. */
+  readonly #windows = new Map<string, Window>();
+  /** `vm|sid` → no notification before (ms). */
+  readonly #notifyUntil = new Map<string, number>();
+  readonly #quarantined = new Set<string>();
+  #alerts = 0;
+  #blocksDeduped = 0;
+  #notificationsDeduped = 0;
+
+  constructor(options: ActionEngineOptions) {
+    this.#clock = options.clock;
+    this.#actionsFor = options.actionsFor;
+    this.#maxTracked = options.maxTracked ?? 100_000;
+    this.#sweepEvery = options.sweepEvery ?? 1024;
+  }
+
+  /** An engine with one configuration for every VM. */
+  static withActions(
+    actions: AlertActions,
+    clock: Clock,
+    options: Partial<Omit<ActionEngineOptions, 'clock' | 'actionsFor'>> = {},
+  ): ActionEngine {
+    return new ActionEngine({ ...options, clock, actionsFor: () => actions });
+  }
+
+  /** The decisions for one alert, `record` first. */
+  onAlert(f: AlertFacts): Decision[] {
+    const now = this.#clock.now();
+    this.#alerts += 1;
+    if (this.#alerts % this.#sweepEvery === 0) this.sweep();
+
+    const out: Decision[] = [
+      {
+        kind: 'record',
+        vm: f.vm ?? null,
+        timestamp: f.timestamp,
+        gid: f.gid,
+        sid: f.sid,
+        rev: f.rev ?? null,
+        signature: f.signature,
+        category: f.category,
+        severity: f.severity,
+        action: f.action,
+        src: f.srcIp ?? null,
+        dest: f.destIp ?? null,
+        remote: f.remote ?? null,
+        flowId: f.flowId ?? null,
+      },
+    ];
+    const vm = f.vm;
+    if (vm === undefined) return out;
+    const cfg = this.#actionsFor(vm);
+    const taken: ('block' | 'quarantine')[] = [];
+
+    const block = cfg.block;
+    if (block && f.severity <= block.maxSeverity && f.remote !== undefined && !f.remoteIsGuest) {
+      const d = this.#block(vm, f, block.duration, now);
+      if (d) {
+        out.push(d);
+        taken.push('block');
+      }
+    }
+
+    const q = cfg.quarantine;
+    let quarantine: QuarantineDecision | undefined;
+    if (q && f.severity <= q.maxSeverity) {
+      quarantine = this.#countTowardsQuarantine(
+        vm,
+        f.sid,
+        q.count,
+        q.windowMinutes * 60_000,
+        q.maxSeverity,
+        now,
+      );
+      if (quarantine) {
+        out.push(quarantine);
+        taken.push('quarantine');
+      }
+    }
+
+    const n = cfg.notify;
+    if (n) {
+      if (quarantine) {
+        out.push({
+          kind: 'notify',
+          url: n.url,
+          vm,
+          payload: {
+            event: 'quarantine',
+            vm,
+            at: new Date(now).toISOString(),
+            reason: quarantine.reason,
+            sid: f.sid,
+            signature: f.signature,
+          },
+        });
+      }
+      if (f.severity <= (n.maxSeverity ?? DEFAULT_NOTIFY_MAX_SEVERITY)) {
+        const key = `${vm}|${f.sid}`;
+        const notBefore = this.#notifyUntil.get(key);
+        if (notBefore !== undefined && now < notBefore) {
+          this.#notificationsDeduped += 1;
+        } else {
+          this.#notifyUntil.delete(key);
+          this.#notifyUntil.set(key, now + (n.minInterval ?? DEFAULT_NOTIFY_INTERVAL_S) * 1000);
+          this.#cap(this.#notifyUntil);
+          out.push({
+            kind: 'notify',
+            url: n.url,
+            vm,
+            payload: {
+              event: 'alert',
+              vm,
+              at: new Date(now).toISOString(),
+              sid: f.sid,
+              signature: f.signature,
+              severity: f.severity,
+              remote: f.remote ?? null,
+              actions: taken,
+            },
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The VM left quarantine: alerts count towards a new one from now. */
+  release(vm: string): void {
+    this.#quarantined.delete(vm);
+    this.#windows.delete(vm);
+  }
+
+  /** A block was lifted early (by an admin): the next alert blocks again. */
+  unblock(remote: string): void {
+    this.#blocks.delete(remote);
+  }
+
+  /** Drop expired blocks, stale windows and notification keys. Runs by itself every `sweepEvery` alerts. */
+  sweep(): void {
+    const now = this.#clock.now();
+    for (const [remote, until] of this.#blocks) if (until <= now) this.#blocks.delete(remote);
+    for (const [key, until] of this.#notifyUntil) if (until <= now) this.#notifyUntil.delete(key);
+    for (const [vm, w] of this.#windows) {
+      const last = w.hits[w.hits.length - 1];
+      if (last === undefined || last.t <= now - w.windowMs) this.#windows.delete(vm);
+    }
+  }
+
+  /** Sizes of the engine's state and its counters: what the memory bounds are checked on. */
+  stats(): ActionEngineStats {
+    return {
+      alerts: this.#alerts,
+      activeBlocks: this.#blocks.size,
+      windows: this.#windows.size,
+      notifyKeys: this.#notifyUntil.size,
+      quarantined: this.#quarantined.size,
+      blocksDeduped: this.#blocksDeduped,
+      notificationsDeduped: this.#notificationsDeduped,
+    };
+  }
+
+  #block(vm: string, f: AlertFacts, seconds: number, now: number): BlockDecision | undefined {
+    const remote = f.remote as string;
+    const until = this.#blocks.get(remote);
+    const active = until !== undefined && until > now;
+    // Still blocked for more than half the duration: nothing to do. Otherwise refresh
+    // the timeout to a full duration (never longer: blocks do not stack).
+    if (active && until - now > (seconds * 1000) / 2) {
+      this.#blocksDeduped += 1;
+      return undefined;
+    }
+    const next = now + seconds * 1000;
+    this.#blocks.delete(remote);
+    this.#blocks.set(remote, next);
+    this.#cap(this.#blocks);
+    return {
+      kind: 'block',
+      vm,
+      remote,
+      until: next,
+      seconds,
+      sid: f.sid,
+      reason: `alert ${f.gid}:${f.sid} "${f.signature}" (severity ${f.severity}) from VM ${vm}`,
+      reassert: active,
+    };
+  }
+
+  #countTowardsQuarantine(
+    vm: string,
+    sid: number,
+    count: number,
+    windowMs: number,
+    maxSeverity: number,
+    now: number,
+  ): QuarantineDecision | undefined {
+    if (this.#quarantined.has(vm)) return undefined;
+    let w = this.#windows.get(vm);
+    if (w === undefined || w.windowMs !== windowMs) {
+      w = { windowMs, hits: [] };
+      this.#windows.set(vm, w);
+      this.#cap(this.#windows);
+    }
+    const hits = w.hits;
+    hits.push({ t: now, sid });
+    while (hits.length > count) hits.shift();
+    while (hits.length > 0 && (hits[0] as { t: number }).t <= now - windowMs) hits.shift();
+    if (hits.length < count) return undefined;
+    this.#quarantined.add(vm);
+    this.#windows.delete(vm);
+    const minutes = windowMs / 60_000;
+    return {
+      kind: 'quarantine',
+      vm,
+      at: now,
+      sids: hits.map((h) => h.sid),
+      reason: `${count} alert${count === 1 ? '' : 's'} with severity ≤ ${maxSeverity} within ${minutes} minute${minutes === 1 ? '' : 's'} (last: sid ${sid})`,
+    };
+  }
+
+  /** Keep a map under the cap by dropping its oldest entries (insertion order). */
+  #cap<K, V>(map: Map<K, V>): void {
+    if (map.size <= this.#maxTracked) return;
+    for (const key of map.keys()) {
+      map.delete(key);
+      if (map.size <= this.#maxTracked) break;
+    }
+  }
+}
