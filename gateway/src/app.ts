@@ -16,6 +16,7 @@ import type { NftBackend } from './nft/backend.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { NftSync } from './nft/sync.js';
 import { effectiveProfiles } from './policy/builtins.js';
+import { loadAddressList } from './policy/address-list.js';
 import { allowSet, ruleSet } from './policy/compile.js';
 import type { Policy, Vm } from './policy/model.js';
 import { PolicyService } from './policy/service.js';
@@ -59,6 +60,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const events = new EventBus(log);
   mkdirSync(config.dataDir, { recursive: true });
 
+  // bundle deny lists: read once here, handed to the compiler as the same array until replaced
+  const denyList: string[] = [];
+  for (const file of config.lists?.deny ?? []) denyList.push(...loadAddressList(file));
+  if (denyList.length > 0) log.info({ entries: denyList.length }, 'deny lists loaded');
+  const lists = { deny: denyList };
+
   const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now });
   const sync = new NftSync({
     applier,
@@ -68,6 +75,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     log: log.child({ part: 'nft-sync' }),
     now,
     driftIntervalSeconds: config.nft.driftInterval,
+    lists: () => lists,
   });
 
   const store = Store.open({

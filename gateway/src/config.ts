@@ -39,6 +39,10 @@ export const Config = Type.Object(
     ),
     /** Where the SQLite database, DHCP files and rule bundles live. */
     dataDir: Type.String(),
+    /** Address lists from rule bundles (one address or CIDR a line), denied for every VM. */
+    lists: Type.Optional(
+      Type.Object({ deny: Type.Array(Type.String(), { default: [] }) }, { additionalProperties: false }),
+    ),
     /** Policy YAML to seed an empty store with. */
     policyFile: Type.Optional(Type.String()),
     nft: Type.Object(

@@ -59,7 +59,7 @@ describe('NftApplier', () => {
     const a = new NftApplier(b);
     const p = makePolicy();
     await a.apply(compile({ policy: p, network, now }));
-    p.vms[0]!.rules!.push({ id: 'b', action: 'drop', to: { cidr: '192.0.2.0/24' } });
+    p.vms[0]!.rules!.push({ id: 'b', action: 'drop', to: { domain: 'example.test' } });
     const r = await a.apply(compile({ policy: p, network, now }));
     expect(r.kind).toBe('incremental');
     const cmds = b.batches[1]!;

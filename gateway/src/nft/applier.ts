@@ -227,8 +227,20 @@ function ruleCommands(chain: ChainSpec): NftCommand[] {
   return chain.rules.map((expr) => ({ add: { rule: { family: FAMILY, table: TABLE, chain: chain.name, expr } } }));
 }
 
-function setDecl(s: SetSpec): unknown {
-  return { type: s.type, flags: s.flags, map: s.map, dynamic: s.dynamic ?? false, size: s.size };
+function setDecl(s: SetSpec): string {
+  return JSON.stringify([s.type, s.flags, s.map, s.dynamic ?? false, s.size]);
+}
+
+const fingerprints = new WeakMap<ChainSpec, string>();
+
+/** A chain's rules as text, computed once per compiled chain: cheap to compare. */
+function fingerprint(c: ChainSpec): string {
+  let f = fingerprints.get(c);
+  if (f === undefined) {
+    f = JSON.stringify(c.rules);
+    fingerprints.set(c, f);
+  }
+  return f;
 }
 
 /** The key of an element for diffing: its value without timeout. */
@@ -280,7 +292,7 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   const recreated = new Set<string>();
   for (const s of next.sets) {
     const p = prevSets.get(s.name);
-    if (p && !isDeepStrictEqual(setDecl(p), setDecl(s))) recreated.add(s.name);
+    if (p && setDecl(p) !== setDecl(s)) recreated.add(s.name);
   }
   const changedChains = new Set<string>();
   for (const c of next.chains) {
@@ -288,12 +300,12 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
     if (!p) {
       addDecls.push({ add: { chain: chainObj(c) } });
       changedChains.add(c.name);
-    } else if (!isDeepStrictEqual(p.rules, c.rules)) changedChains.add(c.name);
+    } else if (fingerprint(p) !== fingerprint(c)) changedChains.add(c.name);
   }
   // a chain that refers to a re-created set must be rebuilt
   if (recreated.size > 0) {
     for (const c of next.chains) {
-      const text = JSON.stringify(c.rules);
+      const text = fingerprint(c);
       for (const name of recreated) if (text.includes(`"@${name}"`)) changedChains.add(c.name);
     }
   }

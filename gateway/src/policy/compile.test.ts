@@ -73,7 +73,7 @@ describe('compile', () => {
     expect(text(rules)).not.toContain('established');
   });
 
-  it('compiles rule kinds: CIDR with ports, expiry as a set timeout, domain sets, VM targets', () => {
+  it('compiles rule kinds: CIDR with ports, expiry by the kernel clock, domain sets, VM targets', () => {
     const p = makePolicy();
     p.vms[0] = {
       ...p.vms[0]!,
@@ -88,11 +88,12 @@ describe('compile', () => {
     const rs = build({ policy: p });
     const rules = text(chain(rs, 'vm_kid'));
     expect(rules).toContain('{"set":[80,{"range":[8000,8100]}]}');
-    expect(rs.sets.find((s) => s.name === 'r4_kid_b')).toMatchObject({ flags: ['interval', 'timeout'], elements: [{ elem: { val: { prefix: { addr: '192.0.2.0', len: 24 } }, timeout: 600 } }] });
+    expect(rules).toContain('"right":{"prefix":{"addr":"192.0.2.0","len":24}}}},{"match":{"op":"<","left":{"meta":{"key":"time"}},"right":"2026-11-25 12:10:00"}},{"accept":null}');
+    expect(rs.sets.some((s) => s.name.startsWith('r4_kid_a') || s.name.startsWith('r4_kid_b'))).toBe(false);
     expect(rs.sets.find((s) => s.name === 'r4_kid_c')).toMatchObject({ dynamic: true, flags: ['timeout'] });
     expect(rules).toContain('"reject":{"type":"tcp reset"}');
     expect(rules).toContain('"right":"10.20.0.11"');
-    expect(rs.sets.find((s) => s.name === 'r4_kid_gone')).toBeUndefined();
+    expect(rules).not.toContain('"len":25');
   });
 
   it('puts schedule windows first and sends allowlist windows to the allowlist chain', () => {

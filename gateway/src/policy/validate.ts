@@ -1,3 +1,4 @@
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { invalid, type Issue } from '../errors.js';
 import { effectiveProfiles } from './builtins.js';
@@ -10,11 +11,14 @@ import { isIpv4, isIpv6, normaliseMac, parseCidr } from './net.js';
  */
 export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
   const issues: Issue[] = [];
-  for (const e of Value.Errors(Policy, input)) {
-    issues.push({ path: e.path || '/', message: e.message });
-    if (issues.length >= 50) break;
+  if (!policySchema().Check(input)) {
+    // the compiled check is fast; the interpreter says what is wrong
+    for (const e of Value.Errors(Policy, input)) {
+      issues.push({ path: e.path || '/', message: e.message });
+      if (issues.length >= 50) break;
+    }
+    return issues;
   }
-  if (issues.length > 0) return issues;
   const policy = input as Policy;
 
   const profiles = effectiveProfiles(policy.profiles);
@@ -95,6 +99,12 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
   cidrList(policy.updateServers, '/updateServers');
   cidrList(policy.deny, '/deny');
   return issues;
+}
+
+let compiled: ReturnType<typeof TypeCompiler.Compile<typeof Policy>> | undefined;
+function policySchema(): ReturnType<typeof TypeCompiler.Compile<typeof Policy>> {
+  compiled ??= TypeCompiler.Compile(Policy);
+  return compiled;
 }
 
 function checkRule(r: Rule, at: string, issues: Issue[], _now: Date): void {

@@ -308,15 +308,22 @@ export class PolicyTables {
     move: string,
     insert: (item: T, position: number) => void,
   ): void {
-    const before = new Map(prev.map((x) => [x.name, stableJson(x)]));
+    const prevByName = new Map(prev.map((x, position) => [x.name, { item: x, position }]));
     const after = new Set(next.map((x) => x.name));
+    // an item the caller did not touch is the same object: no need to serialise it
     const changed = next
       .map((item, position) => ({ item, position }))
-      .filter(({ item }) => before.get(item.name) !== stableJson(item));
-    for (const name of before.keys()) if (!after.has(name)) this.#stmt(del).run(name);
-    for (const { item } of changed) if (before.has(item.name)) this.#stmt(del).run(item.name);
+      .filter(({ item }) => {
+        const old = prevByName.get(item.name)?.item;
+        return old !== item && (old === undefined || stableJson(old) !== stableJson(item));
+      });
+    const changedNames = new Set(changed.map((c) => c.item.name));
+    for (const name of prevByName.keys()) if (!after.has(name)) this.#stmt(del).run(name);
+    for (const { item } of changed) if (prevByName.has(item.name)) this.#stmt(del).run(item.name);
     for (const { item, position } of changed) insert(item, position);
-    next.forEach((item, position) => this.#stmt(move).run(position, item.name, position));
+    next.forEach((item, position) => {
+      if (!changedNames.has(item.name) && prevByName.get(item.name)?.position !== position) this.#stmt(move).run(position, item.name, position);
+    });
   }
 
   #insertVm(vm: Vm, position: number): void {
