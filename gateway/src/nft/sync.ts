@@ -23,6 +23,10 @@ export interface NftSyncOptions {
   readonly queue?: () => QueueSettings | undefined;
   /** Large address lists from rule bundles (same array while unchanged). */
   readonly lists?: () => { readonly deny?: readonly string[] };
+  /** Addresses of DoH endpoints and Tor relays, for profiles that close the ways around. */
+  readonly bypass?: () => { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
+  /** VMs whose daily budget is spent, blocked until the daily reset. */
+  readonly budgetBlocked?: () => ReadonlyMap<string, Date>;
   /** Called after a drift was found and repaired. */
   readonly onDrift?: (what: string) => void;
 }
@@ -67,8 +71,23 @@ export class NftSync {
 
   /** Compile without applying (pure; for checks and the API). */
   compile(policy: Policy): Ruleset {
-    const { byVm } = windowsByVm(policy.schedules, new Date(this.#now()));
-    return compile({ policy, network: this.#o.network, now: new Date(this.#now()), windows: byVm, queue: this.#o.queue?.(), lists: this.#o.lists?.() });
+    return this.#compile(policy, new Date(this.#now())).ruleset;
+  }
+
+  #compile(policy: Policy, at: Date): { ruleset: Ruleset; validUntil: Date | undefined } {
+    const { byVm, services, validUntil } = windowsByVm(policy.schedules, at);
+    const ruleset = compile({
+      policy,
+      network: this.#o.network,
+      now: at,
+      windows: byVm,
+      serviceWindows: services,
+      queue: this.#o.queue?.(),
+      lists: this.#o.lists?.(),
+      bypass: this.#o.bypass?.(),
+      budgetBlocked: this.#o.budgetBlocked?.(),
+    });
+    return { ruleset, validUntil };
   }
 
   /** Apply a policy to the kernel: one transaction, or a rejection that changes nothing. */
@@ -79,9 +98,7 @@ export class NftSync {
   }
 
   async #apply(next: Policy, prev: Policy | undefined, full: boolean): Promise<void> {
-    const at = new Date(this.#now());
-    const { byVm, validUntil } = windowsByVm(next.schedules, at);
-    const ruleset = compile({ policy: next, network: this.#o.network, now: at, windows: byVm, queue: this.#o.queue?.(), lists: this.#o.lists?.() });
+    const { ruleset, validUntil } = this.#compile(next, new Date(this.#now()));
     let result;
     try {
       result = await this.#o.applier.apply(ruleset, { full });

@@ -5,6 +5,7 @@ import { effectiveProfiles } from './builtins.js';
 import type { Policy, Profile, Rule, Vm } from './model.js';
 import type { GatewayNetwork } from './network.js';
 import { groupByPrefix, maskV4, maskV6, normaliseIntervals } from './intervals.js';
+import type { ServiceWindows } from './schedule.js';
 import { normaliseMac, parseCidr } from './net.js';
 
 /**
@@ -82,6 +83,12 @@ export interface CompileInput {
    * while the list is unchanged: its sets are then reused as they are.
    */
   readonly lists?: { readonly deny?: readonly string[] };
+  /** Addresses of the ways around the filter: known DoH endpoints, Tor relays (bundle lists). */
+  readonly bypass?: { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
+  /** Per-service windows of each VM's schedules, by VM name (see schedule.ts). */
+  readonly serviceWindows?: ReadonlyMap<string, readonly ServiceWindows[]>;
+  /** VMs whose daily time budget is spent, blocked until the instant given (the daily reset). */
+  readonly budgetBlocked?: ReadonlyMap<string, Date>;
 }
 
 const groupMemo = new WeakMap<readonly string[], ReturnType<typeof groupByPrefix>>();
@@ -192,6 +199,8 @@ export function compile(spec: CompileInput): Ruleset {
     sets.push({ name: `${name}6`, type: 'ipv6_addr', flags: ['interval'], elements: v6, comment });
   };
   list('vpn', policy.vpnEndpoints, 'corporate VPN endpoints');
+  list('doh', spec.bypass?.doh, 'known DNS-over-HTTPS endpoints');
+  list('tor', spec.bypass?.tor, 'Tor relays');
   list('update', policy.updateServers, 'update servers (reachable in quarantine)');
   // the deny lists (the policy's own and the bundles'): one hash set per prefix
   // length, matched as `ip daddr & mask`, all checked in one chain
@@ -271,10 +280,15 @@ export function compile(spec: CompileInput): Ruleset {
   const forward: NftStatement[][] = [
     [m({ ct: { key: 'state' } }, 'invalid'), DROP],
     [m(meta('iifname'), lan), { vmap: { key: payload('ether', 'saddr'), data: '@vm_chains' } }],
+    [m(meta('oifname'), lan), { jump: { target: 'to_guests' } }],
     [m(meta('iifname'), wan), m(meta('oifname'), lan), m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
     [counter('forward_dropped'), DROP],
   ];
   chains.push({ name: 'forward', base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' }, rules: forward });
+
+  // --- traffic to the guests: slow-downs of the download direction ----------------------
+  const toGuests: NftStatement[][] = [];
+  chains.push({ name: 'to_guests', rules: toGuests });
 
   // --- postrouting: masquerade to the uplink ------------------------------------------
   chains.push({
@@ -288,7 +302,18 @@ export function compile(spec: CompileInput): Ruleset {
   for (const vm of vms) {
     const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
     counters.push(vmCounter(vm.name));
-    const out = compileVm(vm, profile, { policy, network, now, byName, sets, windows: spec.windows?.get(vm.name) ?? [], queue: spec.queue });
+    const out = compileVm(vm, profile, {
+      policy,
+      network,
+      now,
+      byName,
+      sets,
+      toGuests,
+      windows: spec.windows?.get(vm.name) ?? [],
+      serviceWindows: spec.serviceWindows?.get(vm.name) ?? [],
+      budgetUntil: spec.budgetBlocked?.get(vm.name),
+      queue: spec.queue,
+    });
     chains.push(...out);
   }
 
@@ -302,8 +327,19 @@ interface VmContext {
   readonly byName: ReadonlyMap<string, Vm>;
   readonly sets: SetSpec[];
   readonly windows: readonly KernelWindow[];
+  readonly serviceWindows: readonly ServiceWindows[];
+  readonly budgetUntil: Date | undefined;
+  readonly toGuests: NftStatement[][];
   readonly queue: QueueSettings | undefined;
 }
+
+/** Per-VM set of the addresses a service's names resolved to (filled by the DNS learner). */
+export function serviceSet(vm: string, service: string, family: 4 | 6): string {
+  return `svc${family}_${nftName(vm)}_${nftName(service)}`;
+}
+
+const limitOver = (kbytes: number): NftStatement => ({ limit: { rate: kbytes, per: 'second', rate_unit: 'kbytes', burst: Math.max(kbytes, 64), burst_unit: 'kbytes', inv: true } });
+const REJECT: NftStatement = { reject: null };
 
 function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   const { network, sets } = ctx;
@@ -323,6 +359,53 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     rules.push([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), '@update6'), ACCEPT]);
     rules.push([DROP]);
     return [{ name: chain, rules }];
+  }
+
+  // paused, or the daily budget spent: nothing at all (kernel clock ends both)
+  if (vm.pause) {
+    rules.push(vm.pause.until ? [m(meta('time'), utcTime(vm.pause.until), '<'), DROP] : [DROP]);
+  }
+  if (ctx.budgetUntil) rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), DROP]);
+
+  const parental = profile.parental ?? {};
+  if (parental.closeBypass) {
+    // DNS over TLS and over QUIC
+    rules.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 853), REJECT]);
+    // QUIC and HTTP/3: browsers fall back to TCP, where DNS filtering and SNI apply
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@doh4'), REJECT]);
+    rules.push([m(payload('ip6', 'daddr'), '@doh6'), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
+    rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
+    // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }), DROP]);
+    rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
+    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
+  }
+
+  // per-service schedules and slow-downs: by the addresses the services' names resolved to
+  const services = new Set<string>([...ctx.serviceWindows.flatMap((w) => w.services), ...(parental.slowServices ?? []).map((x) => x.service)]);
+  for (const svc of [...services].sort()) {
+    for (const family of [4, 6] as const) {
+      sets.push({ name: serviceSet(vm.name, svc, family), type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: ${svc} addresses` });
+    }
+  }
+  for (const sw of ctx.serviceWindows) {
+    for (const svc of sw.services) {
+      for (const w of sw.windows) {
+        for (const family of [4, 6] as const) {
+          rules.push([m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${serviceSet(vm.name, svc, family)}`), m(meta('day'), { set: w.days }), m(meta('hour'), { range: [w.from, w.to] }), REJECT]);
+        }
+      }
+    }
+  }
+  for (const slow of parental.slowServices ?? []) {
+    rules.push([m(payload('ip', 'daddr'), `@${serviceSet(vm.name, slow.service, 4)}`), limitOver(slow.kbytes), DROP]);
+    ctx.toGuests.push([m(payload('ip', 'saddr'), `@${serviceSet(vm.name, slow.service, 4)}`), m(payload('ip', 'daddr'), vm.ipv4), limitOver(slow.kbytes), DROP]);
+  }
+  if (parental.slowKbytes) {
+    rules.push([limitOver(parental.slowKbytes), DROP]);
+    ctx.toGuests.push([m(payload('ip', 'daddr'), vm.ipv4), limitOver(parental.slowKbytes), DROP]);
   }
 
   // schedule windows: enforced by the kernel clock, so they hold when the service is down

@@ -93,6 +93,8 @@ export const Schedule = Type.Object(
     vms: Type.Array(Name, { minItems: 1 }),
     timezone: Type.String({ description: 'IANA time zone, e.g. Europe/Berlin', default: 'UTC' }),
     windows: Type.Array(Window, { minItems: 1, maxItems: 32 }),
+    /** Only these services (DNS service lists) are affected; absent: the whole VM. */
+    services: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 64, uniqueItems: true })),
     /** What the VMs are switched to while a window is open. */
     mode: Type.Union([Type.Literal('deny'), Type.Literal('allowlist-only')]),
     enabled: Type.Optional(Type.Boolean({ default: true })),
@@ -118,6 +120,32 @@ export const DnsSettings = Type.Object(
 );
 export type DnsSettings = Static<typeof DnsSettings>;
 
+/** Parental controls of a profile, enforced in the kernel (DNS filtering is in `dns`). */
+export const Parental = Type.Object(
+  {
+    /**
+     * Close the ways around the filter: DNS over TLS/QUIC (853), QUIC (udp/443), known
+     * DoH endpoints by address, VPN ports (WireGuard, OpenVPN, IPsec/IKE, ESP/AH),
+     * Tor relays from the bundle list. Default false.
+     */
+    closeBypass: Type.Optional(Type.Boolean()),
+    /** Slow the whole VM down to this rate, each direction, in kilobytes per second. */
+    slowKbytes: Type.Optional(Type.Integer({ minimum: 8, maximum: 1_000_000 })),
+    /** Slow these services down (by the addresses their names resolve to), kilobytes per second. */
+    slowServices: Type.Optional(
+      Type.Array(Type.Object({ service: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), kbytes: Type.Integer({ minimum: 8, maximum: 1_000_000 }) }, { additionalProperties: false }), { maxItems: 64 }),
+    ),
+    /** Minutes of active internet use a day; when spent, the VM is blocked until the daily reset. */
+    dailyMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1440 })),
+    /** A minute counts as active when the VM sent more than this many bytes in it. Default 20,000. */
+    idleBytesPerMinute: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
+    /** Time zone of the daily reset (midnight). Default UTC. */
+    timezone: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type Parental = Static<typeof Parental>;
+
 export const Profile = Type.Object(
   {
     name: Name,
@@ -136,6 +164,8 @@ export const Profile = Type.Object(
     allowDomains: Type.Optional(Type.Array(Domain, { maxItems: 10000 })),
     /** DNS filtering: categories, services, SafeSearch, DoH names. */
     dns: Type.Optional(DnsSettings),
+    /** Parental controls in the kernel: bypass closing, slow down, daily budget. */
+    parental: Type.Optional(Parental),
   },
   { additionalProperties: false },
 );
@@ -152,6 +182,10 @@ export const Vm = Type.Object(
     notes: Type.Optional(Type.String({ maxLength: 500 })),
     /** Rules that go before the profile's. */
     rules: Type.Optional(Type.Array(Rule, { maxItems: 1000 })),
+    /** Set while the VM's internet is paused: until a time, or (no `until`) until resumed. */
+    pause: Type.Optional(
+      Type.Object({ since: Timestamp, until: Type.Optional(Timestamp), reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+    ),
     /** Set while the VM is quarantined, with the reason. */
     quarantine: Type.Optional(
       Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }), since: Timestamp }, { additionalProperties: false }),

@@ -117,14 +117,31 @@ export function kernelWindows(s: Schedule, at: Date): { windows: KernelWindow[];
   return { windows, validUntil: nextOffsetChange(s.timezone, at) };
 }
 
-/** Kernel windows of every VM from all schedules; and when to recompute. */
-export function windowsByVm(schedules: readonly Schedule[], at: Date): { byVm: Map<string, KernelWindow[]>; validUntil: Date | undefined } {
+/** Windows during which some services of a VM are blocked. */
+export interface ServiceWindows {
+  readonly services: readonly string[];
+  readonly windows: readonly KernelWindow[];
+}
+
+/**
+ * Kernel windows of every VM from all schedules (whole-VM schedules and per-service
+ * ones apart), and when to recompute them.
+ */
+export function windowsByVm(
+  schedules: readonly Schedule[],
+  at: Date,
+): { byVm: Map<string, KernelWindow[]>; services: Map<string, ServiceWindows[]>; validUntil: Date | undefined } {
   const byVm = new Map<string, KernelWindow[]>();
+  const services = new Map<string, ServiceWindows[]>();
   let validUntil: Date | undefined;
   for (const s of schedules) {
     const k = kernelWindows(s, at);
     if (k.validUntil && (!validUntil || k.validUntil < validUntil)) validUntil = k.validUntil;
-    for (const vm of s.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), ...k.windows]);
+    for (const vm of s.vms) {
+      if (s.services && s.services.length > 0) {
+        services.set(vm, [...(services.get(vm) ?? []), { services: s.services, windows: k.windows }]);
+      } else byVm.set(vm, [...(byVm.get(vm) ?? []), ...k.windows]);
+    }
   }
-  return { byVm, validUntil };
+  return { byVm, services, validUntil };
 }

@@ -60,6 +60,8 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
 
   policy.profiles.forEach((p, i) => {
     p.rules.forEach((r, j) => checkRule(r, `/profiles/${i}/rules/${j}`, issues, now));
+    const tz = p.parental?.timezone;
+    if (tz !== undefined && !isTimeZone(tz)) issues.push({ path: `/profiles/${i}/parental/timezone`, message: `unknown time zone "${tz}"; use an IANA name such as Europe/Berlin` });
   });
   // references to VMs need the full VM list
   const checkVmRef = (name: string, path: string): void => {
@@ -84,6 +86,9 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     s.vms.forEach((n, j) => checkVmRef(n, `/schedules/${i}/vms/${j}`));
     if (!isTimeZone(s.timezone)) {
       issues.push({ path: `/schedules/${i}/timezone`, message: `unknown time zone "${s.timezone}"; use an IANA name such as Europe/Berlin` });
+    }
+    if (s.services && s.services.length > 0 && s.mode !== 'deny') {
+      issues.push({ path: `/schedules/${i}/mode`, message: 'a schedule for services blocks them in its windows: use mode "deny"' });
     }
     s.windows.forEach((w, j) => {
       if (w.start === w.end) issues.push({ path: `/schedules/${i}/windows/${j}/end`, message: 'a window must not start and end at the same time' });

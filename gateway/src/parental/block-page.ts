@@ -1,0 +1,114 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+
+/** Why a name is blocked for a guest, in words a child understands. */
+export interface BlockExplanation {
+  readonly vm: string;
+  readonly reason: string;
+}
+
+export interface BlockPageOptions {
+  /** The LAN address blocked names resolve to. */
+  readonly address: string;
+  /** TCP port. Default 80. */
+  readonly port?: number;
+  /** Who is asking, and why `host` is blocked for them; undefined: not a known guest. */
+  readonly explain: (clientIp: string, host: string) => BlockExplanation | undefined;
+  /** Record an access request; returns its id. */
+  readonly ask: (vm: string, domain: string, url: string, reason: string) => { id: number };
+  readonly log?: Logger;
+}
+
+const escape = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escape(title)}</title><style>
+body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.6rem}.why{background:#f4f4f4;padding:1rem;border-radius:.5rem}
+button{font-size:1.1rem;padding:.7rem 1.4rem;border-radius:.5rem;border:0;background:#2a62c9;color:#fff;cursor:pointer}
+textarea{width:100%;font:inherit}</style></head><body><main>${body}</main></body></html>`;
+}
+
+/**
+ * The block page: blocked names resolve to the appliance, whose plain HTTP answers
+ * with what was blocked and why, and an "ask a parent" button that records an
+ * access request. HTTPS to this address is refused by the firewall (fast, no hang).
+ */
+export class BlockPageServer {
+  readonly #o: BlockPageOptions;
+  readonly #log: Logger;
+  #server: Server | undefined;
+
+  constructor(options: BlockPageOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((req, res) => this.#handle(req, res));
+    server.headersTimeout = 5000;
+    server.requestTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#o.port ?? 80, this.#o.address, () => resolve());
+    });
+    this.#server = server;
+    this.#log.info({ address: this.#o.address, port: this.#o.port ?? 80 }, 'block page listening');
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+    const url = `http://${host}${req.url ?? '/'}`;
+    const who = this.#o.explain(client, host);
+    const send = (status: number, html: string): void => {
+      res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(html);
+    };
+    if (!who) {
+      send(403, page('Blocked', '<h1>This page is blocked</h1><p>This device is not registered with the gateway yet. Ask a parent or the administrator to add it.</p>'));
+      return;
+    }
+    if (req.method === 'POST' && req.url?.startsWith('/.portcullis/ask')) {
+      let body = '';
+      req.on('data', (b: Buffer) => {
+        if (body.length < 4096) body += b.toString();
+      });
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        const domain = (form.get('domain') ?? host).slice(0, 253);
+        const reason = (form.get('reason') ?? '').slice(0, 500);
+        try {
+          const r = this.#o.ask(who.vm, domain, form.get('url') ?? url, reason);
+          send(201, page('Asked', `<h1>Your request was sent</h1><p>A parent will see that you asked for <strong>${escape(domain)}</strong> (request #${r.id}). Try again after they said yes.</p>`));
+        } catch (err) {
+          this.#log.warn({ err, vm: who.vm, domain }, 'access request failed');
+          send(429, page('Not sent', `<h1>Your request was not sent</h1><p>${escape((err as Error).message)}</p>`));
+        }
+      });
+      return;
+    }
+    send(
+      403,
+      page(
+        `${host} is blocked`,
+        `<h1><strong>${escape(host || 'This page')}</strong> is blocked</h1>
+<p class="why">On <strong>${escape(who.vm)}</strong>: ${escape(who.reason)}</p>
+<form method="post" action="/.portcullis/ask">
+<input type="hidden" name="domain" value="${escape(host)}"><input type="hidden" name="url" value="${escape(url)}">
+<p><label for="reason">Why do you need it? (optional)</label><br><textarea id="reason" name="reason" rows="3" maxlength="500"></textarea></p>
+<button type="submit">Ask a parent</button></form>`,
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    const s = this.#server;
+    this.#server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
