@@ -140,8 +140,17 @@ export function labServiceConfig(t: LabTopology, stateDir: string): Record<strin
       blockPagePort: 80,
     },
     api: { listen: t.mgmt.secvm.split('/')[0], port: t.api.port },
-    dns: { listen: [t.lan.gateway], port: 53, upstream: [t.internet.resolver] },
-    dhcp: { enabled: true, leaseTime: '12h' },
+    dns: {
+      listen: [t.lan.gateway],
+      port: 53,
+      upstream: [t.internet.resolver],
+      listsDir: join(REPO, 'rules', 'lists'),
+      // SafeSearch endpoints resolve in the lab's own DNS to a lab web server
+      safeSearchTargets: t.internet.safeSearch,
+    },
+    dhcp: { enabled: true, leaseTime: '12h', unassignedRange: t.lan.unassigned },
+    bypass: { doh: [join(REPO, 'rules', 'lists', 'bypass', 'doh-addresses.txt'), join(stateDir, 'lab-doh-addresses.txt')], tor: [join(stateDir, 'lab-tor-relays.txt')] },
+    parental: { sampleSeconds: 5 },
     dataDir: join(stateDir, 'secvm-data'),
     policyFile: join(stateDir, 'policy.yaml'),
     nft: { backend: 'auto', driftInterval: 5 },
@@ -223,7 +232,7 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   const [, wanPrefix] = t.wan.secvm.split('/');
   ipn('internet', 'addr', 'add', `${t.wan.router}/${wanPrefix}`, 'dev', 'isp0');
   ipn('internet', 'link', 'set', 'isp0', 'up');
-  for (const a of new Set([t.internet.resolver, t.internet.altResolver, t.internet.web, t.internet.vpn, t.internet.update, ...Object.values(t.internet.hosts)])) {
+  for (const a of new Set([t.internet.resolver, t.internet.altResolver, t.internet.web, t.internet.vpn, t.internet.update, t.internet.doh, t.internet.torRelay, ...Object.values(t.internet.hosts)])) {
     ipn('internet', 'addr', 'add', `${a}/32`, 'dev', 'lo');
   }
   const cert = join(stateDir, 'internet.crt');
@@ -249,6 +258,9 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   });
 
   writeFileSync(join(stateDir, 'policy.yaml'), toYaml(labPolicy(t)));
+  // the lab's stand-ins for a DoH provider and a Tor relay, as a bundle would list them
+  writeFileSync(join(stateDir, 'lab-doh-addresses.txt'), `${t.internet.doh}\n`);
+  writeFileSync(join(stateDir, 'lab-tor-relays.txt'), `${t.internet.torRelay}\n`);
   writeFileSync(join(stateDir, 'secvm.yaml'), toYaml(labServiceConfig(t, stateDir)));
   const mgmtAddr = t.mgmt.secvm.split('/')[0]!;
   const state: LabState = {

@@ -7,7 +7,7 @@ import { Mac, Name } from '../../gateway/src/policy/model.js';
 
 /** The lab topology file (appliance/lab/lab.yaml). */
 export const LabTopology = Type.Object({
-  lan: Type.Object({ subnet: Type.String(), gateway: Type.String() }),
+  lan: Type.Object({ subnet: Type.String(), gateway: Type.String(), unassigned: Type.String() }),
   wan: Type.Object({ secvm: Type.String(), router: Type.String() }),
   mgmt: Type.Object({ host: Type.String(), secvm: Type.String() }),
   api: Type.Object({ port: Type.Integer({ minimum: 1, maximum: 65535 }), localPort: Type.Integer({ minimum: 1, maximum: 65535 }) }),
@@ -17,6 +17,9 @@ export const LabTopology = Type.Object({
     web: Type.String(),
     vpn: Type.String(),
     update: Type.String(),
+    doh: Type.String(),
+    torRelay: Type.String(),
+    safeSearch: Type.Record(Type.String(), Type.String()),
     hosts: Type.Record(Type.String(), Type.String()),
   }),
   guests: Type.Array(

@@ -1,27 +1,32 @@
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
-import type { ClientPolicy } from './dns/model.js';
+import { listSourcesFromDir } from './dns/lists.js';
+import type { ClientPolicy, Verdict } from './dns/model.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
-import { API_PREFIX, registerApi } from './http/index.js';
 import { makeErrorHandler, rejectedCounter } from './http/error-handler.js';
+import { API_PREFIX, registerApi } from './http/index.js';
+import { parentalRoutes } from './http/parental.js';
 import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { NftSync } from './nft/sync.js';
-import { effectiveProfiles } from './policy/builtins.js';
+import { BlockPageServer } from './parental/block-page.js';
+import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './policy/address-list.js';
-import { allowSet, ruleSet } from './policy/compile.js';
+import { effectiveProfiles } from './policy/builtins.js';
+import { allowSet, ruleSet, serviceSet } from './policy/compile.js';
 import type { Policy, Vm } from './policy/model.js';
+import { ipv4ToInt } from './policy/net.js';
+import { scheduleActive } from './policy/schedule.js';
 import { PolicyService } from './policy/service.js';
 import { parsePolicyYaml } from './policy/yaml.js';
-import { scheduleActive } from './policy/schedule.js';
 import { Store } from './store/store.js';
 
 /** What the service needs from the outside world; tests choose their own. */
@@ -48,9 +53,13 @@ export interface App {
   stop(): Promise<void>;
 }
 
+/** The client name DNS uses for devices from the unassigned DHCP pool. */
+export const UNASSIGNED = 'unassigned';
+
 /**
  * Wire the parts of the service in the order they start: kernel sync, store and
- * policy (applies the stored policy), DHCP, DNS, HTTP. Never listens on HTTP.
+ * policy (applies the stored policy), DHCP, DNS, block page, budgets, HTTP. Never
+ * listens on HTTP.
  */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const log = deps.log;
@@ -60,13 +69,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const events = new EventBus(log);
   mkdirSync(config.dataDir, { recursive: true });
 
-  // bundle deny lists: read once here, handed to the compiler as the same array until replaced
-  const denyList: string[] = [];
-  for (const file of config.lists?.deny ?? []) denyList.push(...loadAddressList(file));
-  if (denyList.length > 0) log.info({ entries: denyList.length }, 'deny lists loaded');
-  const lists = { deny: denyList };
+  // bundle lists: read once here, handed to the compiler as the same arrays until replaced
+  const readLists = (files: readonly string[] | undefined): string[] => (files ?? []).flatMap((f) => loadAddressList(f));
+  const lists = { deny: readLists(config.lists?.deny) };
+  const bypass = { doh: readLists(config.bypass?.doh), tor: readLists(config.bypass?.tor) };
+  if (lists.deny.length > 0) log.info({ entries: lists.deny.length }, 'deny lists loaded');
+  const unassigned = parseRange(config.dhcp.unassignedRange);
 
   const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now });
+  let budgets: BudgetController | undefined;
   const sync = new NftSync({
     applier,
     network: config.network,
@@ -76,13 +87,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     now,
     driftIntervalSeconds: config.nft.driftInterval,
     lists: () => lists,
+    bypass: () => bypass,
+    budgetBlocked: () => budgets?.blocked() ?? new Map(),
+    unassigned,
   });
 
-  const store = Store.open({
-    path: join(config.dataDir, 'portcullis.db'),
-    events,
-    now: () => new Date(now()),
-  });
+  const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events, now: () => new Date(now()) });
   seedPolicy(store, config, log);
   const policy = new PolicyService({
     store,
@@ -92,24 +102,42 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     now: () => new Date(now()),
   });
 
+  budgets = new BudgetController({
+    policy: () => policy.current(),
+    readCounters: () => readVmCounters(deps.nft),
+    onChange: () => sync.apply(policy.current()),
+    stateFile: join(config.dataDir, 'budgets.json'),
+    sampleSeconds: config.parental?.sampleSeconds,
+    now,
+    log: log.child({ part: 'budgets' }),
+  });
+
   // --- DNS: who asks, by source address; learned addresses into the VM's sets ---------
   let clients = new Map<string, { vm: Vm; policy: ClientPolicy }>();
-  const refreshClients = (p: Policy): void => {
-    clients = clientPolicies(p, new Date(now()));
+  const unassignedPolicy: ClientPolicy = { client: UNASSIGNED, paused: true };
+  const identify = (ip: string): { vm?: Vm; policy: ClientPolicy } | undefined => {
+    const c = clients.get(ip);
+    if (c) return c;
+    if (unassigned && inRange(ip, unassigned)) return { policy: unassignedPolicy };
+    return undefined;
+  };
+  const refreshClients = (): void => {
+    clients = clientPolicies(policy.current(), new Date(now()), budgets?.blocked() ?? new Map());
   };
   const dns = new DnsFilter({
     listen: config.dns.listen.map((address) => ({ address, port: config.dns.port })),
     upstreams: config.dns.upstream.map((address) => ({ address, port: 53 })),
-    identify: (ip) => clients.get(ip)?.policy,
+    identify: (ip) => identify(ip)?.policy,
     blockPage: { v4: config.network.lan.ipv4 },
+    lists: config.dns.listsDir ? await listSourcesFromDir(config.dns.listsDir) : [],
+    ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => {
       const entry = [...clients.values()].find((c) => c.vm.name === e.client);
       if (!entry) return;
-      void learnAddresses(applier, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch(
-        (err: unknown) =>
-          log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
+      void learnAddresses(applier, dns, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch((err: unknown) =>
+        log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
       );
     },
   });
@@ -121,10 +149,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     leaseTime: config.dhcp.leaseTime,
     dir: join(config.dataDir, 'dhcp'),
     log: log.child({ part: 'dhcp' }),
+    ...(config.dhcp.unassignedRange ? { unassignedRange: config.dhcp.unassignedRange } : {}),
+  });
+
+  const blockPort = config.network.blockPagePort ?? 80;
+  const blockPage = new BlockPageServer({
+    address: config.network.lan.ipv4,
+    port: blockPort,
+    explain: (ip, host) => {
+      const who = identify(ip);
+      if (!who?.vm) return undefined;
+      return { vm: who.vm.name, reason: explain(dns.verdict(host, who.policy)) };
+    },
+    ask: (vm, domain, url, reason) => store.accessRequests.create({ vm, domain, url, reason }, `guest:${vm}`),
+    log: log.child({ part: 'block-page' }),
   });
 
   events.on('app', 'policy.applied', ({ policy: p }) => {
-    refreshClients(p);
+    refreshClients();
     dhcp.setVms(p.vms);
   });
 
@@ -133,19 +175,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
-  await http.register(registerApi, {
-    prefix: API_PREFIX,
-    policy,
-    store,
-    registry,
-    events,
-    token: config.api.token,
-  });
+  await http.register(registerApi, { prefix: API_PREFIX, policy, store, registry, events, token: config.api.token });
   // resources the service adds beside the policy API, answering errors the same way
   await http.register(
     async (scope) => {
       scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
       await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
+      await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
     },
     { prefix: API_PREFIX },
   );
@@ -165,20 +201,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     async start() {
       await policy.start();
       const current = policy.current();
-      refreshClients(current);
+      budgets.start();
+      refreshClients();
       sync.start();
       if (startDhcp) await dhcp.start(current.vms);
       await dns.start();
-      // schedule windows switch DNS behaviour (allowlist-only) at minute boundaries
-      scheduleTimer = setInterval(() => refreshClients(policy.current()), 30_000);
+      if (blockPort > 0) await blockPage.start();
+      // schedule windows, pauses and budgets switch DNS behaviour as time passes
+      scheduleTimer = setInterval(refreshClients, 15_000);
       scheduleTimer.unref();
       log.info({ vms: current.vms.length, backend: deps.nft.kind }, 'portcullis is enforcing');
     },
     async stop() {
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
+      await blockPage.stop();
       await dns.stop();
       dhcp.stop();
+      budgets.stop();
       sync.stop();
       await policy.stop();
       events.off('app');
@@ -193,35 +233,81 @@ function seedPolicy(store: Store, config: Config, log: Logger): void {
   const current = store.loadPolicy();
   if (current.vms.length > 0 || current.profiles.length > 0) return;
   const seed = parsePolicyYaml(readFileSync(config.policyFile, 'utf8'));
-  store.commitPolicy(seed, {
-    actor: 'seed',
-    action: 'policy.import',
-    target: 'policy',
-    before: null,
-    after: seed,
-  });
+  store.commitPolicy(seed, { actor: 'seed', action: 'policy.import', target: 'policy', before: null, after: seed });
   log.info({ file: config.policyFile, vms: seed.vms.length }, 'store seeded from the policy file');
 }
 
-/** The DNS view of each VM, by address: its profile's DNS settings, schedules applied. */
-export function clientPolicies(p: Policy, at: Date): Map<string, { vm: Vm; policy: ClientPolicy }> {
+function parseRange(range: string | undefined): { from: string; to: string } | undefined {
+  if (!range) return undefined;
+  const [from, to] = range.split('-');
+  return { from: from!, to: to! };
+}
+
+function inRange(ip: string, range: { from: string; to: string }): boolean {
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return false;
+  const n = ipv4ToInt(ip);
+  return n >= ipv4ToInt(range.from) && n <= ipv4ToInt(range.to);
+}
+
+/** A verdict in words for the block page. */
+function explain(v: Verdict): string {
+  const r = v.reason;
+  if (!r) return 'this page is not blocked; try again.';
+  switch (r.kind) {
+    case 'category':
+      return `it is in the "${r.list}" category, which is blocked.`;
+    case 'service':
+      return `${r.list} is blocked${r.entry ? ` (${r.entry})` : ''}.`;
+    case 'custom':
+      return 'a parent blocked this site.';
+    case 'allowlist':
+      return 'only allowed sites can be visited right now.';
+    case 'paused':
+      return 'the internet is paused right now.';
+    default:
+      return `it is blocked (${r.kind}).`;
+  }
+}
+
+/** Cumulative bytes of every per-VM nftables counter, by counter name (`vmCounter(vm)`). */
+async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
+  const out = await nft.runText('list counters table inet portcullis');
+  const doc = JSON.parse(out) as { nftables: Array<{ counter?: { name: string; bytes: number } }> };
+  const map = new Map<string, number>();
+  for (const o of doc.nftables) {
+    if (o.counter?.name.startsWith('vm_')) map.set(o.counter.name, o.counter.bytes);
+  }
+  return map;
+}
+
+/**
+ * The DNS view of each VM, by address: its profile's DNS settings with the schedules,
+ * pauses, budgets and approved domains in force at `at`.
+ */
+export function clientPolicies(p: Policy, at: Date, budgetBlocked: ReadonlyMap<string, Date>): Map<string, { vm: Vm; policy: ClientPolicy }> {
   const profiles = effectiveProfiles(p.profiles);
   const out = new Map<string, { vm: Vm; policy: ClientPolicy }>();
   for (const vm of p.vms) {
     const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
-    const allowlistWindow = p.schedules.some(
-      (s) => s.mode === 'allowlist-only' && s.vms.includes(vm.name) && scheduleActive(s, at),
-    );
-    const denyWindow = p.schedules.some(
-      (s) => s.mode === 'deny' && s.vms.includes(vm.name) && scheduleActive(s, at),
-    );
+    const active = p.schedules.filter((s) => s.vms.includes(vm.name) && scheduleActive(s, at));
+    const wholeVm = active.filter((s) => !s.services?.length);
+    const blockedServices = active.flatMap((s) => s.services ?? []);
+    const paused =
+      (vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime())) ||
+      (budgetBlocked.get(vm.name)?.getTime() ?? 0) > at.getTime() ||
+      wholeVm.some((s) => s.mode === 'deny');
+    // domains a rule (or an approved access request) accepts resolve whatever the lists say
+    const accepted = [...(vm.rules ?? []), ...profile.rules]
+      .filter((r) => r.action === 'accept' && 'domain' in r.to && (!r.expires || Date.parse(r.expires) > at.getTime()))
+      .map((r) => (r.to as { domain: string }).domain);
+    const dns = profile.dns ?? {};
     const policy: ClientPolicy = {
+      ...dns,
       client: vm.name,
-      ...(profile.dns ?? {}),
-      allow: [...(profile.dns?.allow ?? []), ...(profile.allowDomains ?? [])],
-      allowlistOnly:
-        profile.internet === 'allowlist-only' || allowlistWindow || (profile.dns?.allowlistOnly ?? false),
-      paused: denyWindow || (profile.dns?.paused ?? false),
+      services: [...new Set([...(dns.services ?? []), ...blockedServices])],
+      allow: [...new Set([...(dns.allow ?? []), ...(profile.allowDomains ?? []), ...accepted])],
+      allowlistOnly: profile.internet === 'allowlist-only' || wholeVm.some((s) => s.mode === 'allowlist-only') || (dns.allowlistOnly ?? false),
+      paused: paused || (dns.paused ?? false),
     };
     out.set(vm.ipv4, { vm, policy });
     if (vm.ipv6) out.set(vm.ipv6, { vm, policy });
@@ -231,11 +317,13 @@ export function clientPolicies(p: Policy, at: Date): Map<string, { vm: Vm; polic
 
 /**
  * Addresses of an allowed answer go into the VM's nftables sets: the allowlist set
- * (allowlist-only mode) and the set of every domain rule the name falls under, with
- * the answer's TTL as timeout (capped at the rule's expiry).
+ * (allowlist-only mode), the set of every domain rule the name falls under, and the
+ * set of every scheduled or slowed service the name belongs to; with the answer's TTL
+ * as timeout (capped at a rule's expiry).
  */
 async function learnAddresses(
   applier: NftApplier,
+  dns: DnsFilter,
   policy: Policy | undefined,
   vm: Vm,
   name: string,
@@ -248,12 +336,24 @@ async function learnAddresses(
   const sets = new Set(ruleset.sets.map((s) => s.name));
   const timeout = Math.max(ttl, 30);
   const lower = name.toLowerCase().replace(/\.$/, '');
+  const profile = effectiveProfiles(policy.profiles).get(vm.profile);
+  const services = new Set([
+    ...policy.schedules.filter((s) => s.vms.includes(vm.name)).flatMap((s) => s.services ?? []),
+    ...(profile?.parental?.slowServices ?? []).map((s) => s.service),
+  ]);
+  const memberOf = [...services].filter((svc) => {
+    const v = dns.verdict(lower, { client: vm.name, services: [svc] });
+    return v.reason?.kind === 'service' && v.reason.list === svc;
+  });
   for (const family of [4, 6] as const) {
     const values = family === 4 ? addresses.v4 : addresses.v6;
     if (values.length === 0) continue;
     const allow = allowSet(vm.name, family);
     if (sets.has(allow)) await applier.addElements(allow, values, timeout);
-    const profile = effectiveProfiles(policy.profiles).get(vm.profile);
+    for (const svc of memberOf) {
+      const set = serviceSet(vm.name, svc, family);
+      if (sets.has(set)) await applier.addElements(set, values, timeout);
+    }
     const rules = [...(vm.rules ?? []), ...(profile?.rules ?? [])];
     for (const [index, rule] of rules.entries()) {
       if (!('domain' in rule.to)) continue;

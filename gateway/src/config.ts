@@ -26,6 +26,10 @@ export const Config = Type.Object(
         port: Type.Integer({ minimum: 1, maximum: 65535, default: 53 }),
         /** Upstream resolvers, tried in order. */
         upstream: Type.Array(Type.String(), { minItems: 1 }),
+        /** Domain lists laid out as rules/lists/ (categories/, services/, doh.txt). */
+        listsDir: Type.Optional(Type.String()),
+        /** SafeSearch endpoints to use instead of the real ones (a lab test host). */
+        safeSearchTargets: Type.Optional(Type.Record(Type.String(), Type.String())),
       },
       { additionalProperties: false },
     ),
@@ -34,6 +38,11 @@ export const Config = Type.Object(
         enabled: Type.Boolean({ default: true }),
         /** Lease time, dnsmasq syntax (12h). */
         leaseTime: Type.String({ default: '12h' }),
+        /**
+         * Addresses handed to unknown MACs (first-last, e.g. 10.20.0.200-10.20.0.249):
+         * such a device gets DHCP and the block page, nothing else, until it is assigned.
+         */
+        unassignedRange: Type.Optional(Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+-\\d+\\.\\d+\\.\\d+\\.\\d+$' })),
       },
       { additionalProperties: false },
     ),
@@ -42,6 +51,22 @@ export const Config = Type.Object(
     /** Address lists from rule bundles (one address or CIDR a line), denied for every VM. */
     lists: Type.Optional(
       Type.Object({ deny: Type.Array(Type.String(), { default: [] }) }, { additionalProperties: false }),
+    ),
+    /** Address lists of the ways around the filter (DoH resolvers, Tor relays). */
+    bypass: Type.Optional(
+      Type.Object(
+        { doh: Type.Array(Type.String(), { default: [] }), tor: Type.Array(Type.String(), { default: [] }) },
+        { additionalProperties: false },
+      ),
+    ),
+    parental: Type.Optional(
+      Type.Object(
+        {
+          /** Seconds between samples of the VMs' traffic counters for time budgets. Default 60. */
+          sampleSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 60 }),
+        },
+        { additionalProperties: false },
+      ),
     ),
     /** Policy YAML to seed an empty store with. */
     policyFile: Type.Optional(Type.String()),

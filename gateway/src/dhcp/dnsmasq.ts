@@ -18,6 +18,8 @@ export interface DhcpOptions {
   /** Folder for the hosts file, lease file and pid file. */
   readonly dir: string;
   readonly log?: Logger;
+  /** Pool for unknown MACs (`first-last`); absent: unknown MACs get no lease. */
+  readonly unassignedRange?: string;
   /** The dnsmasq binary. Default `dnsmasq`. */
   readonly binary?: string;
 }
@@ -80,6 +82,7 @@ export class DhcpServer {
       `--interface=${o.iface}`,
       '--bind-interfaces',
       `--dhcp-range=${network(o.gateway, o.prefix)},static,${netmask(o.prefix)},${o.leaseTime}`,
+      ...(o.unassignedRange ? [`--dhcp-range=${o.unassignedRange.replace('-', ',')},${netmask(o.prefix)},1h`] : []),
       `--dhcp-hostsfile=${this.#hostsFile}`,
       `--dhcp-option=option:router,${o.gateway}`,
       `--dhcp-option=option:dns-server,${o.gateway}`,
@@ -120,6 +123,23 @@ export class DhcpServer {
     } catch {
       /* not running */
     }
+  }
+
+  /** Current leases of MACs that are not registered VMs (unknown devices). */
+  unassignedLeases(known: ReadonlySet<string>): Array<{ mac: string; ipv4: string; hostname?: string; expires: string }> {
+    let text = '';
+    try {
+      text = readFileSync(join(this.#o.dir, 'dnsmasq.leases'), 'utf8');
+    } catch {
+      return [];
+    }
+    const out: Array<{ mac: string; ipv4: string; hostname?: string; expires: string }> = [];
+    for (const line of text.split('\n')) {
+      const [expiry, mac, ip, host] = line.trim().split(/\s+/);
+      if (!expiry || !mac || !ip || known.has(mac.toLowerCase())) continue;
+      out.push({ mac: mac.toLowerCase(), ipv4: ip, ...(host && host !== '*' ? { hostname: host } : {}), expires: new Date(Number(expiry) * 1000).toISOString() });
+    }
+    return out;
   }
 
   stop(): void {

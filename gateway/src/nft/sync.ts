@@ -27,6 +27,8 @@ export interface NftSyncOptions {
   readonly bypass?: () => { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
   /** VMs whose daily budget is spent, blocked until the daily reset. */
   readonly budgetBlocked?: () => ReadonlyMap<string, Date>;
+  /** The DHCP pool of unknown devices. */
+  readonly unassigned?: { readonly from: string; readonly to: string };
   /** Called after a drift was found and repaired. */
   readonly onDrift?: (what: string) => void;
 }
@@ -86,6 +88,7 @@ export class NftSync {
       lists: this.#o.lists?.(),
       bypass: this.#o.bypass?.(),
       budgetBlocked: this.#o.budgetBlocked?.(),
+      unassigned: this.#o.unassigned,
     });
     return { ruleset, validUntil };
   }

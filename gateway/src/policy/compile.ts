@@ -87,6 +87,8 @@ export interface CompileInput {
   readonly bypass?: { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
   /** Per-service windows of each VM's schedules, by VM name (see schedule.ts). */
   readonly serviceWindows?: ReadonlyMap<string, readonly ServiceWindows[]>;
+  /** Addresses DHCP hands to unknown MACs: they may reach DHCP, DNS and the block page only. */
+  readonly unassigned?: { readonly from: string; readonly to: string };
   /** VMs whose daily time budget is spent, blocked until the instant given (the daily reset). */
   readonly budgetBlocked?: ReadonlyMap<string, Date>;
 }
@@ -247,6 +249,13 @@ export function compile(spec: CompileInput): Ruleset {
     ACCEPT,
   ]);
   antispoof.push([m(payload('ether', 'saddr'), '@macs'), counter('spoof_dropped'), DROP]);
+  if (spec.unassigned) {
+    // unknown devices (new or randomised MACs) from the unassigned pool: DHCP, DNS and
+    // the block page on the appliance; the forward chain has no chain for them
+    antispoof.push([m(payload('ip', 'saddr'), { range: [spec.unassigned.from, spec.unassigned.to] }), counter('unassigned_seen'), ACCEPT]);
+    antispoof.push([m(payload('ip', 'saddr'), '0.0.0.0'), m(payload('udp', 'dport'), 67), ACCEPT]);
+    counters.push('unassigned_seen');
+  }
   antispoof.push([counter('unknown_mac_dropped'), DROP]);
   chains.push({ name: 'antispoof', base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' }, rules: antispoof });
 
@@ -267,6 +276,8 @@ export function compile(spec: CompileInput): Ruleset {
   ];
   const blockPort = network.blockPagePort ?? 80;
   if (blockPort > 0) input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), blockPort), ACCEPT]);
+  // HTTPS to a blocked name lands here: refuse it at once instead of letting it time out
+  input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), 443), { reject: { type: 'tcp reset' } }]);
   input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'icmp'), m(payload('icmp', 'type'), 'echo-request'), ACCEPT]);
   if (policy.ipv6) {
     input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'ipv6-icmp'), ACCEPT]);

@@ -1,0 +1,97 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { DhcpServer } from '../dhcp/dnsmasq.js';
+import { PortcullisError } from '../errors.js';
+import type { BudgetController } from '../parental/controller.js';
+import type { Vm } from '../policy/model.js';
+import type { PolicyService } from '../policy/service.js';
+
+export interface ParentalRoutesOptions {
+  readonly policy: PolicyService;
+  readonly budgets: BudgetController;
+  readonly dhcp: DhcpServer;
+  readonly now?: () => Date;
+}
+
+const Name = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' }) });
+
+/**
+ * The parent's buttons: pause a VM's internet now (for a while, or until resumed),
+ * see and extend today's time budget, and see the unknown devices waiting to be
+ * assigned.
+ */
+export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (app, opts) => {
+  const now = opts.now ?? (() => new Date());
+  const actor = (h: unknown): string => `api:${typeof h === 'string' && h ? h : 'anonymous'}`;
+  const findVm = (name: string): Vm => {
+    const vm = opts.policy.current().vms.find((v) => v.name === name);
+    if (!vm) throw new PortcullisError('VM_NOT_FOUND', `no VM named "${name}"`, { path: '/params/name' });
+    return vm;
+  };
+
+  app.post<{ Params: { name: string }; Body: { minutes?: number; reason?: string } }>(
+    '/vms/:name/pause',
+    {
+      schema: {
+        params: Name,
+        body: Type.Object(
+          {
+            minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 1440, description: 'how long; absent: until resumed' })),
+            reason: Type.Optional(Type.String({ maxLength: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      findVm(req.params.name);
+      const at = now();
+      const until = req.body?.minutes ? new Date(at.getTime() + req.body.minutes * 60_000).toISOString() : undefined;
+      return opts.policy.mutate(
+        { actor: actor(req.headers['x-portcullis-actor']), reason: req.body?.reason },
+        { action: 'vm.pause', target: `vm/${req.params.name}`, select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null },
+        (draft) => {
+          const vm = draft.vms.find((v) => v.name === req.params.name)!;
+          vm.pause = { since: at.toISOString(), ...(until ? { until } : {}), ...(req.body?.reason ? { reason: req.body.reason } : {}) };
+          return () => ({ vm: vm.name, pause: vm.pause });
+        },
+      );
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>('/vms/:name/pause', { schema: { params: Name } }, async (req) => {
+    findVm(req.params.name);
+    return opts.policy.mutate(
+      { actor: actor(req.headers['x-portcullis-actor']) },
+      { action: 'vm.resume', target: `vm/${req.params.name}`, select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null },
+      (draft) => {
+        const vm = draft.vms.find((v) => v.name === req.params.name)!;
+        delete vm.pause;
+        return () => ({ vm: vm.name, paused: false });
+      },
+    );
+  });
+
+  app.get<{ Params: { name: string } }>('/vms/:name/budget', { schema: { params: Name } }, async (req) => {
+    const vm = findVm(req.params.name);
+    const usage = opts.budgets.usage(vm);
+    if (!usage) throw new PortcullisError('NOT_FOUND', `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`, { path: '/params/name' });
+    return usage;
+  });
+
+  app.post<{ Params: { name: string }; Body: { minutes: number } }>(
+    '/vms/:name/budget/grant',
+    { schema: { params: Name, body: Type.Object({ minutes: Type.Integer({ minimum: 1, maximum: 1440 }) }, { additionalProperties: false }) } },
+    async (req) => {
+      const vm = findVm(req.params.name);
+      const usage = await opts.budgets.grant(vm, req.body.minutes);
+      if (!usage) throw new PortcullisError('NOT_FOUND', `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`, { path: '/params/name' });
+      return usage;
+    },
+  );
+
+  app.get('/devices/unassigned', async () => {
+    const known = new Set(opts.policy.current().vms.map((v) => v.mac.toLowerCase()));
+    return opts.dhcp.unassignedLeases(known);
+  });
+};
