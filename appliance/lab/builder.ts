@@ -151,6 +151,7 @@ export function labServiceConfig(t: LabTopology, stateDir: string): Record<strin
     dhcp: { enabled: true, leaseTime: '12h', unassignedRange: t.lan.unassigned },
     bypass: { doh: [join(REPO, 'rules', 'lists', 'bypass', 'doh-addresses.txt'), join(stateDir, 'lab-doh-addresses.txt')], tor: [join(stateDir, 'lab-tor-relays.txt')] },
     parental: { sampleSeconds: 5 },
+    suricata: { enabled: true, queue: 0, queueKind: 'auto', ruleFiles: [join(REPO, 'appliance', 'suricata', 'local.rules'), join(HERE, 'lab.rules')] },
     dataDir: join(stateDir, 'secvm-data'),
     policyFile: join(stateDir, 'policy.yaml'),
     nft: { backend: 'auto', driftInterval: 5 },

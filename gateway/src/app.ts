@@ -10,6 +10,7 @@ import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
 import { makeErrorHandler, rejectedCounter } from './http/error-handler.js';
 import { API_PREFIX, registerApi } from './http/index.js';
+import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
 import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
@@ -21,13 +22,14 @@ import { BlockPageServer } from './parental/block-page.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './policy/address-list.js';
 import { effectiveProfiles } from './policy/builtins.js';
-import { allowSet, ruleSet, serviceSet } from './policy/compile.js';
+import { allowSet, ruleSet, serviceSet, type QueueSettings } from './policy/compile.js';
 import type { Policy, Vm } from './policy/model.js';
 import { ipv4ToInt } from './policy/net.js';
 import { scheduleActive } from './policy/schedule.js';
 import { PolicyService } from './policy/service.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { Store } from './store/store.js';
+import { applianceSuricataSetup, detectQueueKind, IpsService } from './suricata/ips.js';
 
 /** What the service needs from the outside world; tests choose their own. */
 export interface AppDeps {
@@ -78,6 +80,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now });
   let budgets: BudgetController | undefined;
+  // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
+  const suricata = config.suricata?.enabled ? config.suricata : undefined;
+  const queue: QueueSettings | undefined = suricata
+    ? { kind: suricata.queueKind === 'auto' ? await detectQueueKind(deps.nft) : suricata.queueKind, num: suricata.queue }
+    : undefined;
+  if (queue) log.info({ queue: queue.kind, num: queue.num }, queue.kind === 'nft' ? 'IPS queue: nft queue statement' : 'IPS queue: this kernel has no nft queue expression; using the xtables NFQUEUE target');
   const sync = new NftSync({
     applier,
     network: config.network,
@@ -90,6 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     bypass: () => bypass,
     budgetBlocked: () => budgets?.blocked() ?? new Map(),
     unassigned,
+    queue: () => queue,
   });
 
   const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events, now: () => new Date(now()) });
@@ -165,6 +174,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     log: log.child({ part: 'block-page' }),
   });
 
+  const ips =
+    suricata && queue
+      ? new IpsService({
+          setup: applianceSuricataSetup(config.dataDir, queue.num, suricata.ruleFiles, [`${config.network.lan.ipv4}/${config.network.lan.prefix}`]),
+          kind: queue.kind,
+          applier,
+          policy,
+          store,
+          registry,
+          events,
+          log: log.child({ part: 'ips' }),
+          now,
+        })
+      : undefined;
+
   events.on('app', 'policy.applied', ({ policy: p }) => {
     refreshClients();
     dhcp.setVms(p.vms);
@@ -182,6 +206,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
       await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
       await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
+      await scope.register(ipsRoutes, { ips, store });
     },
     { prefix: API_PREFIX },
   );
@@ -207,6 +232,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       if (startDhcp) await dhcp.start(current.vms);
       await dns.start();
       if (blockPort > 0) await blockPage.start();
+      // Suricata last: fail-closed VMs wait for it, everything else already flows
+      if (ips) await ips.start();
       // schedule windows, pauses and budgets switch DNS behaviour as time passes
       scheduleTimer = setInterval(refreshClients, 15_000);
       scheduleTimer.unref();
@@ -215,6 +242,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     async stop() {
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
+      await ips?.stop();
       await blockPage.stop();
       await dns.stop();
       dhcp.stop();

@@ -68,6 +68,21 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    suricata: Type.Optional(
+      Type.Object(
+        {
+          /** Run Suricata inline for VMs whose profile has IPS mode `ips`. */
+          enabled: Type.Boolean({ default: true }),
+          /** NFQUEUE number. Default 0. */
+          queue: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+          /** Rule files, in order (the installed bundle's, then local rules). */
+          ruleFiles: Type.Array(Type.String(), { minItems: 1 }),
+          /** `nft` queue statement or the xtables NFQUEUE target; `auto` detects. Default auto. */
+          queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], { default: 'auto' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Policy YAML to seed an empty store with. */
     policyFile: Type.Optional(Type.String()),
     nft: Type.Object(

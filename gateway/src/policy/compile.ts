@@ -106,6 +106,9 @@ function groupedList(list: readonly string[]): ReturnType<typeof groupByPrefix> 
 }
 
 /** Packet marks the table sets; the xtables compat layer and Suricata read them. */
+/** Suricata's repeat mark (its `nfq.repeat-mark`): the packet was judged already. */
+export const NFQ_REPEAT_MARK = 0x08000000;
+
 export const MARK = {
   /** Queue this packet, fail-closed. */
   queueClosed: 0x10,
@@ -288,13 +291,27 @@ export function compile(spec: CompileInput): Ruleset {
   chains.push({ name: 'input', base: { type: 'filter', hook: 'input', prio: PRIO.filter, policy: 'drop' }, rules: input });
 
   // --- forward: each guest to its own chain --------------------------------------------
-  const forward: NftStatement[][] = [
+  const forward: NftStatement[][] = [];
+  if (spec.queue) {
+    // Suricata's repeat verdict sends a packet through this hook again, marked: it was
+    // judged already. With the nft queue, save Suricata's bypass bit to the conntrack
+    // mark here (xtables: the compat chain saves it).
+    const repeated = m({ '&': [meta('mark'), NFQ_REPEAT_MARK] }, 0, '!=');
+    if (spec.queue.kind === 'nft') {
+      forward.push([
+        m({ '&': [meta('mark'), NFQ_REPEAT_MARK | MARK.bypass] }, NFQ_REPEAT_MARK | MARK.bypass),
+        { mangle: { key: { ct: { key: 'mark' } }, value: { '|': [{ ct: { key: 'mark' } }, MARK.bypass] } } },
+      ]);
+    }
+    forward.push([repeated, ACCEPT]);
+  }
+  forward.push(
     [m({ ct: { key: 'state' } }, 'invalid'), DROP],
     [m(meta('iifname'), lan), { vmap: { key: payload('ether', 'saddr'), data: '@vm_chains' } }],
     [m(meta('oifname'), lan), { jump: { target: 'to_guests' } }],
     [m(meta('iifname'), wan), m(meta('oifname'), lan), m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
     [counter('forward_dropped'), DROP],
-  ];
+  );
   chains.push({ name: 'forward', base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' }, rules: forward });
 
   // --- traffic to the guests: slow-downs of the download direction ----------------------
@@ -449,7 +466,7 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), DROP]);
 
   // VPN endpoints: only for profiles that may use them
-  if (profile.vpn) rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4'), ...queueStatements(profile, ctx), ACCEPT]);
+  if (profile.vpn) rules.push(...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4')], profile, ctx));
   else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
   rules.push([{ jump: { target: 'deny_list' } }]);
 
@@ -459,26 +476,45 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     sets.push({ name: allowSet(vm.name, 6), type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
     const allowRules: NftStatement[][] = [
       [established, ACCEPT],
-      [m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`), ...queueStatements(profile, ctx), ACCEPT],
-      [m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`), ...queueStatements(profile, ctx), ACCEPT],
+      ...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`)], profile, ctx),
+      ...accepting([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`)], profile, ctx),
       [DROP],
     ];
     chains.push({ name: allowlistChain, rules: allowRules });
   }
-  if (profile.internet === 'open') rules.push([m(meta('oifname'), wan), ...queueStatements(profile, ctx), ACCEPT]);
+  if (profile.internet === 'open') rules.push(...accepting([m(meta('oifname'), wan)], profile, ctx));
+  // the other direction of the VM's flows goes to Suricata too: it needs both to inspect
+  if (ctx.queue && profile.ips.mode === 'ips') {
+    const replies: NftStatement[] = [established, m(payload('ip', 'daddr'), vm.ipv4)];
+    if (ctx.queue.kind === 'xt') ctx.toGuests.push([...replies, markQueue(profile)]);
+    else ctx.toGuests.push(...accepting(replies, profile, ctx));
+  }
   else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
   rules.push([DROP]);
   return [{ name: chain, rules }, ...chains];
 }
 
-/** Statements that send an accepted packet to Suricata, per the profile's IPS mode. */
-function queueStatements(profile: Profile, ctx: VmContext): NftStatement[] {
-  if (!ctx.queue || profile.ips.mode !== 'ips') return [];
+/** `meta mark set meta mark | queue bit`: keeps the other bits (the bypass bit above all). */
+function markQueue(profile: Profile): NftStatement {
+  const bit = profile.ips.failure === 'fail-open' ? MARK.queueOpen : MARK.queueClosed;
+  return { mangle: { key: meta('mark'), value: { '|': [meta('mark'), bit] } } };
+}
+
+/**
+ * The rules that accept what `match` matches, through Suricata when the profile's IPS
+ * mode is `ips`: with the nft queue statement, flows Suricata bypassed (the bit in the
+ * conntrack mark) are accepted first and the rest is queued (fail-open: `bypass` when
+ * Suricata is not listening); with xtables, the packet is marked and accepted here and
+ * the NFQUEUE target of the compat layer queues it by the mark.
+ */
+function accepting(match: NftStatement[], profile: Profile, ctx: VmContext): NftStatement[][] {
+  if (!ctx.queue || profile.ips.mode !== 'ips') return [[...match, ACCEPT]];
+  if (ctx.queue.kind === 'xt') return [[...match, markQueue(profile), ACCEPT]];
   const open = profile.ips.failure === 'fail-open';
-  if (ctx.queue.kind === 'nft') {
-    return [{ queue: { num: ctx.queue.num, ...(open ? { flags: 'bypass' } : {}) } }];
-  }
-  return [{ mangle: { key: meta('mark'), value: open ? MARK.queueOpen : MARK.queueClosed } }];
+  return [
+    [...match, m({ '&': [{ ct: { key: 'mark' } }, MARK.bypass] }, 0, '!='), ACCEPT],
+    [...match, { queue: { num: ctx.queue.num, ...(open ? { flags: 'bypass' } : {}) } }],
+  ];
 }
 
 function cidrValue(text: string): NftValue {

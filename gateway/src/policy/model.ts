@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import './formats.js';
+import { AlertActions } from '../actions/model.js';
 
 /**
  * The policy model: one schema source for the API, the YAML policy file and the
@@ -166,6 +167,8 @@ export const Profile = Type.Object(
     dns: Type.Optional(DnsSettings),
     /** Parental controls in the kernel: bypass closing, slow down, daily budget. */
     parental: Type.Optional(Parental),
+    /** Reactions to IPS alerts of this profile's VMs; absent: the built-in defaults. */
+    alerts: Type.Optional(AlertActions),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,261 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import { Counter } from 'prom-client';
+import { ActionEngine, type Decision } from '../actions/engine.js';
+import { execute, WebhookNotifier, type ActionExecutor } from '../actions/executor.js';
+import { BUILTIN_ALERT_ACTIONS, DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
+import { PortcullisError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { NftApplier } from '../nft/applier.js';
+import type { NftBackend } from '../nft/backend.js';
+import { IPS_BLOCK4, IPS_BLOCK6, MARK, type QueueSettings } from '../policy/compile.js';
+import type { Policy } from '../policy/model.js';
+import type { PolicyService } from '../policy/service.js';
+import type { Store } from '../store/store.js';
+import { NFQ_MARK, type SuricataSetup } from './config.js';
+import { SuricataControl } from './control.js';
+import { EveIngest } from './eve/ingest.js';
+import { LeaseTable } from './eve/leases.js';
+import { EveMetrics } from './eve/metrics.js';
+import { EvePipeline } from './eve/pipeline.js';
+import { EveSocketReader } from './eve/socket-reader.js';
+import { SuricataSupervisor } from './supervisor.js';
+
+/** How the kernel hands packets to Suricata. */
+export type QueueKind = QueueSettings['kind'];
+
+/**
+ * Find out whether this kernel has the nft `queue` expression: a dry-run transaction
+ * with a queue rule (the kernel checks it, then the transaction is aborted).
+ */
+export async function detectQueueKind(nft: NftBackend): Promise<QueueKind> {
+  const table = { family: 'inet' as const, name: 'portcullis_probe' };
+  try {
+    await nft.run(
+      [
+        { add: { table } },
+        { add: { chain: { family: 'inet', table: table.name, name: 'c' } } },
+        { add: { rule: { family: 'inet', table: table.name, chain: 'c', expr: [{ queue: { num: 0, flags: 'bypass' } }] } } },
+      ],
+      { dryRun: true },
+    );
+    return 'nft';
+  } catch {
+    return 'xt';
+  }
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, (err, stdout, stderr) => {
+      if (err) reject(new PortcullisError('NFT_APPLY_FAILED', `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/**
+ * The xtables side of the IPS when the kernel lacks nft `queue`: Portcullis' own chains
+ * in iptables' mangle and filter tables (iptables-nft, i.e. xtables inside nf_tables),
+ * replaced whole with iptables-restore. The inet portcullis table marks what to queue;
+ * these rules restore and save Suricata's bypass bit and queue by the mark.
+ */
+export async function installXtQueue(queue: number): Promise<void> {
+  const B = hex(MARK.bypass);
+  const R = hex(NFQ_MARK.repeat);
+  const RB = hex(NFQ_MARK.repeat | MARK.bypass);
+  const Q = hex(MARK.queueClosed | MARK.queueOpen);
+  const rules = [
+    '*mangle',
+    ':PORTCULLIS-PRE - [0:0]',
+    `-A PORTCULLIS-PRE -j CONNMARK --restore-mark --nfmask ${B} --ctmask ${B}`,
+    'COMMIT',
+    '*filter',
+    ':PORTCULLIS-FWD - [0:0]',
+    `-A PORTCULLIS-FWD -m mark --mark ${RB}/${RB} -j CONNMARK --save-mark --nfmask ${B} --ctmask ${B}`,
+    `-A PORTCULLIS-FWD -m mark --mark ${R}/${R} -j ACCEPT`,
+    `-A PORTCULLIS-FWD -m mark --mark ${B}/${B} -j ACCEPT`,
+    `-A PORTCULLIS-FWD -m mark --mark ${hex(MARK.queueClosed)}/${Q} -j NFQUEUE --queue-num ${queue}`,
+    `-A PORTCULLIS-FWD -m mark --mark ${hex(MARK.queueOpen)}/${Q} -j NFQUEUE --queue-num ${queue} --queue-bypass`,
+    'COMMIT',
+    '',
+  ].join('\n');
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('iptables-restore', ['--noflush'], (err, _out, stderr) =>
+      err ? reject(new PortcullisError('NFT_APPLY_FAILED', `iptables-restore: ${stderr.trim() || err.message}`)) : resolve(),
+    );
+    child.stdin?.end(rules);
+  });
+  for (const [table, chain, target] of [
+    ['mangle', 'PREROUTING', 'PORTCULLIS-PRE'],
+    ['filter', 'FORWARD', 'PORTCULLIS-FWD'],
+  ] as const) {
+    const present = await run('iptables', ['-t', table, '-C', chain, '-j', target]).then(
+      () => true,
+      () => false,
+    );
+    if (!present) await run('iptables', ['-t', table, '-I', chain, '1', '-j', target]);
+  }
+}
+
+export interface IpsOptions {
+  readonly setup: SuricataSetup;
+  readonly kind: QueueKind;
+  readonly applier: NftApplier;
+  readonly policy: PolicyService;
+  readonly store: Store;
+  readonly registry: Registry;
+  readonly events: EventBus;
+  readonly log?: Logger;
+  readonly now?: () => number;
+}
+
+/** An active IPS block of a remote host. */
+export interface IpsBlock {
+  readonly address: string;
+  readonly until: string;
+}
+
+/**
+ * The inline IPS at run time: Suricata supervised on the queue, its EVE stream parsed,
+ * mapped to VMs and turned into actions (block the remote host in the kernel,
+ * quarantine the VM, notify), all recorded.
+ */
+export class IpsService {
+  readonly #o: IpsOptions;
+  readonly #log: Logger;
+  readonly supervisor: SuricataSupervisor;
+  readonly control: SuricataControl;
+  readonly #reader: EveSocketReader;
+  readonly #leases = new LeaseTable();
+  readonly #engine: ActionEngine;
+  readonly #pipeline: EvePipeline;
+  readonly #executor: ActionExecutor;
+  readonly #actions: Counter<'kind'>;
+  #policy: Policy | undefined;
+
+  constructor(options: IpsOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+    const now = options.now ?? Date.now;
+    mkdirSync(options.setup.logDir, { recursive: true });
+    this.supervisor = new SuricataSupervisor({ setup: options.setup, log: this.#log.child({ part: 'suricata' }), events: options.events });
+    this.control = new SuricataControl({ path: options.setup.commandSocket });
+    this.#engine = new ActionEngine({ clock: { now }, actionsFor: (vm) => this.#actionsFor(vm) });
+    const metrics = new EveMetrics(options.registry);
+    this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
+    this.#actions = new Counter({ name: 'portcullis_ips_actions_total', help: 'Actions taken on IPS alerts, by kind', labelNames: ['kind'], registers: [options.registry] });
+    const notifier = new WebhookNotifier();
+    this.#executor = {
+      blockHost: async (remote, seconds) => {
+        const set = remote.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
+        await options.applier.addElements(set, [remote], seconds);
+      },
+      quarantine: async (vm, reason) => {
+        const current = options.policy.current().vms.find((v) => v.name === vm);
+        if (!current || current.quarantine) return;
+        await options.policy.quarantine(vm, reason, { actor: 'ips', reason });
+      },
+      notify: (url, payload) => notifier.notify(url, payload),
+      record: async (d) => {
+        options.store.alerts.add({
+          at: d.timestamp,
+          ...(d.vm ? { vm: d.vm } : {}),
+          ...(d.src ? { src: d.src } : {}),
+          ...(d.dest ? { dest: d.dest } : {}),
+          signatureId: d.sid,
+          signature: d.signature,
+          category: d.category,
+          severity: d.severity,
+          action: d.action,
+        });
+      },
+    };
+    const ingest = new EveIngest({
+      handler: (event) => this.#handle(this.#pipeline.handle(event).decisions),
+      log: this.#log.child({ part: 'eve' }),
+      metrics,
+    });
+    this.#reader = new EveSocketReader({ path: options.setup.eveSocket, sink: ingest, log: this.#log.child({ part: 'eve' }) });
+    options.events.on(this, 'policy.applied', ({ policy }) => this.#setPolicy(policy));
+  }
+
+  #setPolicy(policy: Policy): void {
+    this.#policy = policy;
+    for (const vm of policy.vms) {
+      this.#leases.add({ vm: vm.name, address: vm.ipv4 });
+      if (vm.ipv6) this.#leases.add({ vm: vm.name, address: vm.ipv6 });
+    }
+  }
+
+  #actionsFor(vm: string | undefined): AlertActions {
+    const p = this.#policy;
+    const v = vm === undefined ? undefined : p?.vms.find((x) => x.name === vm);
+    if (!p || !v) return DEFAULT_ALERT_ACTIONS;
+    const profileName = v.quarantine ? 'quarantine' : v.profile;
+    const profile = p.profiles.find((x) => x.name === profileName);
+    return profile?.alerts ?? BUILTIN_ALERT_ACTIONS[profileName] ?? DEFAULT_ALERT_ACTIONS;
+  }
+
+  async #handle(decisions: readonly Decision[]): Promise<void> {
+    for (const d of decisions) {
+      try {
+        await execute(d, this.#executor);
+        this.#actions.inc({ kind: d.kind });
+        if (d.kind !== 'record') this.#log.info({ decision: d }, 'IPS action');
+      } catch (err) {
+        this.#log.warn({ err, decision: d.kind }, 'IPS action failed');
+      }
+    }
+  }
+
+  /** Active blocks of remote hosts. */
+  blocks(): IpsBlock[] {
+    return [IPS_BLOCK4, IPS_BLOCK6].flatMap((set) =>
+      this.#o.applier.dynamicElements(set).map((e) => ({ address: String(e.val), until: e.expiresAt.toISOString() })),
+    );
+  }
+
+  /** Undo a block (the parent or admin disagrees with the IPS). */
+  async unblock(address: string): Promise<boolean> {
+    const set = address.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
+    const had = this.#o.applier.dynamicElements(set).some((e) => e.val === address);
+    await this.#o.applier.deleteElements(set, [address]);
+    return had;
+  }
+
+  async start(): Promise<void> {
+    this.#setPolicy(this.#o.policy.current());
+    if (this.#o.kind === 'xt') await installXtQueue(this.#o.setup.nfq.queue);
+    await this.#reader.start();
+    await this.supervisor.start();
+    this.#log.info({ queue: this.#o.setup.nfq.queue, kind: this.#o.kind }, 'IPS: Suricata on NFQUEUE');
+  }
+
+  async stop(): Promise<void> {
+    this.#o.events.off(this);
+    await this.supervisor.stop();
+    await this.#reader.stop();
+  }
+}
+
+/** The Suricata setup of the appliance, from the service's data dir. */
+export function applianceSuricataSetup(dataDir: string, queue: number, ruleFiles: readonly string[], homeNet: readonly string[]): SuricataSetup {
+  const dir = join(dataDir, 'suricata');
+  return {
+    configFile: join(dir, 'suricata.yaml'),
+    logDir: dir,
+    pidFile: join(dir, 'suricata.pid'),
+    commandSocket: join(dir, 'command.socket'),
+    eveSocket: join(dir, 'eve.socket'),
+    ruleFiles,
+    nfq: { queue, mode: 'repeat' },
+    homeNet,
+  };
+}
