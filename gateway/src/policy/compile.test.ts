@@ -99,17 +99,24 @@ describe('compile', () => {
   it('puts schedule windows first and sends allowlist windows to the allowlist chain', () => {
     const windows = new Map([['kid', [{ days: [1], from: 75600, to: 86399, mode: 'deny' as const }, { days: [2], from: 0, to: 3600, mode: 'allowlist-only' as const }]]]);
     const rs = build({ windows });
-    const rules = chain(rs, 'vm_kid');
-    expect(text(rules[3])).toBe('[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"drop":null}]');
-    expect(text(rules[4])).toContain('"goto":{"target":"vm_kid_allowlist"}');
+    const rules = chain(rs, 'vm_kid').map(text);
+    const deny = rules.indexOf('[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"drop":null}]');
+    expect(deny).toBeGreaterThan(0);
+    expect(rules[deny + 1]).toContain('"goto":{"target":"vm_kid_allowlist"}');
+    // before the VM's own rules and before established flows are let through
+    expect(deny).toBeLessThan(rules.findIndex((r) => r.includes('established')));
     expect(rs.sets.some((s) => s.name === 'allow4_kid' && s.dynamic)).toBe(true);
   });
 
   it('queues accepted traffic of ips VMs: nft queue, or a mark for the xtables NFQUEUE target', () => {
     const nft = text(chain(build({ queue: { kind: 'nft', num: 3 } }), 'vm_kid'));
     expect(nft).toContain('{"queue":{"num":3}}');
+    // flows Suricata bypassed are accepted before the queue
+    expect(nft).toContain(`{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},${MARK.bypass}]},"right":0}},{"accept":null}`);
     const xt = text(chain(build({ queue: { kind: 'xt', num: 3 } }), 'vm_kid'));
-    expect(xt).toContain(`"value":${MARK.queueClosed}`);
+    // the queue bit is OR-ed in: the bypass bit restored from the conntrack mark survives
+    expect(xt).toContain(`"value":{"|":[{"meta":{"key":"mark"}},${MARK.queueClosed}]}`);
+    expect(text(chain(build({ queue: { kind: 'xt', num: 3 } }), 'to_guests'))).toContain('"right":"10.20.0.10"');
     expect(text(chain(build({ queue: { kind: 'nft', num: 3 } }), 'vm_work'))).not.toContain('queue');
   });
 
