@@ -6,7 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import { PortcullisError } from '../../gateway/src/errors.js';
 import type { Logger } from '../../gateway/src/log.js';
 import { silentLogger } from '../../gateway/src/log.js';
-import { namespaces, type LabTopology } from './topology.js';
+import { namespaces, ns, type LabTopology } from './topology.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '..', '..');
@@ -190,35 +190,35 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   }
 
   // the gate is closed before anything can flow
-  run('ip', ['netns', 'exec', 'secvm', 'nft', '-f', join(REPO, 'appliance', 'nft', 'gate-closed.nft')]);
+  run('ip', ['netns', 'exec', ns('secvm'), 'nft', '-f', join(REPO, 'appliance', 'nft', 'gate-closed.nft')]);
 
   say('host: br-guests with isolated guest ports');
-  ipn('host', 'link', 'add', 'br-guests', 'type', 'bridge');
-  ipn('host', 'link', 'set', 'br-guests', 'up');
+  ipn(ns('host'), 'link', 'add', 'br-guests', 'type', 'bridge');
+  ipn(ns('host'), 'link', 'set', 'br-guests', 'up');
   for (const g of t.guests) {
     const port = `vm-${g.name}`.slice(0, 15);
-    ipn('host', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g.name);
-    ipn(g.name, 'link', 'set', 'eth0', 'address', g.mac);
-    ipn(g.name, 'link', 'set', 'eth0', 'up');
-    ipn('host', 'link', 'set', port, 'master', 'br-guests', 'up');
-    run('bridge', ['-n', 'host', 'link', 'set', 'dev', port, 'isolated', 'on']);
+    ipn(ns('host'), 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(g.name));
+    ipn(ns(g.name), 'link', 'set', 'eth0', 'address', g.mac);
+    ipn(ns(g.name), 'link', 'set', 'eth0', 'up');
+    ipn(ns('host'), 'link', 'set', port, 'master', 'br-guests', 'up');
+    run('bridge', ['-n', ns('host'), 'link', 'set', 'dev', port, 'isolated', 'on']);
   }
-  ipn('host', 'link', 'add', 'sec-lan', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', 'secvm');
-  ipn('host', 'link', 'set', 'sec-lan', 'master', 'br-guests', 'up');
-  ipn('host', 'link', 'add', 'mgmt', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', 'secvm');
-  ipn('host', 'addr', 'add', t.mgmt.host, 'dev', 'mgmt');
-  ipn('host', 'link', 'set', 'mgmt', 'up');
+  ipn(ns('host'), 'link', 'add', 'sec-lan', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', ns('secvm'));
+  ipn(ns('host'), 'link', 'set', 'sec-lan', 'master', 'br-guests', 'up');
+  ipn(ns('host'), 'link', 'add', 'mgmt', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', ns('secvm'));
+  ipn(ns('host'), 'addr', 'add', t.mgmt.host, 'dev', 'mgmt');
+  ipn(ns('host'), 'link', 'set', 'mgmt', 'up');
 
   say('secvm: lan0, wan0, mgmt0; routing with proxy ARP between isolated guests');
   const [, lanPrefix] = t.lan.subnet.split('/');
-  ipn('secvm', 'addr', 'add', `${t.lan.gateway}/${lanPrefix}`, 'dev', 'lan0');
-  ipn('secvm', 'link', 'set', 'lan0', 'up');
-  ipn('secvm', 'addr', 'add', t.mgmt.secvm, 'dev', 'mgmt0');
-  ipn('secvm', 'link', 'set', 'mgmt0', 'up');
-  ipn('secvm', 'link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'isp0', 'netns', 'internet');
-  ipn('secvm', 'addr', 'add', t.wan.secvm, 'dev', 'wan0');
-  ipn('secvm', 'link', 'set', 'wan0', 'up');
-  ipn('secvm', 'route', 'add', 'default', 'via', t.wan.router);
+  ipn(ns('secvm'), 'addr', 'add', `${t.lan.gateway}/${lanPrefix}`, 'dev', 'lan0');
+  ipn(ns('secvm'), 'link', 'set', 'lan0', 'up');
+  ipn(ns('secvm'), 'addr', 'add', t.mgmt.secvm, 'dev', 'mgmt0');
+  ipn(ns('secvm'), 'link', 'set', 'mgmt0', 'up');
+  ipn(ns('secvm'), 'link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'isp0', 'netns', ns('internet'));
+  ipn(ns('secvm'), 'addr', 'add', t.wan.secvm, 'dev', 'wan0');
+  ipn(ns('secvm'), 'link', 'set', 'wan0', 'up');
+  ipn(ns('secvm'), 'route', 'add', 'default', 'via', t.wan.router);
   for (const [k, v] of [
     ['net.ipv4.ip_forward', '1'],
     ['net.ipv4.conf.lan0.proxy_arp', '1'],
@@ -226,15 +226,15 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     ['net.ipv4.conf.all.send_redirects', '0'],
     ['net.ipv4.conf.lan0.send_redirects', '0'],
   ] as const) {
-    nsExec('secvm', 'sysctl', '-qw', `${k}=${v}`);
+    nsExec(ns('secvm'), 'sysctl', '-qw', `${k}=${v}`);
   }
 
   say('internet: uplink router, resolver, web servers');
   const [, wanPrefix] = t.wan.secvm.split('/');
-  ipn('internet', 'addr', 'add', `${t.wan.router}/${wanPrefix}`, 'dev', 'isp0');
-  ipn('internet', 'link', 'set', 'isp0', 'up');
+  ipn(ns('internet'), 'addr', 'add', `${t.wan.router}/${wanPrefix}`, 'dev', 'isp0');
+  ipn(ns('internet'), 'link', 'set', 'isp0', 'up');
   for (const a of new Set([t.internet.resolver, t.internet.altResolver, t.internet.web, t.internet.vpn, t.internet.update, t.internet.doh, t.internet.torRelay, ...Object.values(t.internet.hosts)])) {
-    ipn('internet', 'addr', 'add', `${a}/32`, 'dev', 'lo');
+    ipn(ns('internet'), 'addr', 'add', `${a}/32`, 'dev', 'lo');
   }
   const cert = join(stateDir, 'internet.crt');
   const key = join(stateDir, 'internet.key');
@@ -245,16 +245,16 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${join(stateDir, 'internet-hosts')}`,
     `--listen-address=${addr}`, '--bind-interfaces', '--local-ttl=2', '--log-queries', '--log-facility=-', `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`, '--user=root',
   ];
-  services.push({ ...spawnIn('internet', 'resolver', resolverArgs(t.internet.resolver), stateDir), listen: [`${t.internet.resolver}:53`] });
+  services.push({ ...spawnIn(ns('internet'), 'resolver', resolverArgs(t.internet.resolver), stateDir), listen: [`${t.internet.resolver}:53`] });
   // another public resolver, which answers every name with one address of its own:
   // a guest that gets this answer got around the appliance's DNS
   services.push({
-    ...spawnIn('internet', 'alt-resolver', [...resolverArgs(t.internet.altResolver), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
+    ...spawnIn(ns('internet'), 'alt-resolver', [...resolverArgs(t.internet.altResolver), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
     listen: [`${t.internet.altResolver}:53`],
   });
   const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
   services.push({
-    ...spawnIn('internet', 'web', ['node', '--import', tsx, join(HERE, 'internet-server.ts'), '--log', join(stateDir, 'internet-requests.jsonl'), '--cert', cert, '--key', key], stateDir),
+    ...spawnIn(ns('internet'), 'web', ['node', '--import', tsx, join(HERE, 'internet-server.ts'), '--log', join(stateDir, 'internet-requests.jsonl'), '--cert', cert, '--key', key], stateDir),
     listen: ['0.0.0.0:80', '0.0.0.0:443', '0.0.0.0:9000'],
   });
 
@@ -278,12 +278,12 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     say('secvm: portcullis serve');
     services.push(startService(state, options.serviceEnv));
     writeState(state);
-    await waitFor('the portcullis API in secvm', () => tcpOpen('host', mgmtAddr, t.api.port), 60_000);
-    await waitFor('the DNS filter and DHCP in secvm', () => tcpOpen('secvm', t.lan.gateway, 53), 30_000);
+    await waitFor('the portcullis API in secvm', () => tcpOpen(ns('host'), mgmtAddr, t.api.port), 60_000);
+    await waitFor('the DNS filter and DHCP in secvm', () => tcpOpen(ns('secvm'), t.lan.gateway, 53), 30_000);
     say('guests: DHCP');
     for (const g of t.guests) dhcp(g.name);
   }
-  await waitFor('the web server in internet', () => tcpOpen('internet', t.internet.web, 80), 30_000);
+  await waitFor('the web server in internet', () => tcpOpen(ns('internet'), t.internet.web, 80), 30_000);
 
   say(`management API forwarded to ${state.api.local}`);
   services.push({
@@ -297,12 +297,12 @@ export async function labUp(options: UpOptions): Promise<LabState> {
 
 /** Take a DHCP lease in a guest namespace (one-shot busybox udhcpc). */
 export function dhcp(guest: string): void {
-  run('ip', ['netns', 'exec', guest, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', join(HERE, 'udhcpc.sh')]);
+  run('ip', ['netns', 'exec', ns(guest), 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', join(HERE, 'udhcpc.sh')]);
 }
 
 /** Start (or restart) `portcullis serve` in secvm. */
 export function startService(state: LabState, env: Record<string, string> = {}): LabService {
-  const svc = spawnIn('secvm', 'portcullis', [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')], state.stateDir, env);
+  const svc = spawnIn(ns('secvm'), 'portcullis', [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')], state.stateDir, env);
   const i = state.services.findIndex((s) => s.name === 'portcullis');
   const entry = { ...svc, listen: [state.api.mgmt.replace('http://', ''), 'lan0:53', 'lan0:67', 'lan0:80'] };
   if (i >= 0) state.services[i] = entry;

@@ -36,7 +36,18 @@ export function loadTopology(file: string): LabTopology {
   return doc as LabTopology;
 }
 
+/**
+ * Prefix of the lab's namespace names (PORTCULLIS_LAB_NS_PREFIX, default none), so
+ * that two labs can stand side by side on one machine (a developer's and a test run).
+ */
+export const NS_PREFIX = process.env.PORTCULLIS_LAB_NS_PREFIX ?? '';
+
+/** The namespace of a lab host (`kid`, `secvm` …). */
+export function ns(name: string): string {
+  return `${NS_PREFIX}${name}`;
+}
+
 /** Namespace names of a topology, in the order they are built. */
 export function namespaces(t: LabTopology): string[] {
-  return ['host', 'secvm', 'internet', ...t.guests.map((g) => g.name)];
+  return ['host', 'secvm', 'internet', ...t.guests.map((g) => g.name)].map(ns);
 }

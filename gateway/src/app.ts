@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { dashboardPlugin } from '../../dashboard/plugin.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir } from './dns/lists.js';
@@ -177,7 +178,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const ips =
     suricata && queue
       ? new IpsService({
-          setup: applianceSuricataSetup(config.dataDir, queue.num, suricata.ruleFiles, [`${config.network.lan.ipv4}/${config.network.lan.prefix}`]),
+          setup: applianceSuricataSetup(config.dataDir, queue.num, suricata.ruleFiles, [`${config.network.lan.ipv4}/${config.network.lan.prefix}`], suricata.bypass),
           kind: queue.kind,
           applier,
           policy,
@@ -212,6 +213,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   );
   // the OpenAPI document, also at the root
   http.get('/openapi.json', async (_req, reply) => reply.redirect(`${API_PREFIX}/openapi.json`));
+  // the dashboard at / (one exact route per file: never shadows the API or /metrics)
+  await http.register(dashboardPlugin, { apiPrefix: API_PREFIX });
 
   let scheduleTimer: NodeJS.Timeout | undefined;
   const startDhcp = deps.dhcp ?? config.dhcp.enabled;

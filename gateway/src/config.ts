@@ -77,6 +77,8 @@ export const Config = Type.Object(
           queue: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
           /** Rule files, in order (the installed bundle's, then local rules). */
           ruleFiles: Type.Array(Type.String(), { minItems: 1 }),
+          /** Let Suricata bypass flows it is done with (stream depth reached, TLS encrypted). Default true. */
+          bypass: Type.Boolean({ default: true }),
           /** `nft` queue statement or the xtables NFQUEUE target; `auto` detects. Default auto. */
           queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], { default: 'auto' }),
         },

@@ -2,7 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_TOPOLOGY, labDown, labUp, readState, startService, type LabState } from '../../appliance/lab/builder.js';
-import { loadTopology, type LabTopology } from '../../appliance/lab/topology.js';
+import { loadTopology, ns, type LabTopology } from '../../appliance/lab/topology.js';
 
 /**
  * Helpers for lab tests: one lab per test file (built in beforeAll, taken down in
@@ -19,9 +19,9 @@ export interface Result {
 }
 
 /** Run a command in a namespace; never throws on a non-zero exit. */
-export function inNs(ns: string, argv: string[], timeoutMs = 20_000): Promise<Result> {
+export function inNs(name: string, argv: string[], timeoutMs = 20_000): Promise<Result> {
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    execFile('ip', ['netns', 'exec', ns(name), ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
     });
@@ -92,7 +92,7 @@ export function state(): LabState {
 
 /** The pid of portcullis serve in secvm (the node process). */
 export function servicePid(): number | undefined {
-  const out = execFileSync('ip', ['netns', 'pids', 'secvm'], { encoding: 'utf8' });
+  const out = execFileSync('ip', ['netns', 'pids', ns('secvm')], { encoding: 'utf8' });
   for (const pid of out.split('\n').filter(Boolean)) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -126,4 +126,41 @@ export function guest(name: string): LabTopology['guests'][number] {
   const g = topology.guests.find((x) => x.name === name);
   if (!g) throw new Error(`no guest ${name}`);
   return g;
+}
+
+/** One resource record of a dig answer. */
+export interface DigRecord {
+  readonly name: string;
+  readonly ttl: number;
+  readonly type: string;
+  readonly data: string;
+}
+
+/** A DNS answer as a guest sees it: the rcode and the answer and authority sections. */
+export interface DigResult {
+  /** NOERROR, NXDOMAIN, SERVFAIL, REFUSED …; `TIMEOUT` when no answer came. */
+  readonly status: string;
+  readonly answers: DigRecord[];
+  readonly authority: DigRecord[];
+}
+
+/** `dig` from a namespace; `server` defaults to the namespace's resolv.conf. Extra args: +tcp, -p … */
+export async function dig(ns: string, name: string, type = 'A', server?: string, extra: string[] = []): Promise<DigResult> {
+  const args = ['dig', '+time=2', '+tries=1', '+nocmd', '+nostats', ...extra, name, type];
+  if (server) args.push(`@${server}`);
+  const r = await inNs(ns, args);
+  const status = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? 'TIMEOUT';
+  const answers: DigRecord[] = [];
+  const authority: DigRecord[] = [];
+  let section: DigRecord[] | undefined;
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith(';; ANSWER SECTION')) section = answers;
+    else if (line.startsWith(';; AUTHORITY SECTION')) section = authority;
+    else if (line.startsWith(';;') || line.trim() === '') section = line.trim() === '' ? undefined : section;
+    else if (section && !line.startsWith(';')) {
+      const [owner, ttl, , rtype, ...data] = line.split(/\s+/);
+      section.push({ name: owner!.replace(/\.$/, ''), ttl: Number(ttl), type: rtype!, data: data.join(' ').replace(/\.$/, '') });
+    }
+  }
+  return { status, answers, authority };
 }

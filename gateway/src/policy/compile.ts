@@ -455,7 +455,8 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     if (compiled) rules.push(...compiled);
   });
 
-  rules.push([established, ACCEPT]);
+  // established flows too go through Suricata: it needs every packet of a flow it inspects
+  rules.push(...accepting([established], profile, ctx));
 
   // other VMs: only those this profile may reach
   for (const target of profile.reach) {
@@ -475,7 +476,7 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     sets.push({ name: allowSet(vm.name, 4), type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
     sets.push({ name: allowSet(vm.name, 6), type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
     const allowRules: NftStatement[][] = [
-      [established, ACCEPT],
+      ...accepting([established], profile, ctx),
       ...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`)], profile, ctx),
       ...accepting([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`)], profile, ctx),
       [DROP],

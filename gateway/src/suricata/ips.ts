@@ -246,7 +246,7 @@ export class IpsService {
 }
 
 /** The Suricata setup of the appliance, from the service's data dir. */
-export function applianceSuricataSetup(dataDir: string, queue: number, ruleFiles: readonly string[], homeNet: readonly string[]): SuricataSetup {
+export function applianceSuricataSetup(dataDir: string, queue: number, ruleFiles: readonly string[], homeNet: readonly string[], bypass = true): SuricataSetup {
   const dir = join(dataDir, 'suricata');
   return {
     configFile: join(dir, 'suricata.yaml'),
@@ -256,6 +256,7 @@ export function applianceSuricataSetup(dataDir: string, queue: number, ruleFiles
     eveSocket: join(dir, 'eve.socket'),
     ruleFiles,
     nfq: { queue, mode: 'repeat' },
+    bypass: { stream: bypass, tls: bypass },
     homeNet,
   };
 }

@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { ns } from '../../appliance/lab/topology.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { api, curl, down, inNs, internetRequests, mustNs, sleep, topology, up } from './harness.js';
+
+/**
+ * The inline IPS, end to end: real Suricata on NFQUEUE in secvm, real traffic from
+ * the guests, the lab's rules (appliance/lab/lab.rules): EVIL in a URI is dropped,
+ * ALERTME raises a severity-1 alert.
+ */
+const web = topology.internet.web;
+const other = topology.internet.hosts['other.test']!;
+const spare = topology.internet.hosts['spare.test']!;
+
+type IpsState = { suricata: { status: string }; blocks: Array<{ address: string }> };
+
+async function suricataRunning(timeoutMs = 90_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const r = await api<IpsState>('GET', '/api/v1/ips');
+    if (r.status === 200 && r.body.suricata.status === 'running') return;
+    await sleep(500);
+  }
+  throw new Error('Suricata did not reach running');
+}
+
+function suricataPid(): number | undefined {
+  const out = execFileSync('ip', ['netns', 'pids', ns('secvm')], { encoding: 'utf8' });
+  for (const pid of out.split('\n').filter(Boolean)) {
+    try {
+      // Suricata names its main thread "Suricata-Main"
+      if (/^suricata/i.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) return Number(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+const seen = (marker: string): boolean => internetRequests().some((r) => (r.path ?? '').includes(marker) || (r.body ?? '').includes(marker));
+
+beforeAll(async () => {
+  await up();
+  // browse: inline too, but fail-open; work: IPS off (the control)
+  const p = await api('POST', '/api/v1/profiles', { name: 'ips-open', internet: 'open', rules: [], reach: [], ips: { mode: 'ips', failure: 'fail-open' } });
+  expect(p.status, JSON.stringify(p.body)).toBe(201);
+  expect((await api('PATCH', '/api/v1/vms/browse', { profile: 'ips-open' })).status).toBe(200);
+  expect((await api('PATCH', '/api/v1/vms/work', { profile: 'open' })).status).toBe(200);
+  await suricataRunning();
+}, 300_000);
+
+afterAll(async () => {
+  await down();
+});
+
+// every drop and alert makes the kid profile block the remote host for a day: start each test clean
+afterEach(async () => {
+  for (const b of (await api<IpsState>('GET', '/api/v1/ips')).body.blocks) await api('DELETE', `/api/v1/ips/blocks/${b.address}`);
+  const kid = await api<{ quarantine?: unknown }>('GET', '/api/v1/vms/kid');
+  if (kid.body.quarantine) await api('DELETE', '/api/v1/vms/kid/quarantine');
+});
+
+describe('Suricata inline on NFQUEUE', () => {
+  it('drops what a drop rule matches: the server never sees it; clean traffic passes', async () => {
+    const marker = `EVIL-${Date.now()}`;
+    expect((await curl('kid', `http://${web}/clean-${marker.slice(5)}`)).ok).toBe(true);
+    const r = await curl('kid', `http://${web}/${marker}`, [], 4);
+    expect(r.ok).toBe(false);
+    await sleep(500);
+    expect(seen(marker)).toBe(false);
+    expect(seen(`clean-${marker.slice(5)}`)).toBe(true);
+  });
+
+  it('lets the same request through from a VM with IPS off', async () => {
+    const marker = `EVIL-off-${Date.now()}`;
+    expect((await curl('work', `http://${web}/${marker}`)).ok).toBe(true);
+    expect(seen(marker)).toBe(true);
+  });
+
+  it('turns an alert into a kernel block of the remote host, recorded and undoable', async () => {
+    expect((await curl('kid', `http://${other}/ALERTME-1`)).ok).toBe(true);
+    let blocked = false;
+    for (let i = 0; i < 40 && !blocked; i++) {
+      blocked = (await api<IpsState>('GET', '/api/v1/ips')).body.blocks.some((b) => b.address === other);
+      if (!blocked) await sleep(250);
+    }
+    expect(blocked).toBe(true);
+    expect(await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'ips_block4'])).toContain(other);
+    expect((await curl('kid', `http://${other}/after-block`, [], 2)).ok).toBe(false);
+    expect((await curl('work', `http://${other}/after-block`, [], 2)).ok).toBe(false);
+    const alerts = await api<Array<{ signatureId: number; vm?: string }>>('GET', '/api/v1/alerts?limit=20');
+    expect(alerts.body.some((a) => a.signatureId === 1000002 && a.vm === 'kid')).toBe(true);
+    expect((await api('DELETE', `/api/v1/ips/blocks/${other}`)).status).toBe(204);
+    expect((await curl('kid', `http://${other}/unblocked`)).ok).toBe(true);
+  });
+
+  it('quarantines a repeated offender', async () => {
+    // the kid profile quarantines after 3 alerts of severity <= 2 within 10 minutes
+    for (const host of [web, spare, other]) await curl('kid', `http://${host}/ALERTME-again`, [], 2);
+    let reason: string | undefined;
+    for (let i = 0; i < 40 && !reason; i++) {
+      reason = (await api<{ quarantine?: { reason: string } }>('GET', '/api/v1/vms/kid')).body.quarantine?.reason;
+      if (!reason) await sleep(250);
+    }
+    expect(reason).toBeDefined();
+    expect((await curl('kid', `http://${topology.internet.update}/`, [], 2)).ok).toBe(true);
+    expect((await api('DELETE', '/api/v1/vms/kid/quarantine')).status).toBe(200);
+  });
+
+  it('reloads rules through the command socket without dropping an established flow', async () => {
+    const download = inNs('kid', ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download}', '--limit-rate', '300k', '--max-time', '40', `http://${web}/bytes?n=2000000`], 50_000);
+    await sleep(1500);
+    const r = await api<Array<{ rules_loaded: number }>>('POST', '/api/v1/ips/reload');
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const done = await download;
+    expect(done.code).toBe(0);
+    expect(done.stdout.trim()).toBe('2000000');
+  });
+
+  it('kill -9 Suricata: fail-closed kid stops, fail-open browse goes on; both recover by themselves', async () => {
+    const pid = suricataPid();
+    expect(pid).toBeDefined();
+    process.kill(pid!, 'SIGKILL');
+    expect((await curl('browse', `http://${web}/during-crash`, [], 2)).ok).toBe(true);
+    expect((await curl('kid', `http://${web}/during-crash`, [], 2)).ok).toBe(false);
+    await suricataRunning();
+    expect((await curl('kid', `http://${web}/after-crash`)).ok).toBe(true);
+    expect((await curl('browse', `http://${web}/after-crash`)).ok).toBe(true);
+  });
+});
