@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 backports=/etc/apt/sources.list.d/bookworm-backports.list
 packages=(nftables libnftables1 iptables iproute2 dnsmasq-base tcpreplay tcpdump iperf3 dnsperf
   conntrack socat busybox openssl curl jq ca-certificates iputils-ping netcat-openbsd bind9-dnsutils
-  python3 make g++)
+  python3 make g++ chromium)
 
 missing=()
 for p in "${packages[@]}" suricata; do

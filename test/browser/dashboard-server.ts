@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { dashboardPlugin } from '../../dashboard/plugin.js';
+import { DhcpServer } from '../../gateway/src/dhcp/dnsmasq.js';
+import { EventBus } from '../../gateway/src/events.js';
+import { makeErrorHandler, rejectedCounter } from '../../gateway/src/http/error-handler.js';
+import { API_PREFIX, registerApi } from '../../gateway/src/http/index.js';
+import { parentalRoutes } from '../../gateway/src/http/parental.js';
+import { vmStateRoutes } from '../../gateway/src/http/vm-state.js';
+import type { Policy } from '../../gateway/src/policy/model.js';
+import { BudgetController } from '../../gateway/src/parental/controller.js';
+import { PolicyService } from '../../gateway/src/policy/service.js';
+import { Store } from '../../gateway/src/store/store.js';
+import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
+
+/** The dashboard over the real API, store and policy service, with an enforcer that records what it is given. */
+export interface DashboardServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly policy: PolicyService;
+  /** Every policy the service put into force, oldest first. */
+  readonly applied: Policy[];
+  close(): Promise<void>;
+}
+
+/**
+ * Serves what `buildApp` serves on the management address — the API, the VM state
+ * and parental routes, `/metrics` and the dashboard — without nftables, DNS or DHCP
+ * (their parts are built but never started), on 127.0.0.1 and a free port.
+ */
+export async function startDashboardServer(
+  options: { token?: string; policy?: Policy } = {},
+): Promise<DashboardServer> {
+  const events = new EventBus();
+  const store = Store.open({ path: ':memory:', events });
+  store.replacePolicy(options.policy ?? makePolicy(), 'seed');
+  const applied: Policy[] = [];
+  const policy = new PolicyService({
+    store,
+    events,
+    enforcer: {
+      async apply(next: Policy) {
+        applied.push(next);
+      },
+    },
+  });
+  await policy.start();
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-dashboard-'));
+  const budgets = new BudgetController({
+    policy: () => policy.current(),
+    readCounters: async () => new Map(),
+    onChange: async () => undefined,
+    stateFile: join(dir, 'budgets.json'),
+  });
+  const dhcp = new DhcpServer({ iface: 'lan0', gateway: '10.20.0.1', prefix: 24, leaseTime: '12h', dir });
+
+  const registry = new Registry();
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  await app.register(registerApi, {
+    prefix: API_PREFIX,
+    policy,
+    store,
+    registry,
+    events,
+    token: options.token,
+  });
+  await app.register(
+    async (scope) => {
+      scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
+      await scope.register(vmStateRoutes, { policy });
+      await scope.register(parentalRoutes, { policy, budgets, dhcp });
+    },
+    { prefix: API_PREFIX },
+  );
+  await app.register(dashboardPlugin, { apiPrefix: API_PREFIX });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  return {
+    url,
+    app,
+    store,
+    policy,
+    applied,
+    async close() {
+      await app.close();
+      await policy.stop();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,308 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDashboardServer, type DashboardServer } from './dashboard-server.js';
+
+/**
+ * The dashboard in a real browser (Debian's Chromium, headless) against the real API,
+ * store and policy service; only the enforcer is a recorder. Chromium is installed by
+ * appliance/provision.sh: without it this suite fails, it never skips.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'parent-secret';
+const SHOTS = '/tmp/portcullis-dashboard';
+
+describe('dashboard', () => {
+  let server: DashboardServer;
+  let context: BrowserContext;
+  let page: Page;
+  let profileDir: string;
+  const pageErrors: string[] = [];
+  const consoleErrors: string[] = [];
+  const offsiteRequests: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
+    }
+    server = await startDashboardServer({ token: TOKEN });
+    profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1280, height: 900 },
+      timezoneId: 'Europe/Berlin',
+      locale: 'en-GB',
+    });
+    // the page talks to its own origin only
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1') return route.continue();
+      offsiteRequests.push(url.href);
+      return route.abort();
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => {
+      // the browser logs every 4xx answer; the tests provoke some on purpose
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource'))
+        consoleErrors.push(msg.text());
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  });
+
+  /** The text of an element, whitespace collapsed. */
+  async function text(locator: Locator): Promise<string> {
+    return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+  }
+
+  /** A link of the main navigation. */
+  function nav(name: string | RegExp): Locator {
+    return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+  }
+
+  /** The problem shown under a labelled field. */
+  function fieldError(scope: Locator, label: string): Locator {
+    return scope.locator('.field', { has: page.getByLabel(label, { exact: true }) }).locator('.field-error');
+  }
+
+  it('shows every VM on the overview with what is in force now', async () => {
+    await page.goto(`${server.url}/`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    const kid = page.locator('article[data-vm="kid"]');
+    const work = page.locator('article[data-vm="work"]');
+    await kid.locator('.pill').waitFor();
+    expect(await text(kid.locator('h3'))).toBe('kid');
+    expect(await text(kid.locator('.pill'))).toMatch(/^(Internet on|Internet off|Only allowed sites)$/);
+    expect(await text(kid)).toContain('bedtime (');
+    expect(await text(work.locator('.pill'))).toBe('Internet off');
+    expect(await text(work)).toContain('Quarantined since');
+    expect(await text(work)).toContain('ET MALWARE beacon');
+    await page.getByRole('button', { name: 'Quarantine kid' }).waitFor();
+    await page.getByRole('button', { name: 'End quarantine of work' }).waitFor();
+    await page.screenshot({ path: `${SHOTS}-overview.png`, fullPage: true });
+  });
+
+  it('asks for the API token when a change needs it, then adds the rule', async () => {
+    await page.getByRole('link', { name: 'Rules and details of kid' }).click();
+    await page.getByRole('heading', { level: 1, name: 'kid' }).waitFor();
+    const form = page.locator('form.rule-form');
+    await form.getByLabel('What to do').selectOption('reject');
+    await form.getByLabel('To what').selectOption('domain');
+    await form.getByLabel('Website or domain').fill('games.example');
+    await form.getByLabel('Protocol').selectOption('tcp');
+    await form.getByLabel('Ports (optional)').fill('443');
+    await form.getByLabel('Note (optional)').fill('no games on school days');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+
+    const tokenError = page.locator('#token-error');
+    await tokenError.waitFor();
+    expect(await text(tokenError)).toBe('Changes need the API token. Enter it here.');
+    expect(await text(form.locator('.form-error'))).toContain('needs the API token');
+    expect(
+      server.policy.getVm('kid').rules?.some((r) => 'domain' in r.to && r.to.domain === 'games.example'),
+    ).toBe(false);
+
+    await page.getByLabel('Token for making changes').fill(TOKEN);
+    await page.getByRole('button', { name: 'Save token' }).click();
+    await form.getByRole('button', { name: 'Add rule' }).click();
+    const added = page.locator('li.rule', { hasText: 'Block TCP port 443 to website games.example' });
+    await added.waitFor();
+    expect(await text(added)).toContain('no games on school days');
+    expect(await text(page.locator('#status'))).toContain('Rule added');
+
+    const rule = { action: 'reject', to: { domain: 'games.example' }, proto: 'tcp', ports: ['443'] };
+    expect(server.policy.getVm('kid').rules).toContainEqual(expect.objectContaining(rule));
+    const enforced = server.applied.at(-1)!.vms.find((v) => v.name === 'kid')!;
+    expect(enforced.rules).toContainEqual(expect.objectContaining(rule));
+    expect(server.store.audit.list({ limit: 1 }).items[0]).toMatchObject({
+      actor: 'api:dashboard',
+      action: 'rule.add',
+    });
+  });
+
+  it('shows a bad CIDR next to its field', async () => {
+    const form = page.locator('form.rule-form');
+    const before = server.applied.length;
+    await form.getByLabel('To what').selectOption('cidr');
+    await form.getByLabel('Address or network').fill('203.0.113.1/24');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+
+    const error = fieldError(form, 'Address or network');
+    await error.waitFor();
+    expect(await text(error)).toBe('"203.0.113.1/24" has host bits set; did you mean 203.0.113.0/24?');
+    const input = form.getByLabel('Address or network');
+    expect(await input.getAttribute('aria-invalid')).toBe('true');
+    expect(await input.getAttribute('aria-describedby')).toContain(await error.getAttribute('id'));
+    expect(await input.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await form.locator('.form-error').isHidden()).toBe(true);
+    expect(await fieldError(form, 'Ports (optional)').isHidden()).toBe(true);
+    expect(server.applied.length).toBe(before);
+    await page.screenshot({ path: `${SHOTS}-cidr-error.png`, fullPage: true });
+
+    // fixing it clears the problem and adds the rule
+    await input.fill('203.0.113.0/24');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator('li.rule', { hasText: 'to address 203.0.113.0/24' }).last().waitFor();
+    expect(server.policy.getVm('kid').rules).toContainEqual(
+      expect.objectContaining({ action: 'reject', to: { cidr: '203.0.113.0/24' } }),
+    );
+  });
+
+  it('deletes a rule after asking once more', async () => {
+    const rule = page.locator('li.rule', { hasText: 'games.example' });
+    await rule.getByRole('button', { name: /^Delete rule/ }).click();
+    await rule.getByRole('button', { name: /^Yes, delete rule/ }).click();
+    await rule.waitFor({ state: 'detached' });
+    expect(
+      server.policy.getVm('kid').rules?.some((r) => 'domain' in r.to && r.to.domain === 'games.example'),
+    ).toBe(false);
+  });
+
+  it('quarantines a VM with a reason, and ends a quarantine', async () => {
+    await nav('Overview').click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.getByRole('button', { name: 'Quarantine kid' }).click();
+    const form = page.getByRole('form', { name: 'Quarantine kid' });
+    await form.getByRole('button', { name: 'Quarantine now' }).click();
+    const error = fieldError(form, 'Why? (kept in the history)');
+    await error.waitFor();
+    expect(await text(error)).toMatch(/length/);
+
+    await form.getByLabel('Why? (kept in the history)').fill('downloads from a strange site');
+    await form.getByRole('button', { name: 'Quarantine now' }).click();
+    const kid = page.locator('article[data-vm="kid"]');
+    await kid.getByText('Quarantined since').waitFor();
+    expect(await text(kid.locator('.pill'))).toBe('Internet off');
+    expect(server.policy.getVm('kid').quarantine?.reason).toBe('downloads from a strange site');
+    expect(server.applied.at(-1)!.vms.find((v) => v.name === 'kid')!.quarantine).toBeDefined();
+
+    await page.getByRole('button', { name: 'End quarantine of work' }).click();
+    await page.getByRole('button', { name: 'Quarantine work' }).waitFor();
+    expect(server.policy.getVm('work').quarantine).toBeUndefined();
+  });
+
+  it('pauses the internet of a VM for an hour, and resumes it', async () => {
+    const work = page.locator('article[data-vm="work"]');
+    expect(await work.getByLabel('Pause for').inputValue()).toBe('60');
+    const asked = Date.now();
+    await page.getByRole('button', { name: 'Pause internet for work' }).click();
+    await work.getByText('Internet paused until').waitFor();
+    expect(await text(work.locator('.pill'))).toBe('Internet paused');
+    const pause = server.policy.getVm('work').pause!;
+    expect(Date.parse(pause.until!)).toBeGreaterThanOrEqual(asked + 59 * 60_000);
+    expect(Date.parse(pause.until!)).toBeLessThanOrEqual(Date.now() + 61 * 60_000);
+    expect(server.applied.at(-1)!.vms.find((v) => v.name === 'work')!.pause).toEqual(pause);
+    await page.screenshot({ path: `${SHOTS}-paused.png`, fullPage: true });
+
+    await page.getByRole('button', { name: 'Resume internet for work' }).click();
+    await page.getByRole('button', { name: 'Pause internet for work' }).waitFor();
+    expect(server.policy.getVm('work').pause).toBeUndefined();
+  });
+
+  it('approves an access request for some minutes', async () => {
+    const request = server.store.accessRequests.create(
+      { vm: 'kid', domain: 'homework.example', url: 'https://homework.example/maths', reason: 'for school' },
+      'guest:kid',
+    );
+    await nav(/^Requests/).click();
+    await page.getByRole('heading', { level: 1, name: 'Access requests' }).waitFor();
+    const card = page.locator(`article[data-request="${request.id}"]`);
+    expect(await text(card.locator('h3'))).toBe('kid asks for homework.example');
+    expect(await text(card)).toContain('for school');
+    await card.getByLabel('Allow for').selectOption('30');
+    await page.screenshot({ path: `${SHOTS}-requests.png`, fullPage: true });
+    const asked = Date.now();
+    await card.getByRole('button', { name: 'Approve homework.example for kid' }).click();
+
+    await page.locator(`li[data-request="${request.id}"]`, { hasText: 'approved until' }).waitFor();
+    const decided = server.store.accessRequests.get(request.id)!;
+    expect(decided).toMatchObject({ status: 'approved', decidedBy: 'api:dashboard' });
+    const until = Date.parse(decided.until!);
+    expect(until).toBeGreaterThanOrEqual(asked + 29 * 60_000);
+    expect(until).toBeLessThanOrEqual(Date.now() + 31 * 60_000);
+    expect(server.policy.getVm('kid').rules![0]).toMatchObject({
+      id: decided.ruleId,
+      action: 'accept',
+      to: { domain: 'homework.example' },
+      expires: decided.until,
+    });
+    await page.locator('#pending-count').waitFor({ state: 'hidden' });
+  });
+
+  it('adds a schedule from a preset', async () => {
+    await nav('Schedules').click();
+    await page.getByRole('heading', { level: 1, name: 'Schedules' }).waitFor();
+    const form = page.locator('form.schedule-form');
+    await form.getByRole('button', { name: /^School hours/ }).click();
+    await form.getByRole('group', { name: 'For which VMs' }).getByLabel('kid').check();
+    await form.getByRole('button', { name: 'Add schedule' }).click();
+    await page.locator('article[data-schedule="school-hours"]').waitFor();
+    expect(server.policy.getSchedule('school-hours')).toMatchObject({
+      vms: ['kid'],
+      mode: 'allowlist-only',
+      timezone: 'Europe/Berlin',
+      windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '15:00' }],
+      enabled: true,
+    });
+
+    // the same name again is refused, next to the name
+    await form.getByRole('button', { name: /^School hours/ }).click();
+    await form.getByRole('group', { name: 'For which VMs' }).getByLabel('kid').check();
+    await form.getByRole('button', { name: 'Add schedule' }).click();
+    const error = fieldError(form, 'Name');
+    await error.waitFor();
+    expect(await text(error)).toContain('exists already');
+  });
+
+  it('shows the profiles, built-ins marked', async () => {
+    await nav('Profiles').click();
+    await page.getByRole('heading', { level: 1, name: 'Profiles' }).waitFor();
+    expect(await text(page.locator('article[data-profile="kid"] .pill'))).toBe('Built-in');
+    expect(await text(page.locator('article[data-profile="office"] .pill'))).toBe('Your own');
+  });
+
+  it('pages through the history', async () => {
+    await nav('History').click();
+    await page.getByRole('heading', { level: 1, name: 'History' }).waitFor();
+    const first = page.locator('tbody tr').first();
+    expect(await text(first.locator('[data-label="Who"]'))).toBe('dashboard');
+    expect(await text(first.locator('[data-label="What"]'))).toBe('Schedule added');
+    expect(await page.locator('tbody tr').count()).toBe(server.store.audit.list({ limit: 25 }).items.length);
+  });
+
+  it('fits a phone screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await nav('Overview').click();
+    await page.locator('article[data-vm="kid"]').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    const button = await page.getByRole('button', { name: 'End quarantine of kid' }).boundingBox();
+    expect(button!.height).toBeGreaterThanOrEqual(44);
+    await page.screenshot({ path: `${SHOTS}-phone.png`, fullPage: true });
+  });
+
+  it('never reached outside 127.0.0.1 and raised no script or policy errors', () => {
+    expect(offsiteRequests).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+  });
+});
