@@ -249,7 +249,9 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   // another public resolver, which answers every name with one address of its own:
   // a guest that gets this answer got around the appliance's DNS
   services.push({
-    ...spawnIn(ns('internet'), 'alt-resolver', [...resolverArgs(t.internet.altResolver), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
+    // without the hosts file: dnsmasq answers hosts entries before --address, and then
+    // this resolver would answer the lab's names like the real one
+    ...spawnIn(ns('internet'), 'alt-resolver', [...resolverArgs(t.internet.altResolver).filter((a) => !a.startsWith('--addn-hosts=')), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
     listen: [`${t.internet.altResolver}:53`],
   });
   const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
@@ -287,7 +289,7 @@ export async function labUp(options: UpOptions): Promise<LabState> {
 
   say(`management API forwarded to ${state.api.local}`);
   services.push({
-    ...spawnIn('root', 'api-forward', ['socat', `TCP-LISTEN:${t.api.localPort},bind=127.0.0.1,reuseaddr,fork`, `EXEC:ip netns exec host socat STDIO TCP\\:${mgmtAddr}\\:${t.api.port}`], stateDir),
+    ...spawnIn('root', 'api-forward', ['socat', `TCP-LISTEN:${t.api.localPort},bind=127.0.0.1,reuseaddr,fork`, `EXEC:ip netns exec ${ns('host')} socat STDIO TCP\\:${mgmtAddr}\\:${t.api.port}`], stateDir),
     listen: [`127.0.0.1:${t.api.localPort}`],
   });
   writeState(state);
@@ -313,7 +315,8 @@ export function startService(state: LabState, env: Record<string, string> = {}):
 export async function labDown(options: { stateDir?: string; topology?: LabTopology } = {}): Promise<void> {
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const state = readState(stateDir);
-  const nsList = new Set([...(state?.namespaces ?? []), ...(options.topology ? namespaces(options.topology) : [])]);
+  // the namespaces this lab built; without a state file, those its topology would build
+  const nsList = new Set(state?.namespaces ?? (options.topology ? namespaces(options.topology) : []));
   const existing = new Set(run('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
   const pids = new Set<number>();
   for (const s of state?.services ?? []) pids.add(s.pid);

@@ -9,7 +9,6 @@ import { listSourcesFromDir } from './dns/lists.js';
 import type { ClientPolicy, Verdict } from './dns/model.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
-import { makeErrorHandler, rejectedCounter } from './http/error-handler.js';
 import { API_PREFIX, registerApi } from './http/index.js';
 import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
@@ -200,17 +199,22 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
-  await http.register(registerApi, { prefix: API_PREFIX, policy, store, registry, events, token: config.api.token });
-  // resources the service adds beside the policy API, answering errors the same way
-  await http.register(
-    async (scope) => {
-      scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
-      await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
-      await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
-      await scope.register(ipsRoutes, { ips, store });
-    },
-    { prefix: API_PREFIX },
-  );
+  await http.register(registerApi, {
+    prefix: API_PREFIX,
+    policy,
+    store,
+    registry,
+    events,
+    token: config.api.token,
+    // resources the service adds beside the policy API: same token, errors and OpenAPI
+    plugins: [
+      async (scope) => {
+        await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
+        await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
+        await scope.register(ipsRoutes, { ips, store });
+      },
+    ],
+  });
   // the OpenAPI document, also at the root
   http.get('/openapi.json', async (_req, reply) => reply.redirect(`${API_PREFIX}/openapi.json`));
   // the dashboard at / (one exact route per file: never shadows the API or /metrics)

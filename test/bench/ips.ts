@@ -14,6 +14,7 @@ import { DEFAULT_TOPOLOGY, labDown, labUp, readState, startService } from '../..
 import { loadTopology } from '../../appliance/lab/topology.js';
 
 const STATE = '/run/portcullis-bench-ips';
+const NS = (n: string): string => `${process.env.PORTCULLIS_LAB_NS_PREFIX ?? ''}${n}`;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const HTTPS_BYTES = Number(process.env.BENCH_HTTPS_BYTES ?? 400_000_000);
 const t = loadTopology(DEFAULT_TOPOLOGY);
@@ -21,7 +22,7 @@ const web = t.internet.web;
 const mgmt = t.mgmt.secvm.split('/')[0]!;
 
 function sh(ns: string, ...argv: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 });
+  return execFileSync('ip', ['netns', 'exec', NS(ns), ...argv], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 });
 }
 
 function api(method: string, path: string, body?: unknown): string {
@@ -54,9 +55,9 @@ function https(guest: string): number {
 }
 
 function queued(): number {
-  // "packets sent to userspace" of queue 0 (nfnetlink_queue, 7th field is the id counter)
+  // packets sent to userspace so far: the id sequence of queue 0 (8th field of nfnetlink_queue)
   const line = sh('secvm', 'cat', '/proc/net/netfilter/nfnetlink_queue').trim().split('\n')[0] ?? '';
-  return Number(line.trim().split(/\s+/)[6] ?? 0);
+  return Number(line.trim().split(/\s+/)[7] ?? 0);
 }
 
 async function restartWithBypass(bypass: boolean): Promise<void> {
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
   console.error('bench:ips: building the lab');
   await labUp({ topology: t, topologyFile: DEFAULT_TOPOLOGY, stateDir: STATE });
   try {
-    execFileSync('ip', ['netns', 'exec', 'internet', 'iperf3', '-s', '-D', '-B', web]);
+    execFileSync('ip', ['netns', 'exec', NS('internet'), 'iperf3', '-s', '-D', '-B', web]);
     api('PATCH', '/api/v1/vms/work', { profile: 'open' });
     await waitRunning();
     const r: Record<string, number> = {};

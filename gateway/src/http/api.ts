@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { PortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
@@ -43,6 +43,11 @@ export interface ApiOptions {
   readonly version?: string;
   /** The service's event bus. Not used by the API yet (reserved for a live feed). */
   readonly events?: EventBus;
+  /**
+   * More resource plugins of the service (parental, IPS, VM state), registered inside
+   * the API so the token, the error handler and the OpenAPI document cover them too.
+   */
+  readonly plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>>;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -106,6 +111,7 @@ export const registerApi: FastifyPluginAsync<ApiOptions> = async (app, opts) => 
   await app.register(policyRoutes, { deps, bodyLimit });
   await app.register(auditRoutes, { deps });
   await app.register(accessRequestRoutes, { deps });
+  for (const plugin of opts.plugins ?? []) await app.register(plugin);
 };
 
 /** Compares the Authorization header with the token in constant time. */

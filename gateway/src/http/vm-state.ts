@@ -9,6 +9,7 @@ export const VmState = Type.Object({
   vm: Type.String(),
   profile: Type.String({ description: 'the profile in force (quarantine while quarantined)' }),
   quarantined: Type.Boolean(),
+  paused: Type.Boolean({ description: 'paused now (a pause without end, or one that has not ended)' }),
   internet: Type.Union([Type.Literal('open'), Type.Literal('deny'), Type.Literal('allowlist-only')], {
     description: 'internet access now, schedules applied',
   }),
@@ -38,11 +39,12 @@ export const vmStateRoutes: FastifyPluginAsync<{ policy: PolicyService; now?: ()
       const schedules = policy.schedules
         .filter((s) => s.vms.includes(vm.name))
         .map((s) => ({ name: s.name, mode: s.mode, active: scheduleActive(s, at) }));
+      const paused = vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime());
       let internet = effectiveProfiles(policy.profiles).get(profile)?.internet ?? 'deny';
-      if (schedules.some((s) => s.active && s.mode === 'deny') || vm.quarantine) internet = 'deny';
+      if (schedules.some((s) => s.active && s.mode === 'deny') || vm.quarantine || paused) internet = 'deny';
       else if (schedules.some((s) => s.active && s.mode === 'allowlist-only') && internet === 'open')
         internet = 'allowlist-only';
-      return { vm: vm.name, profile, quarantined: vm.quarantine !== undefined, internet, schedules };
+      return { vm: vm.name, profile, quarantined: vm.quarantine !== undefined, paused, internet, schedules };
     },
   );
 };
