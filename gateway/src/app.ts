@@ -79,7 +79,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const unassigned = parseRange(config.dhcp.unassignedRange);
 
   const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now });
-  let budgets: BudgetController | undefined;
   // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queue: QueueSettings | undefined = suricata
@@ -96,7 +95,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     driftIntervalSeconds: config.nft.driftInterval,
     lists: () => lists,
     bypass: () => bypass,
-    budgetBlocked: () => budgets?.blocked() ?? new Map(),
+    // budgets is built below, before anything applies a ruleset
+    budgetBlocked: (): ReadonlyMap<string, Date> => budgets.blocked(),
     unassigned,
     queue: () => queue,
   });
@@ -111,7 +111,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     now: () => new Date(now()),
   });
 
-  budgets = new BudgetController({
+  const budgets = new BudgetController({
     policy: () => policy.current(),
     readCounters: () => readVmCounters(deps.nft),
     onChange: () => sync.apply(policy.current()),
@@ -131,7 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     return undefined;
   };
   const refreshClients = (): void => {
-    clients = clientPolicies(policy.current(), new Date(now()), budgets?.blocked() ?? new Map());
+    clients = clientPolicies(policy.current(), new Date(now()), budgets.blocked());
   };
   const dns = new DnsFilter({
     listen: config.dns.listen.map((address) => ({ address, port: config.dns.port })),

@@ -127,7 +127,7 @@ export class DhcpServer {
 
   /** Current leases of MACs that are not registered VMs (unknown devices). */
   unassignedLeases(known: ReadonlySet<string>): Array<{ mac: string; ipv4: string; hostname?: string; expires: string }> {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(join(this.#o.dir, 'dnsmasq.leases'), 'utf8');
     } catch {
