@@ -52,9 +52,9 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   return { status: Number(out.slice(i + 1)), body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-/** The kernel's ruleset in secvm, as text. */
+/** The kernel's ruleset in secvm, as text, without its state (counter values, element expiry). */
 export function nftTable(): Promise<string> {
-  return mustNs('secvm', ['nft', 'list', 'table', 'inet', 'portcullis']);
+  return mustNs('secvm', ['nft', '--stateless', 'list', 'table', 'inet', 'portcullis']);
 }
 
 /** A named counter's packet count in secvm. */
