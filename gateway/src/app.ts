@@ -16,11 +16,13 @@ import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
+import { NftCli } from './nft/cli.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { NftSync } from './nft/sync.js';
 import { BlockPageServer } from './parental/block-page.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './policy/address-list.js';
+import { groupByPrefix } from './policy/intervals.js';
 import { effectiveProfiles } from './policy/builtins.js';
 import { allowSet, ruleSet, serviceSet, type QueueSettings } from './policy/compile.js';
 import type { Policy, Vm } from './policy/model.js';
@@ -73,12 +75,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // bundle lists: read once here, handed to the compiler as the same arrays until replaced
   const readLists = (files: readonly string[] | undefined): string[] => (files ?? []).flatMap((f) => loadAddressList(f));
-  const lists = { deny: readLists(config.lists?.deny) };
+  const denyEntries = readLists(config.lists?.deny);
+  // kept grouped only: a million strings would stay on the heap for nothing
+  const lists = { deny: groupByPrefix(denyEntries) };
+  if (denyEntries.length > 0) log.info({ entries: denyEntries.length }, 'deny lists loaded');
   const bypass = { doh: readLists(config.bypass?.doh), tor: readLists(config.bypass?.tor) };
-  if (lists.deny.length > 0) log.info({ entries: lists.deny.length }, 'deny lists loaded');
   const unassigned = parseRange(config.dhcp.unassignedRange);
 
-  const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now });
+  const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now, ...(deps.nft.kind === 'libnftables' ? { bulk: new NftCli() } : {}) });
   // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queue: QueueSettings | undefined = suricata

@@ -10,6 +10,7 @@ import { DEFAULT_TOPOLOGY } from '../../appliance/lab/builder.js';
 import { NftApplier } from '../../gateway/src/nft/applier.js';
 import { openNftBackend } from '../../gateway/src/nft/cli.js';
 import { compile } from '../../gateway/src/policy/compile.js';
+import { groupByPrefix } from '../../gateway/src/policy/intervals.js';
 import { labServiceConfig } from '../../appliance/lab/builder.js';
 import { benchPolicy, denyEntries } from './fixtures.js';
 import type { GatewayNetwork } from '../../gateway/src/policy/network.js';
@@ -21,7 +22,7 @@ const network = (labServiceConfig(t, '/tmp') as { network: GatewayNetwork }).net
 const deny = denyEntries(Number(values.deny));
 const policy = benchPolicy(t, Number(values.vms) - t.guests.length, []);
 const t0 = performance.now();
-const ruleset = compile({ policy, network, now: new Date(), lists: { deny } });
+const ruleset = compile({ policy, network, now: new Date(), lists: { deny: groupByPrefix(deny) } });
 const compileMs = performance.now() - t0;
 const backend = await openNftBackend(values.backend as 'auto');
 const applier = new NftApplier(backend);

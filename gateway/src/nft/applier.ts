@@ -36,9 +36,18 @@ export class NftApplier {
   #applied: Ruleset | undefined;
   #snapshot: string | undefined;
   readonly #dynamic = new Map<string, Map<string, DynamicElement>>();
+  readonly #bulk: NftBackend | undefined;
+  readonly #bulkElements: number;
 
-  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number } = {}) {
+  /**
+   * @param options.bulk a backend for transactions with more than `bulkElements`
+   *   elements (default 50,000): the nft binary, so that nft's memory for a million
+   *   elements is a child process's, returned when it exits, not the service's.
+   */
+  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number; bulk?: NftBackend; bulkElements?: number } = {}) {
     this.#backend = backend;
+    this.#bulk = options.bulk;
+    this.#bulkElements = options.bulkElements ?? 50_000;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
   }
@@ -71,7 +80,10 @@ export class NftApplier {
       commands = this.#fullCommands(next);
       kind = 'full';
     }
-    if (commands.length > 0) await this.#backend.run(commands);
+    if (commands.length > 0) {
+      const elements = this.#bulk ? countElements(commands) : 0;
+      await (this.#bulk && elements > this.#bulkElements ? this.#bulk : this.#backend).run(commands);
+    }
     this.#applied = next;
     this.#pruneDynamic(next);
     this.#snapshot = undefined;
@@ -187,6 +199,15 @@ export class NftApplier {
     const names = new Set(next.sets.filter((s) => s.dynamic).map((s) => s.name));
     for (const name of this.#dynamic.keys()) if (!names.has(name)) this.#dynamic.delete(name);
   }
+}
+
+function countElements(commands: readonly NftCommand[]): number {
+  let n = 0;
+  for (const c of commands) {
+    if ('add' in c && 'element' in c.add) n += c.add.element.elem.length;
+    else if ('add' in c && ('set' in c.add || 'map' in c.add)) n += ('set' in c.add ? c.add.set : c.add.map).elem?.length ?? 0;
+  }
+  return n;
 }
 
 function stripVolatile(listing: string): string {

@@ -2,7 +2,7 @@ import type { Counter, Registry } from 'prom-client';
 import { Counter as PromCounter, Gauge, Histogram } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { compile, type QueueSettings, type Ruleset } from '../policy/compile.js';
+import { compile, type PrefixGroups, type QueueSettings, type Ruleset } from '../policy/compile.js';
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
@@ -21,8 +21,8 @@ export interface NftSyncOptions {
   readonly driftIntervalSeconds?: number;
   /** How queued traffic reaches Suricata; absent: IPS off. */
   readonly queue?: () => QueueSettings | undefined;
-  /** Large address lists from rule bundles (same array while unchanged). */
-  readonly lists?: () => { readonly deny?: readonly string[] };
+  /** Large address lists from rule bundles, grouped (the same object while unchanged). */
+  readonly lists?: () => { readonly deny?: PrefixGroups };
   /** Addresses of DoH endpoints and Tor relays, for profiles that close the ways around. */
   readonly bypass?: () => { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
   /** VMs whose daily budget is spent, blocked until the daily reset. */

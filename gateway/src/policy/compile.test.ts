@@ -121,7 +121,7 @@ describe('compile', () => {
   });
 
   it('groups bundle deny lists by prefix length into sized hash sets, reusing them while the list is the same', () => {
-    const deny = ['11.0.0.1', '11.0.0.0/24', '11.0.0.7/24', '12.0.0.0/20'];
+    const deny = groupByPrefix(['11.0.0.1', '11.0.0.0/24', '11.0.0.7/24', '12.0.0.0/20']);
     const a = build({ lists: { deny } });
     const b = build({ lists: { deny } });
     const p24 = a.sets.find((s) => s.name === 'list4_p24')!;

@@ -79,10 +79,11 @@ export interface CompileInput {
   readonly queue?: QueueSettings;
   /**
    * Large address lists from rule bundles (100,000s of entries), kept out of the
-   * policy so that policy changes never copy or re-check them. Pass the same array
-   * while the list is unchanged: its sets are then reused as they are.
+   * policy so that policy changes never copy or re-check them, and grouped once
+   * (`groupByPrefix`) when loaded. Pass the same object while the list is unchanged:
+   * its sets are then reused as they are.
    */
-  readonly lists?: { readonly deny?: readonly string[] };
+  readonly lists?: { readonly deny?: PrefixGroups };
   /** Addresses of the ways around the filter: known DoH endpoints, Tor relays (bundle lists). */
   readonly bypass?: { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
   /** Per-service windows of each VM's schedules, by VM name (see schedule.ts). */
@@ -93,17 +94,8 @@ export interface CompileInput {
   readonly budgetBlocked?: ReadonlyMap<string, Date>;
 }
 
-const groupMemo = new WeakMap<readonly string[], ReturnType<typeof groupByPrefix>>();
-
-/** groupByPrefix, memoised per list array. */
-function groupedList(list: readonly string[]): ReturnType<typeof groupByPrefix> {
-  let g = groupMemo.get(list);
-  if (!g) {
-    g = groupByPrefix(list);
-    groupMemo.set(list, g);
-  }
-  return g;
-}
+/** An address list grouped by prefix length (`groupByPrefix`): what the compiler needs of a big list. */
+export type PrefixGroups = ReturnType<typeof groupByPrefix>;
 
 /** Packet marks the table sets; the xtables compat layer and Suricata read them. */
 /** Suricata's repeat mark (its `nfq.repeat-mark`): the packet was judged already. */
@@ -211,7 +203,7 @@ export function compile(spec: CompileInput): Ruleset {
   // length, matched as `ip daddr & mask`, all checked in one chain
   const denyRules: NftStatement[][] = [];
   const lists: Array<[string, ReturnType<typeof groupByPrefix>, string]> = [['deny', groupByPrefix(policy.deny ?? []), 'policy deny list']];
-  if (spec.lists?.deny) lists.push(['list', groupedList(spec.lists.deny), 'bundle deny list']);
+  if (spec.lists?.deny) lists.push(['list', spec.lists.deny, 'bundle deny list']);
   for (const [prefix, groups, what] of lists) {
     for (const [family, byLen] of [[4, groups.v4], [6, groups.v6]] as const) {
       for (const [len, addrs] of byLen) {
