@@ -118,7 +118,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const budgets = new BudgetController({
     policy: () => policy.current(),
     readCounters: () => readVmCounters(deps.nft),
-    onChange: () => sync.apply(policy.current()),
+    onChange: async () => {
+      await sync.apply(policy.current());
+      // DNS follows at once too (names, not just addresses)
+      refreshClients();
+    },
     stateFile: join(config.dataDir, 'budgets.json'),
     sampleSeconds: config.parental?.sampleSeconds,
     now,
@@ -183,6 +187,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       ? new IpsService({
           setup: applianceSuricataSetup(config.dataDir, queue.num, suricata.ruleFiles, [`${config.network.lan.ipv4}/${config.network.lan.prefix}`], suricata.bypass),
           kind: queue.kind,
+          lanIface: config.network.lan.iface,
           applier,
           policy,
           store,

@@ -170,4 +170,38 @@ describe('Suricata inline on NFQUEUE', () => {
     expect((await curl('kid', `http://${web}/after-crash`)).ok).toBe(true);
     expect((await curl('browse', `http://${web}/after-crash`)).ok).toBe(true);
   });
+
+  it('IPS mode ids: a passive copy that never drops, whose alerts still lead to actions', async () => {
+    const changed = Date.now();
+    expect((await api('PATCH', '/api/v1/vms/browse', { profile: 'internet-only' })).status).toBe(200);
+    // the passive instance restarts with browse in its capture filter
+    let ids: { status: string; since: string } | null = null;
+    for (let i = 0; i < 240; i++) {
+      ids = (await api<{ ids: { status: string; since: string } | null }>('GET', '/api/v1/ips')).body.ids;
+      if (ids?.status === 'running' && Date.parse(ids.since) >= changed - 1000) break;
+      await sleep(500);
+    }
+    expect(ids?.status).toBe('running');
+    expect(Date.parse(ids!.since)).toBeGreaterThanOrEqual(changed - 1000);
+    // "running" means the command socket answers; the capture threads follow within moments
+    let alerted = false;
+    for (let attempt = 0; attempt < 5 && !alerted; attempt++) {
+      const marker = `EVIL-ids-${Date.now()}`;
+      expect((await curl('browse', `http://${other}/${marker}`)).ok).toBe(true);
+      expect(seen(marker)).toBe(true);
+      for (let i = 0; i < 12 && !alerted; i++) {
+        const alerts = await api<Array<{ signatureId: number; vm?: string }>>('GET', '/api/v1/alerts?limit=50&vm=browse');
+        alerted = alerts.body.some((a) => a.signatureId === 1000001);
+        if (!alerted) await sleep(250);
+      }
+    }
+    expect(alerted).toBe(true);
+    // internet-only blocks the remote of a severity-1 alert for an hour (right after recording it)
+    let blocked = false;
+    for (let i = 0; i < 40 && !blocked; i++) {
+      blocked = (await api<IpsState>('GET', '/api/v1/ips')).body.blocks.some((b) => b.address === other);
+      if (!blocked) await sleep(250);
+    }
+    expect(blocked).toBe(true);
+  });
 });

@@ -24,7 +24,7 @@ export const ipsRoutes: FastifyPluginAsync<{ ips: IpsService | undefined; store:
     const i = ips();
     const status = i.supervisor.status();
     const stats = status.status === 'running' ? await i.control.rulesetStats().catch(() => undefined) : undefined;
-    return { suricata: status, rules: stats, blocks: i.blocks() };
+    return { suricata: status, ids: i.idsStatus() ?? null, rules: stats, blocks: i.blocks() };
   });
 
   app.post('/ips/reload', async () => {

@@ -120,6 +120,14 @@ describe('compile', () => {
     expect(text(chain(build({ queue: { kind: 'nft', num: 3 } }), 'vm_work'))).not.toContain('queue');
   });
 
+  it('sends an allowlist-only VM in ips mode to its allowlist chain, and queues its accept rules', () => {
+    const p = makePolicy({ profiles: [{ name: 'homework', internet: 'allowlist-only', rules: [{ id: 'ok', action: 'accept', to: { cidr: '192.0.2.0/24' } }], reach: [], ips: { mode: 'ips', failure: 'fail-closed' } }] });
+    p.vms[0] = { ...p.vms[0]!, profile: 'homework' };
+    const rules = chain(build({ policy: p, queue: { kind: 'xt', num: 0 } }), 'vm_kid').map(text);
+    expect(rules.at(-2)).toBe('[{"goto":{"target":"vm_kid_allowlist"}}]');
+    expect(rules.find((r) => r.includes('192.0.2.0'))).toContain('"mangle"');
+  });
+
   it('groups bundle deny lists by prefix length into sized hash sets, reusing them while the list is the same', () => {
     const deny = groupByPrefix(['11.0.0.1', '11.0.0.0/24', '11.0.0.7/24', '12.0.0.0/20']);
     const a = build({ lists: { deny } });

@@ -323,6 +323,7 @@ export function compile(spec: CompileInput): Ruleset {
     const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
     counters.push(vmCounter(vm.name));
     const out = compileVm(vm, profile, {
+      profile,
       policy,
       network,
       now,
@@ -351,6 +352,8 @@ interface VmContext {
   readonly budgetUntil: Date | undefined;
   readonly toGuests: NftStatement[][];
   readonly queue: QueueSettings | undefined;
+  /** The profile in force for the VM (quarantine's while quarantined). */
+  readonly profile: Profile;
 }
 
 /** Per-VM set of the addresses a service's names resolved to (filled by the DNS learner). */
@@ -476,14 +479,14 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     chains.push({ name: allowlistChain, rules: allowRules });
   }
   if (profile.internet === 'open') rules.push(...accepting([m(meta('oifname'), wan)], profile, ctx));
+  else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
+  rules.push([DROP]);
   // the other direction of the VM's flows goes to Suricata too: it needs both to inspect
   if (ctx.queue && profile.ips.mode === 'ips') {
     const replies: NftStatement[] = [established, m(payload('ip', 'daddr'), vm.ipv4)];
     if (ctx.queue.kind === 'xt') ctx.toGuests.push([...replies, markQueue(profile)]);
     else ctx.toGuests.push(...accepting(replies, profile, ctx));
   }
-  else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
-  rules.push([DROP]);
   return [{ name: chain, rules }, ...chains];
 }
 
@@ -521,8 +524,8 @@ function remaining(iso: string | undefined, now: Date): number | undefined {
   return Math.floor((Date.parse(iso) - now.getTime()) / 1000);
 }
 
+/** drop and reject; accept goes through accepting(). */
 function verdict(rule: Rule): NftStatement[][] {
-  if (rule.action === 'accept') return [[ACCEPT]];
   if (rule.action === 'drop') return [[DROP]];
   return [[m(meta('l4proto'), 'tcp'), { reject: { type: 'tcp reset' } }], [{ reject: null }]];
 }
@@ -549,7 +552,8 @@ function compileRule(vm: Vm, rule: Rule, index: number, ctx: VmContext): NftStat
   const expiry: NftStatement[] = [];
   const targets: NftStatement[][] = [];
   const to = rule.to;
-  const v = verdict(rule);
+  // an accept goes through Suricata like every other accepted packet of an `ips` VM
+  const v = rule.action === 'accept' ? accepting([], ctx.profile, ctx) : verdict(rule);
   if ('cidr' in to) {
     // one prefix: matched inline, no set (every named interval set makes each later
     // nft transaction slower: nft fetches their elements into its cache)

@@ -143,6 +143,11 @@ export interface SuricataSetup {
   readonly homeNet?: readonly string[];
   /** EVE event types. Default {@link DEFAULT_EVE_TYPES}. */
   readonly eveTypes?: readonly EveType[];
+  /**
+   * Passive capture instead of the queue (IPS mode `ids`: copies, never drops):
+   * AF_PACKET on `interface` with a BPF filter. Absent: inline on NFQUEUE.
+   */
+  readonly afPacket?: { readonly interface: string; readonly bpfFilter: string };
 }
 
 /** Default stream depth, bytes. */
@@ -184,7 +189,8 @@ export function checkSuricataSetup(s: SuricataSetup): void {
 
 /** Suricata's command line for `setup` (NFQ mode, in the foreground). */
 export function suricataArgs(setup: SuricataSetup): string[] {
-  return ['-c', setup.configFile, '-q', String(setup.nfq.queue), '--pidfile', setup.pidFile];
+  const capture = setup.afPacket ? [`--af-packet=${setup.afPacket.interface}`] : ['-q', String(setup.nfq.queue)];
+  return ['-c', setup.configFile, ...capture, '--pidfile', setup.pidFile];
 }
 
 /**
@@ -200,6 +206,13 @@ export function renderSuricataConfig(setup: SuricataSetup): string {
     ...(setup.homeNet ? { 'vars.address-groups.HOME_NET': `[${setup.homeNet.join(',')}]` } : {}),
     'default-log-dir': setup.logDir,
     runmode: setup.runmode ?? 'autofp',
+    ...(setup.afPacket
+      ? {
+          'af-packet': [
+            { interface: setup.afPacket.interface, 'bpf-filter': setup.afPacket.bpfFilter, 'copy-mode': 'none', 'cluster-id': 97, 'cluster-type': 'cluster_flow', defrag: true },
+          ],
+        }
+      : {}),
     nfq: {
       mode: setup.nfq.mode ?? 'repeat',
       'repeat-mark': hex(NFQ_MARK.repeat),

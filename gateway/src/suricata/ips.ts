@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 import { ActionEngine, type Decision } from '../actions/engine.js';
@@ -13,6 +13,7 @@ import { silentLogger } from '../log.js';
 import type { NftApplier } from '../nft/applier.js';
 import type { NftBackend } from '../nft/backend.js';
 import { IPS_BLOCK4, IPS_BLOCK6, MARK, type QueueSettings } from '../policy/compile.js';
+import { BUILTIN_PROFILES } from '../policy/builtins.js';
 import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../policy/service.js';
 import type { Store } from '../store/store.js';
@@ -106,6 +107,8 @@ export async function installXtQueue(queue: number): Promise<void> {
 
 export interface IpsOptions {
   readonly setup: SuricataSetup;
+  /** Interface facing the guests: where the passive (`ids`) instance listens. */
+  readonly lanIface: string;
   readonly kind: QueueKind;
   readonly applier: NftApplier;
   readonly policy: PolicyService;
@@ -139,6 +142,10 @@ export class IpsService {
   readonly #executor: ActionExecutor;
   readonly #actions: Counter<'kind'>;
   #policy: Policy | undefined;
+  /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
+  #ids: { supervisor: SuricataSupervisor; filter: string } | undefined;
+  #idsChange: Promise<unknown> = Promise.resolve();
+  #started = false;
 
   constructor(options: IpsOptions) {
     this.#o = options;
@@ -184,6 +191,8 @@ export class IpsService {
     });
     this.#reader = new EveSocketReader({ path: options.setup.eveSocket, sink: ingest, log: this.#log.child({ part: 'eve' }) });
     options.events.on(this, 'policy.applied', ({ policy }) => this.#setPolicy(policy));
+    // a VM let out of quarantine starts with a clean slate of alerts
+    options.events.on(this, 'vm.released', ({ vm }) => this.#engine.release(vm));
   }
 
   #setPolicy(policy: Policy): void {
@@ -192,6 +201,54 @@ export class IpsService {
       this.#leases.add({ vm: vm.name, address: vm.ipv4 });
       if (vm.ipv6) this.#leases.add({ vm: vm.name, address: vm.ipv6 });
     }
+    if (this.#started) this.#idsChange = this.#idsChange.then(() => this.#syncIds()).catch((err: unknown) => this.#log.error({ err }, 'IDS instance update failed'));
+  }
+
+  /** The BPF filter of the VMs whose profile has IPS mode `ids`; empty when none. */
+  #idsFilter(): string {
+    const p = this.#policy;
+    if (!p) return '';
+    const profiles = new Map(p.profiles.map((x) => [x.name, x]));
+    const macs = p.vms
+      .filter((v) => !v.quarantine && (profiles.get(v.profile) ?? BUILTIN_PROFILES.find((b) => b.name === v.profile))?.ips.mode === 'ids')
+      .map((v) => v.mac.toLowerCase())
+      .sort();
+    return macs.map((m) => `ether host ${m}`).join(' or ');
+  }
+
+  /**
+   * IPS mode `ids` (copy, never drop): a second, passive Suricata on AF_PACKET that sees
+   * only those VMs' frames; its alerts go through the same actions. Restarted when the
+   * set of such VMs changes.
+   */
+  async #syncIds(): Promise<void> {
+    const filter = this.#idsFilter();
+    if (this.#ids && this.#ids.filter === filter) return;
+    if (this.#ids) {
+      await this.#ids.supervisor.stop();
+      this.#ids = undefined;
+    }
+    if (filter === '') return;
+    const base = this.#o.setup;
+    const dir = join(dirname(base.configFile), '..', 'suricata-ids');
+    mkdirSync(dir, { recursive: true });
+    const setup: SuricataSetup = {
+      ...base,
+      configFile: join(dir, 'suricata.yaml'),
+      logDir: dir,
+      pidFile: join(dir, 'suricata.pid'),
+      commandSocket: join(dir, 'command.socket'),
+      afPacket: { interface: this.#o.lanIface, bpfFilter: filter },
+    };
+    const supervisor = new SuricataSupervisor({ setup, log: this.#log.child({ part: 'suricata-ids' }) });
+    this.#ids = { supervisor, filter };
+    await supervisor.start();
+    this.#log.info({ filter }, 'IDS: passive Suricata on AF_PACKET for VMs in mode ids');
+  }
+
+  /** State of the passive (`ids`) instance, if one runs. */
+  idsStatus(): ReturnType<SuricataSupervisor['status']> | undefined {
+    return this.#ids?.supervisor.status();
   }
 
   #actionsFor(vm: string | undefined): AlertActions {
@@ -227,6 +284,8 @@ export class IpsService {
     const set = address.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
     const had = this.#o.applier.dynamicElements(set).some((e) => e.val === address);
     await this.#o.applier.deleteElements(set, [address]);
+    // the engine forgets it too, so the next alert blocks it again
+    this.#engine.unblock(address);
     return had;
   }
 
@@ -235,11 +294,16 @@ export class IpsService {
     if (this.#o.kind === 'xt') await installXtQueue(this.#o.setup.nfq.queue);
     await this.#reader.start();
     await this.supervisor.start();
+    this.#started = true;
+    await this.#syncIds();
     this.#log.info({ queue: this.#o.setup.nfq.queue, kind: this.#o.kind }, 'IPS: Suricata on NFQUEUE');
   }
 
   async stop(): Promise<void> {
     this.#o.events.off(this);
+    this.#started = false;
+    await this.#idsChange;
+    await this.#ids?.supervisor.stop();
     await this.supervisor.stop();
     await this.#reader.stop();
   }
