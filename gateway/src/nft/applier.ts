@@ -162,10 +162,14 @@ export class NftApplier {
   }
 
   async #fingerprint(): Promise<string> {
-    const structure = await this.#backend.runText(`list table ${FAMILY} ${TABLE}`, { terse: true });
+    // listings go through the bulk backend (the nft binary) when there is one: a listing
+    // fills nft's cache with every set element, which the in-process context would then
+    // carry into (and slow down) the next transaction
+    const nft = this.#bulk ?? this.#backend;
+    const structure = await nft.runText(`list table ${FAMILY} ${TABLE}`, { terse: true });
     let identity = '';
     for (const [kind, name] of [['map', 'vm_chains'], ['set', 'macip4'], ['set', 'macs']] as const) {
-      identity += await this.#backend.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`);
+      identity += await nft.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`);
     }
     return stripVolatile(structure) + stripVolatile(identity);
   }
