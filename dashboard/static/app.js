@@ -1,6 +1,7 @@
 // The dashboard: a single page whose views follow the URL hash (#/vm/kid).
 import { ApiError, api, getToken, setToken } from './api.js';
 import { announce, h, showErrors } from './dom.js';
+import { alertsView } from './views/alerts.js';
 import { auditView } from './views/audit.js';
 import { overviewView } from './views/overview.js';
 import { profilesView } from './views/profiles.js';
@@ -15,6 +16,7 @@ const ROUTES = [
   { pattern: /^\/profiles$/, nav: 'profiles', view: profilesView },
   { pattern: /^\/schedules$/, nav: 'schedules', view: schedulesView },
   { pattern: /^\/requests$/, nav: 'requests', view: requestsView },
+  { pattern: /^\/alerts$/, nav: 'alerts', view: alertsView },
   { pattern: /^\/audit$/, nav: 'audit', view: auditView },
 ];
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -8,6 +8,7 @@ import { DhcpServer } from '../../gateway/src/dhcp/dnsmasq.js';
 import { EventBus } from '../../gateway/src/events.js';
 import { makeErrorHandler, rejectedCounter } from '../../gateway/src/http/error-handler.js';
 import { API_PREFIX, registerApi } from '../../gateway/src/http/index.js';
+import { ipsRoutes } from '../../gateway/src/http/ips.js';
 import { parentalRoutes } from '../../gateway/src/http/parental.js';
 import { vmStateRoutes } from '../../gateway/src/http/vm-state.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
@@ -15,6 +16,9 @@ import { BudgetController } from '../../gateway/src/parental/controller.js';
 import { PolicyService } from '../../gateway/src/policy/service.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
+
+/** The one device in the DHCP leases that is no VM of the seed policy. */
+export const NEW_DEVICE = { mac: '52:54:00:aa:bb:cc', ipv4: '10.20.0.50', hostname: 'Kids-Tablet' } as const;
 
 /** The dashboard over the real API, store and policy service, with an enforcer that records what it is given. */
 export interface DashboardServer {
@@ -29,9 +33,10 @@ export interface DashboardServer {
 }
 
 /**
- * Serves what `buildApp` serves on the management address — the API, the VM state
- * and parental routes, `/metrics` and the dashboard — without nftables, DNS or DHCP
- * (their parts are built but never started), on 127.0.0.1 and a free port.
+ * Serves what `buildApp` serves on the management address — the API, the VM state,
+ * parental and IPS routes, `/metrics` and the dashboard — without nftables, DNS, DHCP
+ * or Suricata (their parts are built but never started; the DHCP leases file holds
+ * {@link NEW_DEVICE}; the IPS is not enabled), on 127.0.0.1 and a free port.
  */
 export async function startDashboardServer(
   options: { token?: string; policy?: Policy } = {},
@@ -58,6 +63,16 @@ export async function startDashboardServer(
     stateFile: join(dir, 'budgets.json'),
   });
   const dhcp = new DhcpServer({ iface: 'lan0', gateway: '10.20.0.1', prefix: 24, leaseTime: '12h', dir });
+  // dnsmasq's lease file, as dnsmasq writes it: one VM the policy knows, one new device
+  const expiry = Math.floor(Date.now() / 1000) + 12 * 3600;
+  writeFileSync(
+    join(dir, 'dnsmasq.leases'),
+    [
+      `${expiry} 52:54:00:00:00:01 10.20.0.11 kid 01:52:54:00:00:00:01`,
+      `${expiry} ${NEW_DEVICE.mac} ${NEW_DEVICE.ipv4} ${NEW_DEVICE.hostname} *`,
+      '',
+    ].join('\n'),
+  );
 
   const registry = new Registry();
   const app = Fastify({ logger: false });
@@ -78,6 +93,8 @@ export async function startDashboardServer(
       scope.setErrorHandler(makeErrorHandler(rejectedCounter(registry)));
       await scope.register(vmStateRoutes, { policy });
       await scope.register(parentalRoutes, { policy, budgets, dhcp });
+      // no Suricata here: /alerts reads the store, /ips answers SURICATA_FAILED
+      await scope.register(ipsRoutes, { ips: undefined, store });
     },
     { prefix: API_PREFIX },
   );

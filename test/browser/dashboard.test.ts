@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDashboardServer, type DashboardServer } from './dashboard-server.js';
+import { NEW_DEVICE, startDashboardServer, type DashboardServer } from './dashboard-server.js';
 
 /**
  * The dashboard in a real browser (Debian's Chromium, headless) against the real API,
@@ -287,6 +287,111 @@ describe('dashboard', () => {
     expect(await text(first.locator('[data-label="Who"]'))).toBe('dashboard');
     expect(await text(first.locator('[data-label="What"]'))).toBe('Schedule added');
     expect(await page.locator('tbody tr').count()).toBe(server.store.audit.list({ limit: 25 }).items.length);
+  });
+
+  it('shows no time budget for a VM whose profile has none', async () => {
+    await page.goto(`${server.url}/#/vm/kid`);
+    await page.getByRole('heading', { level: 1, name: 'kid' }).waitFor();
+    await page.getByRole('heading', { level: 2, name: 'Rules' }).waitFor();
+    expect(await page.getByRole('heading', { name: 'Time today' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: /more today$/ }).count()).toBe(0);
+  });
+
+  it("shows a VM's time today and gives it more", async () => {
+    // a daily budget on the profile of work, through the API
+    const { name, ...office } = server.policy.current().profiles.find((p) => p.name === 'office')!;
+    const budget = async (dailyMinutes: number): Promise<void> => {
+      const res = await fetch(`${server.url}/api/v1/profiles/${name}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ name, ...office, parental: { dailyMinutes, timezone: 'Europe/Berlin' } }),
+      });
+      expect(res.status).toBe(200);
+    };
+    const panel = page.locator('section.budget');
+
+    // no minutes at all: blocked until the next midnight (the browser's clock is Berlin's too)
+    await budget(0);
+    await page.goto(`${server.url}/#/vm/work`);
+    await panel.getByRole('heading', { name: 'Time today' }).waitFor();
+    expect(await text(panel.locator('.note'))).toBe('Time is up: blocked until 00:00.');
+
+    await budget(60);
+    await page.reload();
+    await panel.getByRole('heading', { name: 'Time today' }).waitFor();
+    expect(await text(panel.locator('.now'))).toBe('0 of 60 minutes used');
+    expect(await text(panel)).toContain('60 minutes left today.');
+    await panel.getByRole('button', { name: 'Give work 30 minutes more today' }).click();
+    await panel.getByText('(+30 extra)').waitFor();
+    expect(await text(panel)).toContain('90 minutes left today.');
+    expect(await text(page.locator('#status'))).toContain('work has 30 minutes more today.');
+    const usage = (await (await fetch(`${server.url}/api/v1/vms/work/budget`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(usage).toMatchObject({ dailyMinutes: 60, extraMinutes: 30, usedSeconds: 0 });
+    expect(await panel.getByRole('button').allTextContents()).toEqual(['+15 min', '+30 min', '+1 hour']);
+    await page.screenshot({ path: `${SHOTS}-budget.png`, fullPage: true });
+  });
+
+  it('lists a new device and adds it as a VM', async () => {
+    await nav('Overview').click();
+    const card = page.locator(`article[data-device="${NEW_DEVICE.mac}"]`);
+    await card.waitFor();
+    expect(await text(card.locator('h3'))).toBe(NEW_DEVICE.hostname);
+    expect(await text(card)).toContain(NEW_DEVICE.ipv4);
+    // the VM the leases also hold is not new
+    expect(await page.locator('article[data-device="52:54:00:00:00:01"]').count()).toBe(0);
+    const form = card.getByRole('form', { name: `Add ${NEW_DEVICE.hostname}` });
+    expect(await form.getByLabel('Name', { exact: true }).inputValue()).toBe('kids-tablet');
+
+    // a taken name is refused next to the name
+    await form.getByLabel('Name', { exact: true }).fill('kid');
+    await form.getByLabel('Profile').selectOption('kid');
+    await form.getByRole('button', { name: 'Add this device' }).click();
+    const error = fieldError(form, 'Name');
+    await error.waitFor();
+    expect(await text(error)).not.toBe('');
+    expect(await form.getByLabel('Name', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+
+    await form.getByLabel('Name', { exact: true }).fill('tablet');
+    await form.getByRole('button', { name: 'Add this device' }).click();
+    await page.locator('article[data-vm="tablet"]').waitFor();
+    await card.waitFor({ state: 'detached' });
+    expect(server.policy.getVm('tablet')).toMatchObject({
+      mac: NEW_DEVICE.mac,
+      ipv4: NEW_DEVICE.ipv4,
+      profile: 'kid',
+    });
+    expect(server.applied.at(-1)!.vms.some((v) => v.name === 'tablet')).toBe(true);
+    expect(await page.getByRole('heading', { name: 'New devices' }).count()).toBe(0);
+  });
+
+  it('lists the alerts and says the IPS is not running here', async () => {
+    const alert = server.store.alerts.add({
+      at: new Date().toISOString(),
+      vm: 'kid',
+      src: '10.20.0.11',
+      dest: '198.51.100.9',
+      proto: 'TCP',
+      signatureId: 2027865,
+      signature: 'ET MALWARE Suspicious beacon',
+      category: 'A Network Trojan was detected',
+      severity: 1,
+      action: 'blocked',
+    });
+    await nav('Alerts').click();
+    await page.getByRole('heading', { level: 1, name: 'Alerts' }).waitFor();
+    expect(await nav('Alerts').getAttribute('aria-current')).toBe('page');
+    const item = page.locator(`li[data-alert="${alert.id}"]`);
+    await item.waitFor();
+    expect(await text(item)).toContain('ET MALWARE Suspicious beacon');
+    expect(await text(item)).toContain('High');
+    expect(await text(item)).toContain('10.20.0.11 → 198.51.100.9');
+    expect(await text(item)).toContain('blocked');
+    expect(await text(page.locator('.ips-off'))).toBe('The IPS is not running on this gateway.');
+    expect(await page.getByRole('button', { name: /Unblock/ }).count()).toBe(0);
+    await page.screenshot({ path: `${SHOTS}-alerts.png`, fullPage: true });
   });
 
   it('fits a phone screen', async () => {

@@ -1,13 +1,16 @@
 // Overview: every VM with what is in force for it now, and what waits for a decision.
 import { api, metrics, seg } from '../api.js';
-import { h } from '../dom.js';
+import { announce, field, formError, h, select, when } from '../dom.js';
 import { internetBadge, pauseControl, pauseNote, quarantineControl, quarantineNote } from './controls.js';
 
 export async function overviewView(ctx) {
-  const [vms, pending, samples] = await Promise.all([
+  const [vms, pending, samples, devices, profiles] = await Promise.all([
     api('GET', '/vms'),
     api('GET', '/access-requests?status=pending&limit=100'),
     metrics(),
+    // unknown devices need the DHCP server of the gateway; none when it is not here
+    api('GET', '/devices/unassigned').catch(() => []),
+    api('GET', '/profiles').catch(() => []),
   ]);
   const states = await Promise.all(
     vms.map((vm) => api('GET', `/vms/${seg(vm.name)}/state`).catch(() => null)),
@@ -36,8 +39,96 @@ export async function overviewView(ctx) {
             vms.map((vm, i) => h('li', {}, vmCard(vm, states[i], vmCounters(samples, vm.name), ctx))),
           ),
     ),
+    devices.length > 0 && newDevices(devices, profiles, ctx),
     glance(samples),
   );
+}
+
+/** Devices that got an address from the gateway but are no VM yet, each with a form to add it. */
+function newDevices(devices, profiles, ctx) {
+  return h(
+    'section',
+    { 'aria-labelledby': 'devices-heading' },
+    h('h2', { id: 'devices-heading' }, 'New devices'),
+    h(
+      'p',
+      { class: 'hint' },
+      'These devices got an address from the gateway but are not known yet. Add one to give it a profile.',
+    ),
+    h(
+      'ul',
+      { class: 'cards' },
+      devices.map((d) => h('li', {}, deviceCard(d, profiles, ctx))),
+    ),
+  );
+}
+
+function deviceCard(device, profiles, ctx) {
+  const title = device.hostname ?? device.mac;
+  const headingId = `device-${device.mac.replace(/:/g, '')}`;
+  const name = h('input', {
+    name: 'name',
+    type: 'text',
+    autocomplete: 'off',
+    maxlength: '31',
+    value: suggestName(device.hostname),
+  });
+  const profile = select(
+    'profile',
+    profiles.map((p) => [p.name, p.description ? `${p.name}: ${p.description}` : p.name]),
+  );
+  const form = h(
+    'form',
+    { class: 'device-form', novalidate: true, 'aria-label': `Add ${title}` },
+    formError(),
+    field({
+      label: 'Name',
+      hint: 'Small letters, digits and dashes, starting with a letter.',
+      path: '/body/name',
+      control: name,
+    }),
+    field({ label: 'Profile', path: '/body/profile', control: profile }),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'big' }, 'Add this device')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const vm = { name: name.value.trim(), mac: device.mac, ipv4: device.ipv4, profile: profile.value };
+    try {
+      await api('POST', '/vms', vm);
+      announce(`${vm.name} added with the profile ${vm.profile}.`);
+      await ctx.refresh();
+    } catch (err) {
+      ctx.fail(form, err);
+    }
+  });
+  return h(
+    'article',
+    { class: 'card device-card', 'aria-labelledby': headingId, 'data-device': device.mac },
+    h('header', { class: 'card-head' }, h('h3', { id: headingId }, title)),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, 'MAC address'),
+      h('dd', { class: 'mono' }, device.mac),
+      h('dt', {}, 'IPv4 address'),
+      h('dd', { class: 'mono' }, device.ipv4),
+      h('dt', {}, 'Address lent until'),
+      h('dd', {}, when(device.expires)),
+    ),
+    form,
+  );
+}
+
+/** A VM name from a device's host name ("Kids-Laptop" → "kids-laptop"), or ''. */
+function suggestName(hostname) {
+  if (!hostname) return '';
+  const s = hostname
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[^a-z]+/, '')
+    .slice(0, 31)
+    .replace(/-+$/, '');
+  return s;
 }
 
 function vmCard(vm, state, counters, ctx) {

@@ -6,12 +6,14 @@ import { internetBadge, pauseControl, pauseNote, quarantineControl, quarantineNo
 
 export async function vmView(ctx) {
   const name = ctx.params[0];
-  const [vm, state, rules, schedules, vms] = await Promise.all([
+  const [vm, state, rules, schedules, vms, budget] = await Promise.all([
     api('GET', `/vms/${seg(name)}`),
     api('GET', `/vms/${seg(name)}/state`).catch(() => null),
     api('GET', `/vms/${seg(name)}/rules`),
     api('GET', '/schedules'),
     api('GET', '/vms'),
+    // 404 NOT_FOUND: the VM's profile has no daily time budget
+    api('GET', `/vms/${seg(name)}/budget`).catch(() => null),
   ]);
   const mine = schedules.filter((s) => s.vms.includes(vm.name));
   const activeNow = new Map((state?.schedules ?? []).map((s) => [s.name, s.active]));
@@ -35,6 +37,7 @@ export async function vmView(ctx) {
       pauseNote(vm),
       h('div', { class: 'card-actions' }, pauseControl(vm, ctx), quarantineControl(vm, ctx)),
     ),
+    budget && budgetPanel(vm, budget, ctx),
     h(
       'section',
       { class: 'panel', 'aria-labelledby': 'rules-heading' },
@@ -93,6 +96,81 @@ export async function vmView(ctx) {
       ),
     ),
   );
+}
+
+const GRANTS = [
+  [15, '+15 min'],
+  [30, '+30 min'],
+  [60, '+1 hour'],
+];
+
+/** "Time today": the daily time budget of the VM's profile, and buttons to give more. */
+function budgetPanel(vm, budget, ctx) {
+  const used = Math.floor(budget.usedSeconds / 60);
+  const box = h('div', { class: 'budget-actions' }, formError());
+  box.append(
+    h(
+      'div',
+      { class: 'actions', role: 'group', 'aria-label': `Give ${vm.name} more time today` },
+      GRANTS.map(([minutes, label]) =>
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary',
+            'aria-label': `Give ${vm.name} ${minutesWords(minutes)} more today`,
+            onclick: async (e) => {
+              const button = e.currentTarget;
+              button.disabled = true;
+              try {
+                await api('POST', `/vms/${seg(vm.name)}/budget/grant`, { minutes });
+                announce(`${vm.name} has ${minutesWords(minutes)} more today.`);
+                await ctx.refresh();
+              } catch (err) {
+                button.disabled = false;
+                ctx.fail(box, err);
+              }
+            },
+          },
+          label,
+        ),
+      ),
+    ),
+  );
+  const allowed = budget.dailyMinutes + budget.extraMinutes;
+  return h(
+    'section',
+    { class: 'panel budget', 'aria-labelledby': 'budget-heading' },
+    h('h2', { id: 'budget-heading' }, 'Time today'),
+    h(
+      'p',
+      { class: 'now' },
+      `${used} of ${budget.dailyMinutes} minutes used`,
+      budget.extraMinutes > 0 && ` (+${budget.extraMinutes} extra)`,
+    ),
+    h('meter', {
+      min: '0',
+      max: String(Math.max(allowed, 1)),
+      value: String(Math.min(used, allowed)),
+      'aria-label': 'Time used today',
+    }),
+    budget.blockedUntil
+      ? h('p', { class: 'note bad' }, `Time is up: blocked until ${clock(budget.blockedUntil)}.`)
+      : h('p', { class: 'hint' }, `${Math.max(allowed - used, 0)} minutes left today.`),
+    box,
+  );
+}
+
+function minutesWords(minutes) {
+  return minutes === 60 ? 'an hour' : `${minutes} minutes`;
+}
+
+/** HH:MM in the browser's time zone. */
+function clock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime())
+    ? iso
+    : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', hour12: false });
 }
 
 function ruleItem(vm, rule, ctx) {
