@@ -158,13 +158,14 @@ describe('dashboard', () => {
     expect(server.applied.length).toBe(before);
     await page.screenshot({ path: `${SHOTS}-cidr-error.png`, fullPage: true });
 
-    // fixing it clears the problem and adds the rule
+    // fixing it clears the problem and adds the rule (another rule to that network is
+    // listed already, so wait for the new one in the policy, not for the text)
     await input.fill('203.0.113.0/24');
     await form.getByRole('button', { name: 'Add rule' }).click();
-    await page.locator('li.rule', { hasText: 'to address 203.0.113.0/24' }).last().waitFor();
-    expect(server.policy.getVm('kid').rules).toContainEqual(
-      expect.objectContaining({ action: 'reject', to: { cidr: '203.0.113.0/24' } }),
-    );
+    await expect
+      .poll(() => server.policy.getVm('kid').rules, { timeout: 10_000 })
+      .toContainEqual(expect.objectContaining({ action: 'reject', to: { cidr: '203.0.113.0/24' } }));
+    await expect.poll(() => page.locator('li.rule', { hasText: '203.0.113.0/24' }).count(), { timeout: 10_000 }).toBe(2);
   });
 
   it('deletes a rule after asking once more', async () => {
