@@ -73,7 +73,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const events = new EventBus(log);
   mkdirSync(config.dataDir, { recursive: true });
 
-  // bundle lists: read once here, handed to the compiler as the same arrays until replaced
+  // bundle lists: read once here, handed to the compiler as the same object until replaced
   const readLists = (files: readonly string[] | undefined): string[] => (files ?? []).flatMap((f) => loadAddressList(f));
   const denyEntries = readLists(config.lists?.deny);
   // kept grouped only: a million strings would stay on the heap for nothing
@@ -82,7 +82,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const bypass = { doh: readLists(config.bypass?.doh), tor: readLists(config.bypass?.tor) };
   const unassigned = parseRange(config.dhcp.unassignedRange);
 
-  const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now, ...(deps.nft.kind === 'libnftables' ? { bulk: new NftCli() } : {}) });
+  // big transactions and listings run through the nft binary: a listing would fill the
+  // in-process context's cache with every set element and slow the next change down
+  const lister: NftBackend = deps.nft.kind === 'libnftables' ? new NftCli() : deps.nft;
+  const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now, ...(lister !== deps.nft ? { bulk: lister } : {}) });
   // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queue: QueueSettings | undefined = suricata
@@ -117,7 +120,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   const budgets = new BudgetController({
     policy: () => policy.current(),
-    readCounters: () => readVmCounters(deps.nft),
+    readCounters: () => readVmCounters(lister),
     onChange: async () => {
       await sync.apply(policy.current());
       // DNS follows at once too (names, not just addresses)
