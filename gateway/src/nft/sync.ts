@@ -6,7 +6,6 @@ import { compile, type PrefixGroups, type QueueSettings, type Ruleset } from '..
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
-import { effectiveProfiles } from '../policy/builtins.js';
 import type { NftApplier } from './applier.js';
 import type { Conntrack } from './conntrack.js';
 
@@ -122,16 +121,12 @@ export class NftSync {
   async #purgeChangedBindings(prev: Policy, next: Policy): Promise<void> {
     if (!this.#o.conntrack) return;
     const now = new Map(next.vms.map((v) => [v.name, v]));
-    const profileOf = (p: Policy, name: string): string => JSON.stringify(effectiveProfiles(p.profiles).get(name) ?? null);
     const stale = new Set<string>();
     for (const old of prev.vms) {
       const cur = now.get(old.name);
       const changed = !cur || cur.mac.toLowerCase() !== old.mac.toLowerCase() || cur.ipv4 !== old.ipv4 || cur.ipv6 !== old.ipv6;
       const quarantined = cur?.quarantine !== undefined && old.quarantine === undefined;
-      // a new profile (or a changed one) is checked against every flow again: rules that
-      // only look at new connections must see the open ones too
-      const reprofiled = cur !== undefined && (cur.profile !== old.profile || profileOf(next, cur.profile) !== profileOf(prev, old.profile));
-      if (changed || quarantined || reprofiled) {
+      if (changed || quarantined) {
         stale.add(old.ipv4);
         if (old.ipv6) stale.add(old.ipv6);
       }

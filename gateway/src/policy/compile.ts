@@ -391,6 +391,20 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   if (ctx.budgetUntil) rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), DROP]);
 
   const parental = profile.parental ?? {};
+  if (parental.closeBypass) {
+    // DNS over TLS and over QUIC
+    rules.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 853), REJECT]);
+    // QUIC and HTTP/3: browsers fall back to TCP, where DNS filtering and SNI apply
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@doh4'), REJECT]);
+    rules.push([m(payload('ip6', 'daddr'), '@doh6'), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
+    rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
+    // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }), DROP]);
+    rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
+    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
+  }
 
   // per-service schedules and slow-downs: by the addresses the services' names resolved to
   const services = new Set<string>([...ctx.serviceWindows.flatMap((w) => w.services), ...(parental.slowServices ?? []).map((x) => x.service)]);
@@ -438,25 +452,6 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
 
   // established flows too go through Suricata: it needs every packet of a flow it inspects
   rules.push(...accepting([established], profile, ctx));
-
-  // closing the ways around: new connections only (a profile change purges the VM's
-  // conntrack entries, so no flow opened before survives it); established packets are
-  // spared nine rule checks
-  if (parental.closeBypass) {
-    // DNS over TLS and over QUIC
-    rules.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 853), REJECT]);
-    // QUIC and HTTP/3: browsers fall back to TCP, where DNS filtering and SNI apply
-    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), REJECT]);
-    rules.push([m(payload('ip', 'daddr'), '@doh4'), REJECT]);
-    rules.push([m(payload('ip6', 'daddr'), '@doh6'), REJECT]);
-    rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
-    rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
-    // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
-    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }), DROP]);
-    rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
-    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
-  }
-
 
   // other VMs: only those this profile may reach
   for (const target of profile.reach) {
