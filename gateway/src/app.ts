@@ -134,6 +134,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // --- DNS: who asks, by source address; learned addresses into the VM's sets ---------
   let clients = new Map<string, { vm: Vm; policy: ClientPolicy }>();
+  // the same entries by VM name: onResolved runs for every allowed answer
+  let clientsByVm = new Map<string, { vm: Vm; policy: ClientPolicy }>();
   const unassignedPolicy: ClientPolicy = { client: UNASSIGNED, paused: true };
   const identify = (ip: string): { vm?: Vm; policy: ClientPolicy } | undefined => {
     const c = clients.get(ip);
@@ -143,6 +145,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   };
   const refreshClients = (): void => {
     clients = clientPolicies(policy.current(), new Date(now()), budgets.blocked());
+    clientsByVm = new Map([...clients.values()].map((c) => [c.vm.name, c]));
   };
   const dns = new DnsFilter({
     listen: config.dns.listen.map((address) => ({ address, port: config.dns.port })),
@@ -154,7 +157,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => {
-      const entry = [...clients.values()].find((c) => c.vm.name === e.client);
+      const entry = clientsByVm.get(e.client);
       if (!entry) return;
       void learnAddresses(applier, dns, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch((err: unknown) =>
         log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
