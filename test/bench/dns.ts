@@ -6,8 +6,9 @@
  *
  * Everything runs on 127.0.0.1: an upstream dnsmasq, a second dnsmasq as the baseline,
  * the filter in a child process (this file with --serve), and a bare Node UDP
- * responder (this file with --echo: flips the QR bit, no DNS work) that shows what one
- * Node dgram socket can do on this machine at all. Per target:
+ * responder (this file with --echo: flips the QR bit, no DNS work) on one plain dgram
+ * socket, which shows where the filter would stand without its batched socket
+ * (recvmmsg/sendmmsg, see gateway/src/dns/udp-batch.ts). Per target:
  *   - throughput: dnsperf at saturation (-q outstanding) for BENCH_SECONDS, BENCH_ROUNDS
  *     times, interleaved; the median is reported;
  *   - latency: dnsperf -v at a fixed rate (BENCH_QPS) and at saturation, p50/p99 from
@@ -91,7 +92,7 @@ async function serve(args: string[]): Promise<void> {
 
 // ---------------------------------------------------------------- child: the Node floor
 
-/** Answer every datagram with itself, QR set: Node's dgram round trip with no DNS work. */
+/** Answer every datagram with itself, QR set: a plain dgram socket's round trip with no DNS work. */
 function echo(): void {
   const sock = createSocket('udp4');
   sock.on('message', (msg, rinfo) => {
@@ -368,7 +369,7 @@ async function main(): Promise<void> {
       runs.filter.push(dnsperf(filterPort, queryFile, sat, false));
       console.error(
         `bench:dns: round ${round}/${ROUNDS} (${SECONDS} s each): dnsmasq ${Math.round(runs.dnsmasq.at(-1)!.qps)} q/s, ` +
-          `node echo ${Math.round(runs.echo.at(-1)!.qps)} q/s, filter ${Math.round(runs.filter.at(-1)!.qps)} q/s`,
+          `dgram echo ${Math.round(runs.echo.at(-1)!.qps)} q/s, filter ${Math.round(runs.filter.at(-1)!.qps)} q/s`,
       );
     }
     const dSat = medianRun(runs.dnsmasq);
@@ -404,18 +405,18 @@ async function main(): Promise<void> {
     console.log(row('dnsmasq', dSat, dLat, dSatV));
     console.log(row('filter', fSat, fLat, fSatV));
     console.log(
-      `${'node echo'.padEnd(10)} ${Math.round(eSat.qps).toString().padStart(9)} ${f2(eSat.avgMs).padStart(8)} ${String(eSat.lost).padStart(6)} |  (no DNS work: Node dgram ceiling)`,
+      `${'dgram echo'.padEnd(10)} ${Math.round(eSat.qps).toString().padStart(9)} ${f2(eSat.avgMs).padStart(8)} ${String(eSat.lost).padStart(6)} |  (plain Node dgram socket, no DNS work)`,
     );
     console.log('');
     console.log(
       `saturation q/s per round: dnsmasq ${runs.dnsmasq.map((r) => Math.round(r.qps)).join(', ')}; ` +
-        `filter ${runs.filter.map((r) => Math.round(r.qps)).join(', ')}; node echo ${runs.echo.map((r) => Math.round(r.qps)).join(', ')}`,
+        `filter ${runs.filter.map((r) => Math.round(r.qps)).join(', ')}; dgram echo ${runs.echo.map((r) => Math.round(r.qps)).join(', ')}`,
     );
     console.log(
       `throughput ratio filter/dnsmasq: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
     );
     console.log(
-      `node echo/dnsmasq: ${(eSat.qps / dSat.qps).toFixed(2)}; filter/node echo: ${(fSat.qps / eSat.qps).toFixed(2)}`,
+      `dgram echo/dnsmasq: ${(eSat.qps / dSat.qps).toFixed(2)}; filter/dgram echo: ${(fSat.qps / eSat.qps).toFixed(2)}`,
     );
     console.log(
       `filter p99 at ${LAT_QPS} q/s: ${f2(fLat.p99Ms)} ms (target < 5 ms: ${(fLat.p99Ms ?? Infinity) < 5 ? 'met' : 'NOT met'})`,
@@ -432,7 +433,7 @@ async function main(): Promise<void> {
         latencyQps: LAT_QPS,
         dnsmasq: { qps: Math.round(dSat.qps), p99Ms: dLat.p99Ms, satP99Ms: dSatV.p99Ms },
         filter: { qps: Math.round(fSat.qps), p99Ms: fLat.p99Ms, satP99Ms: fSatV.p99Ms },
-        nodeEcho: { qps: Math.round(eSat.qps) },
+        dgramEcho: { qps: Math.round(eSat.qps) },
         ratio: Number(ratio.toFixed(3)),
       }),
     );

@@ -35,6 +35,8 @@ export class DnsMetrics {
   #cacheHitsFlushed = 0;
   #upstreamErrors = 0;
   #upstreamErrorsFlushed = 0;
+  readonly #udpDropped = { in: 0, out: 0 };
+  readonly #udpDroppedFlushed = { in: 0, out: 0 };
   readonly listLoadErrors: Counter;
   readonly duration: Histogram;
 
@@ -93,7 +95,19 @@ export class DnsMetrics {
           registers,
         }),
     );
+    const udpDropped = metric(
+      registry,
+      'portcullis_dns_udp_dropped_total',
+      () =>
+        new Counter({
+          name: 'portcullis_dns_udp_dropped_total',
+          help: 'UDP datagrams dropped by the filter: in = a query longer than a receive slot, out = an answer the full send buffer would not take',
+          labelNames: ['direction'],
+          registers,
+        }),
+    );
     for (const a of ACTIONS) queries.inc({ action: a }, 0);
+    for (const d of ['in', 'out'] as const) udpDropped.inc({ direction: d }, 0);
     // a second filter on the same registry shares the metrics: each adds only its own deltas
     chainCollect(queries, () => this.#flushQueries(queries));
     chainCollect(hits, () => {
@@ -103,6 +117,12 @@ export class DnsMetrics {
     chainCollect(upstream, () => {
       upstream.inc(this.#upstreamErrors - this.#upstreamErrorsFlushed);
       this.#upstreamErrorsFlushed = this.#upstreamErrors;
+    });
+    chainCollect(udpDropped, () => {
+      for (const d of ['in', 'out'] as const) {
+        udpDropped.inc({ direction: d }, this.#udpDropped[d] - this.#udpDroppedFlushed[d]);
+        this.#udpDroppedFlushed[d] = this.#udpDropped[d];
+      }
     });
   }
 
@@ -117,6 +137,10 @@ export class DnsMetrics {
 
   upstreamError(): void {
     this.#upstreamErrors++;
+  }
+
+  udpDropped(direction: 'in' | 'out', count: number): void {
+    this.#udpDropped[direction] += count;
   }
 
   #flushQueries(queries: Counter<'action'>): void {

@@ -540,6 +540,27 @@ describe.skipIf(!HAVE_DNSMASQ)('DnsFilter on 127.0.0.1 with a dnsmasq upstream',
     expect(closed).toBe(true);
   });
 
+  it('answers through a plain dgram socket when batching is off', async () => {
+    const plain = new DnsFilter({
+      listen: [{ address: '127.0.0.1', port: 0 }],
+      upstreams: [{ address: '127.0.0.1', port: dnsmasq.port }],
+      identify: (ip) => policies.get(ip),
+      blockPage: { v4: '192.0.2.80' },
+      udpBatch: 0,
+      lists: [{ name: 'games', kind: 'category', files: [join(dir, 'games.txt')] }],
+    });
+    await plain.start();
+    try {
+      const p = plain.addresses()[0]?.port as number;
+      const allowed = await ask(p, 'www.example.test', TYPE.A, { source: '127.0.0.2' });
+      expect(allowed.answers[0]?.data).toBe('203.0.113.10');
+      const blocked = await ask(p, 'roblox.com', TYPE.A, { source: '127.0.0.1' });
+      expect(blocked.answers[0]?.data).toBe('192.0.2.80');
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it('releases its sockets on stop', async () => {
     const f = new DnsFilter({
       listen: [{ address: '127.0.0.1', port: 0 }],

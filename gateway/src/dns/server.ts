@@ -1,4 +1,4 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import {
   createServer,
   isIPv4,
@@ -18,6 +18,7 @@ import { DnsMetrics, type CountedAction } from './metrics.js';
 import type { ClientPolicy, Verdict } from './model.js';
 import { QueryLog, type QueryAction, type QueryLogEntry } from './query-log.js';
 import { SafeSearch, type SafeSearchTargets } from './safesearch.js';
+import { BatchedUdpSocket } from './udp-batch.js';
 import { UpstreamClient, type UpstreamServer } from './upstream.js';
 import {
   buildResponse,
@@ -93,6 +94,12 @@ export interface DnsFilterOptions {
   readonly upstreamTimeoutMs?: number;
   /** UDP sockets (random ports) towards upstream, per address family. Default 4. */
   readonly upstreamSockets?: number;
+  /**
+   * Datagrams read and answered per system call on IPv4 addresses (`recvmmsg` and
+   * `sendmmsg`, see `BatchedUdpSocket`). Default 64; 0 answers through a plain `dgram`
+   * socket, as IPv6 addresses always do.
+   */
+  readonly udpBatch?: number;
   /** Largest UDP answer we send to EDNS clients and advertise, in bytes. Default 1,232. */
   readonly udpSize?: number;
   /** Query log entries kept per client. Default 1,000; 0 disables the log. */
@@ -136,8 +143,14 @@ const CNAME_BLOCKING = new Set(['category', 'service', 'custom', 'doh']);
 
 type Reply = (out: Buffer) => void;
 
+/** The UDP side of a listener: a batched socket or a plain one behind the same two calls. */
+interface UdpListener {
+  send(out: Buffer, ip: string, port: number): void;
+  close(): Promise<void>;
+}
+
 interface Listener {
-  readonly udp: UdpSocket;
+  readonly udp: UdpListener;
   readonly tcp: Server;
   readonly address: ListenAddress;
 }
@@ -235,10 +248,7 @@ export class DnsFilter {
     for (const s of this.#tcpSockets) s.destroy();
     this.#tcpSockets.clear();
     await Promise.all(
-      listeners.flatMap((l) => [
-        new Promise<void>((resolve) => l.udp.close(() => resolve())),
-        new Promise<void>((resolve) => l.tcp.close(() => resolve())),
-      ]),
+      listeners.flatMap((l) => [l.udp.close(), new Promise<void>((resolve) => l.tcp.close(() => resolve()))]),
     );
     await this.#upstream.stop();
     this.#inflight.clear();
@@ -353,43 +363,74 @@ export class DnsFilter {
         );
       }
       const port = (tcp.address() as AddressInfo).port;
-      const udp = createSocket({ type: family, ipv6Only: family === 'udp6' && l.address !== '::' });
+      let udp: UdpListener;
       try {
-        await new Promise<void>((resolve, reject) => {
-          udp.once('error', reject);
-          udp.bind(port, l.address, () => {
-            udp.off('error', reject);
-            resolve();
-          });
-        });
+        udp = await this.#bindUdp(family, l.address, port);
       } catch (err) {
-        udp.close();
         await new Promise<void>((resolve) => tcp.close(() => resolve()));
-        if (l.port === 0 && attempt < 10 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
-        throw new PortcullisError(
-          'DNS_LISTEN_FAILED',
-          `DNS filter: cannot listen on UDP ${l.address}:${port}: ${(err as Error).message}`,
-          { cause: err, context: { ...l } },
-        );
+        const code = (err as NodeJS.ErrnoException).code ?? (err as PortcullisError).context?.errno;
+        if (l.port === 0 && attempt < 10 && (code === 'EADDRINUSE' || code === 98)) continue;
+        throw isPortcullisError(err)
+          ? err
+          : new PortcullisError(
+              'DNS_LISTEN_FAILED',
+              `DNS filter: cannot listen on UDP ${l.address}:${port}: ${(err as Error).message}`,
+              { cause: err, context: { ...l } },
+            );
       }
-      try {
-        udp.setRecvBufferSize(4 * 1024 * 1024);
-        udp.setSendBufferSize(4 * 1024 * 1024);
-      } catch {
-        // capped by net.core.rmem_max / wmem_max; the default works too
-      }
-      udp.on('message', (msg, rinfo) => this.#onUdp(udp, msg, rinfo));
-      udp.on('error', (err) => this.#log.warn({ err }, 'DNS filter: UDP socket error'));
       tcp.on('error', (err) => this.#log.warn({ err }, 'DNS filter: TCP server error'));
       return { udp, tcp, address: { address: l.address, port } };
     }
   }
 
-  #onUdp(sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+  /** A batched socket for IPv4 where the machine allows it, else a plain dgram socket. */
+  async #bindUdp(family: 'udp4' | 'udp6', address: string, port: number): Promise<UdpListener> {
+    const batch = this.#o.udpBatch ?? 64;
+    const onError = (err: Error): void => this.#log.warn({ err }, 'DNS filter: UDP socket error');
+    if (family === 'udp4' && batch > 0 && BatchedUdpSocket.available()) {
+      const sock = await BatchedUdpSocket.bind({
+        address,
+        port,
+        batch,
+        onError,
+        onDrop: (direction, count) => this.#metrics.udpDropped(direction, count),
+        onMessage: (msg, ip, from) => this.#onUdp(sock, msg, ip, from),
+      });
+      return sock;
+    }
+    const udp = createSocket({ type: family, ipv6Only: family === 'udp6' && address !== '::' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(port, address, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      udp.close();
+      throw err;
+    }
+    try {
+      udp.setRecvBufferSize(4 * 1024 * 1024);
+      udp.setSendBufferSize(4 * 1024 * 1024);
+    } catch {
+      // capped by net.core.rmem_max / wmem_max; the default works too
+    }
+    const listener: UdpListener = {
+      send: (out, ip, to) => udp.send(out, to, ip),
+      close: () => new Promise<void>((resolve) => udp.close(() => resolve())),
+    };
+    udp.on('message', (msg, rinfo) => this.#onUdp(listener, msg, rinfo.address, rinfo.port));
+    udp.on('error', onError);
+    return listener;
+  }
+
+  #onUdp(sock: UdpListener, msg: Buffer, ip: string, port: number): void {
     const started = performance.now();
-    this.#handle(msg, rinfo.address, false, (out) => {
+    this.#handle(msg, ip, false, (out) => {
       if (!this.#running) return;
-      sock.send(out, rinfo.port, rinfo.address);
+      sock.send(out, ip, port);
       this.#metrics.duration.observe((performance.now() - started) / 1000);
     });
   }
