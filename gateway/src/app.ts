@@ -6,7 +6,7 @@ import { dashboardPlugin } from '../../dashboard/plugin.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir } from './dns/lists.js';
-import type { ClientPolicy, Verdict } from './dns/model.js';
+import type { ClientPolicy } from './dns/model.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
@@ -20,6 +20,7 @@ import { NftCli } from './nft/cli.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { NftSync } from './nft/sync.js';
 import { BlockPageServer } from './parental/block-page.js';
+import { clientPolicies, explain, type ClientView } from './parental/client-policy.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './policy/address-list.js';
 import { groupByPrefix } from './policy/intervals.js';
@@ -27,7 +28,6 @@ import { effectiveProfiles } from './policy/builtins.js';
 import { allowSet, ruleSet, serviceSet, type QueueSettings } from './policy/compile.js';
 import type { Policy, Vm } from './policy/model.js';
 import { ipv4ToInt } from './policy/net.js';
-import { scheduleActive } from './policy/schedule.js';
 import { PolicyService } from './policy/service.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { Store } from './store/store.js';
@@ -133,11 +133,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   // --- DNS: who asks, by source address; learned addresses into the VM's sets ---------
-  let clients = new Map<string, { vm: Vm; policy: ClientPolicy }>();
+  let clients = new Map<string, ClientView>();
   // the same entries by VM name: onResolved runs for every allowed answer
-  let clientsByVm = new Map<string, { vm: Vm; policy: ClientPolicy }>();
+  let clientsByVm = new Map<string, ClientView>();
   const unassignedPolicy: ClientPolicy = { client: UNASSIGNED, paused: true };
-  const identify = (ip: string): { vm?: Vm; policy: ClientPolicy } | undefined => {
+  const identify = (ip: string): { vm?: Vm; policy: ClientPolicy; blocked?: string } | undefined => {
     const c = clients.get(ip);
     if (c) return c;
     if (unassigned && inRange(ip, unassigned)) return { policy: unassignedPolicy };
@@ -182,7 +182,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     explain: (ip, host) => {
       const who = identify(ip);
       if (!who?.vm) return undefined;
-      return { vm: who.vm.name, reason: explain(dns.verdict(host, who.policy)) };
+      return { vm: who.vm.name, reason: explain(dns.verdict(host, who.policy), who.blocked) };
     },
     ask: (vm, domain, url, reason) => store.accessRequests.create({ vm, domain, url, reason }, `guest:${vm}`),
     log: log.child({ part: 'block-page' }),
@@ -299,26 +299,6 @@ function inRange(ip: string, range: { from: string; to: string }): boolean {
   return n >= ipv4ToInt(range.from) && n <= ipv4ToInt(range.to);
 }
 
-/** A verdict in words for the block page. */
-function explain(v: Verdict): string {
-  const r = v.reason;
-  if (!r) return 'this page is not blocked; try again.';
-  switch (r.kind) {
-    case 'category':
-      return `it is in the "${r.list}" category, which is blocked.`;
-    case 'service':
-      return `${r.list} is blocked${r.entry ? ` (${r.entry})` : ''}.`;
-    case 'custom':
-      return 'a parent blocked this site.';
-    case 'allowlist':
-      return 'only allowed sites can be visited right now.';
-    case 'paused':
-      return 'the internet is paused right now.';
-    default:
-      return `it is blocked (${r.kind}).`;
-  }
-}
-
 /** Cumulative bytes of every per-VM nftables counter, by counter name (`vmCounter(vm)`). */
 async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
   const out = await nft.runText('list counters table inet portcullis');
@@ -328,41 +308,6 @@ async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
     if (o.counter?.name.startsWith('vm_')) map.set(o.counter.name, o.counter.bytes);
   }
   return map;
-}
-
-/**
- * The DNS view of each VM, by address: its profile's DNS settings with the schedules,
- * pauses, budgets and approved domains in force at `at`.
- */
-export function clientPolicies(p: Policy, at: Date, budgetBlocked: ReadonlyMap<string, Date>): Map<string, { vm: Vm; policy: ClientPolicy }> {
-  const profiles = effectiveProfiles(p.profiles);
-  const out = new Map<string, { vm: Vm; policy: ClientPolicy }>();
-  for (const vm of p.vms) {
-    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
-    const active = p.schedules.filter((s) => s.vms.includes(vm.name) && scheduleActive(s, at));
-    const wholeVm = active.filter((s) => !s.services?.length);
-    const blockedServices = active.flatMap((s) => s.services ?? []);
-    const paused =
-      (vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime())) ||
-      (budgetBlocked.get(vm.name)?.getTime() ?? 0) > at.getTime() ||
-      wholeVm.some((s) => s.mode === 'deny');
-    // domains a rule (or an approved access request) accepts resolve whatever the lists say
-    const accepted = [...(vm.rules ?? []), ...profile.rules]
-      .filter((r) => r.action === 'accept' && 'domain' in r.to && (!r.expires || Date.parse(r.expires) > at.getTime()))
-      .map((r) => (r.to as { domain: string }).domain);
-    const dns = profile.dns ?? {};
-    const policy: ClientPolicy = {
-      ...dns,
-      client: vm.name,
-      services: [...new Set([...(dns.services ?? []), ...blockedServices])],
-      allow: [...new Set([...(dns.allow ?? []), ...(profile.allowDomains ?? []), ...accepted])],
-      allowlistOnly: profile.internet === 'allowlist-only' || wholeVm.some((s) => s.mode === 'allowlist-only') || (dns.allowlistOnly ?? false),
-      paused: paused || (dns.paused ?? false),
-    };
-    out.set(vm.ipv4, { vm, policy });
-    if (vm.ipv6) out.set(vm.ipv6, { vm, policy });
-  }
-  return out;
 }
 
 /**

@@ -325,7 +325,7 @@ describe('pause, slow-down, time budgets', () => {
       expect(got).toContain(`${mark}-before`);
       expect(got).not.toContain(`${mark}-after`);
       expect(addresses(await dig('kid', 'example.test'))).toEqual([gateway]);
-      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain('paused');
+      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain('a parent paused the internet until');
       expect(await vmChain('kid')).toContain(`meta time < "${nftTime(paused.body.pause.until)}" drop`);
       expect(await reaches('browse', `http://${web}/`)).toBe(true);
     } finally {
@@ -418,6 +418,8 @@ describe('pause, slow-down, time budgets', () => {
         if (answer[0] !== gateway) await sleep(500);
       }
       expect(answer).toEqual([gateway]);
+      // the block page says why
+      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain('internet time is used up; it comes back at 00:00');
 
       const granted = await api<Budget>('POST', '/api/v1/vms/kid/budget/grant', { minutes: 5 });
       expect(granted.status, JSON.stringify(granted.body)).toBe(200);

@@ -62,6 +62,8 @@ export function nextLocalMidnight(at: Date, tz: string): Date {
 export class BudgetBook {
   readonly #usage = new Map<string, { day: string; usedSeconds: number; extraMinutes: number }>();
   readonly #lastBytes = new Map<string, { bytes: number; at: number }>();
+  /** Per budget: the instant up to which active time is already counted. */
+  readonly #countedUntil = new Map<string, number>();
 
   constructor(state?: BudgetState) {
     for (const [k, v] of Object.entries(state?.usage ?? {})) this.#usage.set(k, { ...v });
@@ -89,7 +91,11 @@ export class BudgetBook {
     if (seconds <= 0 || seconds > 600) return;
     const perMinute = ((bytes - prev.bytes) / seconds) * 60;
     if (perMinute <= rule.idleBytesPerMinute) return;
-    this.#entry(rule.key, localDay(at, rule.timezone)).usedSeconds += seconds;
+    const from = Math.max(prev.at, this.#countedUntil.get(rule.key) ?? 0);
+    const counted = (at.getTime() - from) / 1000;
+    if (counted <= 0) return;
+    this.#countedUntil.set(rule.key, at.getTime());
+    this.#entry(rule.key, localDay(at, rule.timezone)).usedSeconds += counted;
   }
 
   /** Give extra minutes for today. */
