@@ -10,6 +10,7 @@ import type { ClientPolicy } from './dns/model.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
+import { dnsRoutes } from './http/dns.js';
 import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
 import { vmStateRoutes } from './http/vm-state.js';
@@ -227,6 +228,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
         await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
         await scope.register(ipsRoutes, { ips, store });
+        await scope.register(dnsRoutes, { dns, client: (vm) => clientsByVm.get(vm)?.policy });
       },
     ],
   });

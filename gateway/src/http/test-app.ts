@@ -18,7 +18,9 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function makeTestApi(options: { token?: string; policy?: Policy } = {}): Promise<TestApi> {
+export async function makeTestApi(
+  options: { token?: string; policy?: Policy; plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>> } = {},
+): Promise<TestApi> {
   let now = new Date('2026-03-01T12:00:00Z');
   const clock = (): Date => now;
   const store = Store.open({ path: ':memory:', now: clock });
@@ -49,6 +51,7 @@ export async function makeTestApi(options: { token?: string; policy?: Policy } =
     registry,
     token: options.token,
     now: clock,
+    plugins: options.plugins,
   });
   await app.ready();
   return {
