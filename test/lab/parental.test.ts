@@ -164,10 +164,9 @@ describe('the DNS filter and the block page', () => {
       // at once: no waiting for a cache or a refresh
       expect(addresses(await dig('kid', APPROVE))).toEqual([spare]);
       const page = await curl('kid', `http://${APPROVE}/`, [], 3);
-      // (kid's profile queues to the IPS; compile.ts accepts a rule's SYN without queueing it, and
-      // Suricata then drops the rest of the flow it never saw start)
-      expect.soft(page.ok, 'an approved name must load for kid (compile.ts: `accept` rules skip the IPS queue of an ips-mode profile)').toBe(true);
-      if (page.ok) expect((JSON.parse(page.body) as { host: string }).host).toBe(APPROVE);
+      // (kid's profile queues to the IPS: an accept rule's flow goes through Suricata from its first packet)
+      expect(page.ok).toBe(true);
+      expect((JSON.parse(page.body) as { host: string }).host).toBe(APPROVE);
       // the approval is a rule on the VM that ends with it; the rest of the category stays blocked
       const rules = await api<Array<{ id: string; action: string; to: { domain?: string }; expires?: string }>>('GET', '/api/v1/vms/kid/rules');
       expect(rules.body.find((r) => r.id === approved.body.ruleId)).toMatchObject({ action: 'accept', to: { domain: APPROVE }, expires: approved.body.until });
