@@ -145,3 +145,43 @@ export function actorWords(actor) {
   if (actor.startsWith('guest:')) return `VM ${actor.slice(6)}`;
   return actor;
 }
+
+const BYPASS = {
+  canary: 'a way around the filter (Firefox DoH canary)',
+  'private-relay': 'a way around the filter (Private Relay)',
+  ddr: 'a way around the filter (encrypted DNS discovery)',
+  doh: 'encrypted DNS (DNS over HTTPS)',
+};
+
+/** What happened to one look-up in the query log, with a tone for its colour. */
+export function lookupWords(entry) {
+  const r = entry.reason;
+  const why = !r
+    ? ''
+    : r.kind === 'category'
+      ? `"${r.list}" category`
+      : r.kind === 'service'
+        ? r.list
+        : r.kind === 'custom'
+          ? 'blocked by a parent'
+          : r.kind === 'allowlist'
+            ? 'not on the allowed list'
+            : r.kind === 'paused'
+              ? 'internet off'
+              : r.kind === 'safesearch'
+                ? 'SafeSearch'
+                : (BYPASS[r.kind] ?? r.kind);
+  switch (entry.action) {
+    case 'allow':
+      return { text: 'Allowed', tone: 'good' };
+    case 'rewrite':
+      return { text: 'Allowed with SafeSearch', tone: 'good' };
+    case 'block':
+    case 'nxdomain':
+    case 'nodata':
+      if (r) return { text: `Blocked: ${why}`, tone: 'bad' };
+      return { text: entry.action === 'nxdomain' ? 'No such name' : 'No answer', tone: 'neutral' };
+    default:
+      return { text: `Failed (${entry.action})`, tone: 'warn' };
+  }
+}

@@ -6,12 +6,16 @@ import { Registry } from 'prom-client';
 import { dashboardPlugin } from '../../dashboard/plugin.js';
 import { DhcpServer } from '../../gateway/src/dhcp/dnsmasq.js';
 import { EventBus } from '../../gateway/src/events.js';
+import { QueryLog } from '../../gateway/src/dns/query-log.js';
+import { DnsFilter } from '../../gateway/src/dns/server.js';
+import { dnsRoutes } from '../../gateway/src/http/dns.js';
 import { makeErrorHandler, rejectedCounter } from '../../gateway/src/http/error-handler.js';
 import { API_PREFIX, registerApi } from '../../gateway/src/http/index.js';
 import { ipsRoutes } from '../../gateway/src/http/ips.js';
 import { parentalRoutes } from '../../gateway/src/http/parental.js';
 import { vmStateRoutes } from '../../gateway/src/http/vm-state.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
+import { clientPolicies } from '../../gateway/src/parental/client-policy.js';
 import { BudgetController } from '../../gateway/src/parental/controller.js';
 import { PolicyService } from '../../gateway/src/policy/service.js';
 import { Store } from '../../gateway/src/store/store.js';
@@ -29,13 +33,15 @@ export interface DashboardServer {
   readonly policy: PolicyService;
   /** Every policy the service put into force, oldest first. */
   readonly applied: Policy[];
+  /** What `/vms/:name/queries` reads: record look-ups here. */
+  readonly queryLog: QueryLog;
   close(): Promise<void>;
 }
 
 /**
  * Serves what `buildApp` serves on the management address — the API, the VM state,
- * parental and IPS routes, `/metrics` and the dashboard — without nftables, DNS, DHCP
- * or Suricata (their parts are built but never started; the DHCP leases file holds
+ * parental, IPS and DNS routes, `/metrics` and the dashboard — without nftables, DNS,
+ * DHCP or Suricata (their parts are built but never started; the DHCP leases file holds
  * {@link NEW_DEVICE}; the IPS is not enabled), on 127.0.0.1 and a free port.
  */
 export async function startDashboardServer(
@@ -74,6 +80,18 @@ export async function startDashboardServer(
     ].join('\n'),
   );
 
+  // the DNS filter is never started (no look-ups here): its verdicts, and a query log the test fills
+  const dns = new DnsFilter({
+    listen: [{ address: '127.0.0.1', port: 0 }],
+    upstreams: [{ address: '127.0.0.1', port: 53 }],
+    identify: () => undefined,
+    blockPage: { v4: '10.20.0.1' },
+  });
+  const queryLog = new QueryLog(100);
+  const client = (vm: string) =>
+    [...clientPolicies(policy.current(), new Date(), new Map()).values()].find((c) => c.vm.name === vm)
+      ?.policy;
+
   const registry = new Registry();
   const app = Fastify({ logger: false });
   app.get('/metrics', async (_req, reply) => {
@@ -95,6 +113,10 @@ export async function startDashboardServer(
       await scope.register(parentalRoutes, { policy, budgets, dhcp });
       // no Suricata here: /alerts reads the store, /ips answers SURICATA_FAILED
       await scope.register(ipsRoutes, { ips: undefined, store });
+      await scope.register(dnsRoutes, {
+        dns: { queryLog: (c, o) => queryLog.get(c, o), verdict: (n, p) => dns.verdict(n, p) },
+        client,
+      });
     },
     { prefix: API_PREFIX },
   );
@@ -107,6 +129,7 @@ export async function startDashboardServer(
     store,
     policy,
     applied,
+    queryLog,
     async close() {
       await app.close();
       await policy.stop();

@@ -165,7 +165,9 @@ describe('dashboard', () => {
     await expect
       .poll(() => server.policy.getVm('kid').rules, { timeout: 10_000 })
       .toContainEqual(expect.objectContaining({ action: 'reject', to: { cidr: '203.0.113.0/24' } }));
-    await expect.poll(() => page.locator('li.rule', { hasText: '203.0.113.0/24' }).count(), { timeout: 10_000 }).toBe(2);
+    await expect
+      .poll(() => page.locator('li.rule', { hasText: '203.0.113.0/24' }).count(), { timeout: 10_000 })
+      .toBe(2);
   });
 
   it('deletes a rule after asking once more', async () => {
@@ -333,6 +335,53 @@ describe('dashboard', () => {
     expect(usage).toMatchObject({ dailyMinutes: 60, extraMinutes: 30, usedSeconds: 0 });
     expect(await panel.getByRole('button').allTextContents()).toEqual(['+15 min', '+30 min', '+1 hour']);
     await page.screenshot({ path: `${SHOTS}-budget.png`, fullPage: true });
+  });
+
+  it("shows a VM's recent look-ups: what was allowed, what was blocked and why", async () => {
+    const at = Date.now();
+    const log = server.queryLog;
+    log.record('kid', at - 3000, 'example.org', 'A', 'allow', undefined, ['203.0.113.10'], 12, false);
+    log.record(
+      'kid',
+      at - 2000,
+      'roblox.com',
+      'A',
+      'block',
+      { kind: 'category', list: 'games', entry: 'roblox.com' },
+      ['10.20.0.1'],
+      undefined,
+      false,
+    );
+    log.record(
+      'kid',
+      at - 1000,
+      'www.youtube.com',
+      'HTTPS',
+      'block',
+      { kind: 'service', list: 'youtube', entry: 'youtube.com' },
+      ['10.20.0.1'],
+      undefined,
+      false,
+    );
+    log.record('work', at, 'not-kids.example', 'A', 'allow', undefined, [], undefined, true);
+    await page.goto(`${server.url}/#/vm/kid`);
+    await page.getByRole('heading', { level: 1, name: 'kid' }).waitFor();
+    const panel = page.locator('section.lookups');
+    await panel.getByText('roblox.com').waitFor();
+    const rows = await panel.locator('tbody tr').allInnerTexts();
+    expect(
+      rows.map((r) =>
+        r
+          .replace(/^\d\d:\d\d\s+/, '')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      ),
+    ).toEqual([
+      'www.youtube.com HTTPS Blocked: youtube',
+      'roblox.com Blocked: "games" category',
+      'example.org Allowed',
+    ]);
+    await page.screenshot({ path: `${SHOTS}-lookups.png`, fullPage: true });
   });
 
   it('lists a new device and adds it as a VM', async () => {

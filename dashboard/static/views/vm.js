@@ -1,12 +1,12 @@
 // One VM: what is in force now, its rules (add, delete), quarantine, its schedules.
 import { api, seg } from '../api.js';
 import { announce, confirmButton, field, formError, h, select, when } from '../dom.js';
-import { ACTION_OPTIONS, TARGET_OPTIONS, modeWords, ruleWords, windowWords } from '../words.js';
+import { ACTION_OPTIONS, TARGET_OPTIONS, lookupWords, modeWords, ruleWords, windowWords } from '../words.js';
 import { internetBadge, pauseControl, pauseNote, quarantineControl, quarantineNote } from './controls.js';
 
 export async function vmView(ctx) {
   const name = ctx.params[0];
-  const [vm, state, rules, schedules, vms, budget] = await Promise.all([
+  const [vm, state, rules, schedules, vms, budget, queries] = await Promise.all([
     api('GET', `/vms/${seg(name)}`),
     api('GET', `/vms/${seg(name)}/state`).catch(() => null),
     api('GET', `/vms/${seg(name)}/rules`),
@@ -14,6 +14,8 @@ export async function vmView(ctx) {
     api('GET', '/vms'),
     // 404 NOT_FOUND: the VM's profile has no daily time budget
     api('GET', `/vms/${seg(name)}/budget`).catch(() => null),
+    // null where the service runs no DNS filter
+    api('GET', `/vms/${seg(name)}/queries?limit=${LOOKUPS}`).catch(() => null),
   ]);
   const mine = schedules.filter((s) => s.vms.includes(vm.name));
   const activeNow = new Map((state?.schedules ?? []).map((s) => [s.name, s.active]));
@@ -38,6 +40,7 @@ export async function vmView(ctx) {
       h('div', { class: 'card-actions' }, pauseControl(vm, ctx), quarantineControl(vm, ctx)),
     ),
     budget && budgetPanel(vm, budget, ctx),
+    queries && lookupsPanel(vm, queries.entries),
     h(
       'section',
       { class: 'panel', 'aria-labelledby': 'rules-heading' },
@@ -95,6 +98,59 @@ export async function vmView(ctx) {
         vm.notes && [h('dt', {}, 'Notes'), h('dd', {}, vm.notes)],
       ),
     ),
+  );
+}
+
+/** Look-ups shown on the VM's page. */
+const LOOKUPS = 25;
+
+/** "Recent look-ups": the VM's latest DNS questions, what the filter did and why. */
+function lookupsPanel(vm, entries) {
+  return h(
+    'section',
+    { class: 'panel lookups', 'aria-labelledby': 'lookups-heading' },
+    h('h2', { id: 'lookups-heading' }, 'Recent look-ups'),
+    entries.length === 0
+      ? h('p', { class: 'empty' }, `${vm.name} has not looked anything up yet.`)
+      : h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            { class: 'audit lookups-table' },
+            h('caption', { class: 'hint' }, `The last ${LOOKUPS} names ${vm.name} asked for, newest first.`),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                h('th', { scope: 'col' }, 'Time'),
+                h('th', { scope: 'col' }, 'Site'),
+                h('th', { scope: 'col' }, 'What happened'),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              entries.map((e) => {
+                const w = lookupWords(e);
+                return h(
+                  'tr',
+                  {},
+                  h('td', { 'data-label': 'Time' }, clock(e.time)),
+                  h(
+                    'td',
+                    { class: 'mono', 'data-label': 'Site' },
+                    e.name,
+                    e.type !== 'A' && e.type !== 'AAAA' && h('span', { class: 'rule-meta' }, ` ${e.type}`),
+                  ),
+                  h('td', { 'data-label': 'What happened' }, h('span', { class: `pill ${w.tone}` }, w.text)),
+                );
+              }),
+            ),
+          ),
+        ),
   );
 }
 
