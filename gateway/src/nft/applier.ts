@@ -2,9 +2,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { PortcullisError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { reclaimMemory } from '../memory.js';
 import { TABLE, type ChainSpec, type Ruleset, type SetSpec } from '../policy/compile.js';
 import type { NftBackend } from './backend.js';
-import type { ChainObj, NftCommand, NftValue } from './types.js';
+import type { ChainObj, NftCommand, NftValue, PackedIpv4 } from './types.js';
 
 const FAMILY = 'inet' as const;
 
@@ -38,16 +39,21 @@ export class NftApplier {
   readonly #dynamic = new Map<string, Map<string, DynamicElement>>();
   readonly #bulk: NftBackend | undefined;
   readonly #bulkElements: number;
+  readonly #reclaim: () => void;
 
   /**
    * @param options.bulk a backend for transactions with more than `bulkElements`
    *   elements (default 50,000): the nft binary, so that nft's memory for a million
    *   elements is a child process's, returned when it exits, not the service's.
+   * @param options.reclaim called after such a bulk transaction, to give back the
+   *   memory of the one-off work around it (loading the list, writing the batch);
+   *   default `reclaimMemory` (a full garbage collection, a few milliseconds).
    */
-  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number; bulk?: NftBackend; bulkElements?: number } = {}) {
+  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number; bulk?: NftBackend; bulkElements?: number; reclaim?: () => void } = {}) {
     this.#backend = backend;
     this.#bulk = options.bulk;
     this.#bulkElements = options.bulkElements ?? 50_000;
+    this.#reclaim = options.reclaim ?? reclaimMemory;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
   }
@@ -80,16 +86,17 @@ export class NftApplier {
       commands = this.#fullCommands(next);
       kind = 'full';
     }
-    if (commands.length > 0) {
-      const elements = this.#bulk ? countElements(commands) : 0;
-      await (this.#bulk && elements > this.#bulkElements ? this.#bulk : this.#backend).run(commands);
-    }
+    const count = commands.length;
+    const bulk = this.#bulk !== undefined && countElements(commands) > this.#bulkElements;
+    if (commands.length > 0) await (bulk ? this.#bulk! : this.#backend).run(commands);
     this.#applied = next;
     this.#pruneDynamic(next);
     this.#snapshot = undefined;
+    // the garbage of the one-off work around a bulk transaction goes now, not some day
+    if (bulk) this.#reclaim();
     const ms = performance.now() - started;
-    this.#log.debug({ kind, commands: commands.length, ms: Math.round(ms) }, 'nftables ruleset applied');
-    return { kind, commands: commands.length, ms };
+    this.#log.debug({ kind, commands: count, ms: Math.round(ms) }, 'nftables ruleset applied');
+    return { kind, commands: count, ms };
   }
 
   /**
@@ -243,7 +250,9 @@ function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
   const cmds: NftCommand[] = [set.map ? { add: { map: { ...decl, map: set.map } } } : { add: { set: decl } }];
   const elements = extra.length > 0 ? [...set.elements, ...extra] : set.elements;
   for (let i = 0; i < elements.length; i += ELEMENT_CHUNK) {
-    cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set.name, elem: elements.slice(i, i + ELEMENT_CHUNK) } } });
+    // packed elements go as views of the list, not copies
+    const elem = ArrayBuffer.isView(elements) ? elements.subarray(i, i + ELEMENT_CHUNK) : elements.slice(i, i + ELEMENT_CHUNK);
+    cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set.name, elem } } });
   }
   return cmds;
 }
@@ -305,7 +314,7 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   const elementOps: NftCommand[] = [];
   const rules: NftCommand[] = [];
   const deletes: NftCommand[] = [];
-  const el = (name: string, elem: NftValue[]): { family: 'inet'; table: string; name: string; elem: NftValue[] } => ({ family: FAMILY, table: TABLE, name, elem });
+  const el = (name: string, elem: NftValue[] | PackedIpv4): { family: 'inet'; table: string; name: string; elem: NftValue[] | PackedIpv4 } => ({ family: FAMILY, table: TABLE, name, elem });
 
   // counters
   const prevCounters = new Set(prev.counters);
@@ -317,7 +326,7 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   const recreated = new Set<string>();
   for (const s of next.sets) {
     const p = prevSets.get(s.name);
-    if (p && setDecl(p) !== setDecl(s)) recreated.add(s.name);
+    if (p && p !== s && setDecl(p) !== setDecl(s)) recreated.add(s.name);
   }
   const changedChains = new Set<string>();
   for (const c of next.chains) {
@@ -325,7 +334,7 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
     if (!p) {
       addDecls.push({ add: { chain: chainObj(c) } });
       changedChains.add(c.name);
-    } else if (fingerprint(p) !== fingerprint(c)) changedChains.add(c.name);
+    } else if (p !== c && fingerprint(p) !== fingerprint(c)) changedChains.add(c.name);
   }
   // a chain that refers to a re-created set must be rebuilt
   if (recreated.size > 0) {
@@ -359,6 +368,12 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
       continue;
     }
     if (s.dynamic || p.elements === s.elements) continue;
+    if (ArrayBuffer.isView(p.elements) || ArrayBuffer.isView(s.elements)) {
+      const { removed, added } = diffPacked(p.elements, s.elements);
+      if (removed.length > 0) elementOps.push({ delete: { element: el(s.name, removed) } });
+      if (added.length > 0) elementOps.push({ add: { element: el(s.name, added) } });
+      continue;
+    }
     const before = new Map(p.elements.map((e) => [elementKey(e), e]));
     const after = new Map(s.elements.map((e) => [elementKey(e), e]));
     const removed: NftValue[] = [];
@@ -383,6 +398,43 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   const recreatedDeletes = deletes.filter((d) => 'delete' in d && ('set' in d.delete || 'map' in d.delete) && recreated.has(nameOf(d)));
   const otherDeletes = deletes.filter((d) => !recreatedDeletes.includes(d));
   return [...flushes, ...recreatedDeletes, ...addDecls, ...elementOps, ...lateAdds, ...rules, ...otherDeletes.sort(deleteOrder)];
+}
+
+/** Packed, sorted and unique: `list` itself; else a sorted, unique packed copy. */
+function sortedPacked(list: NftValue[] | PackedIpv4): PackedIpv4 {
+  if (ArrayBuffer.isView(list)) {
+    let ordered = true;
+    for (let i = 1; i < list.length && ordered; i++) ordered = list[i - 1]! < list[i]!;
+    if (ordered) return list;
+  }
+  const sorted = Uint32Array.from(list as ArrayLike<number>).sort();
+  let n = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!;
+  return sorted.subarray(0, n);
+}
+
+/**
+ * What was removed from and added to a packed address list, by one merge of the two
+ * sorted lists (a million entries take milliseconds, not a million JSON keys).
+ */
+export function diffPacked(prev: NftValue[] | PackedIpv4, next: NftValue[] | PackedIpv4): { removed: PackedIpv4; added: PackedIpv4 } {
+  const a = sortedPacked(prev);
+  const b = sortedPacked(next);
+  const removed = new Uint32Array(a.length);
+  const added = new Uint32Array(b.length);
+  let r = 0;
+  let d = 0;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]! < b[j]!)) removed[r++] = a[i++]!;
+    else if (i >= a.length || b[j]! < a[i]!) added[d++] = b[j++]!;
+    else {
+      i++;
+      j++;
+    }
+  }
+  return { removed: removed.slice(0, r), added: added.slice(0, d) };
 }
 
 function nameOf(cmd: NftCommand): string {

@@ -1,4 +1,4 @@
-import type { NftCommand } from './types.js';
+import type { NftCommand, NftObject } from './types.js';
 
 /**
  * Runs nftables commands in the current network namespace. Every `run` is one
@@ -25,6 +25,28 @@ export interface RunOptions {
   readonly terse?: boolean;
 }
 
+/** The JSON text of a batch (`{"nftables": [...]}`). */
 export function toNftJson(commands: readonly NftCommand[]): string {
-  return JSON.stringify({ nftables: commands });
+  let out = '';
+  for (const piece of nftJsonPieces(commands)) out += piece;
+  return out;
+}
+
+/**
+ * The JSON text of a batch in pieces, one a command, packed elements written out as
+ * numbers: a writer can put a million-element transaction into a file a piece at a
+ * time instead of building one string of it.
+ */
+export function* nftJsonPieces(commands: readonly NftCommand[]): Generator<string> {
+  yield '{"nftables":[';
+  for (let i = 0; i < commands.length; i++) yield (i === 0 ? '' : ',') + commandJson(commands[i]!);
+  yield ']}';
+}
+
+function commandJson(command: NftCommand): string {
+  const [verb, object] = Object.entries(command)[0] as [string, NftObject];
+  if (!('element' in object) || !ArrayBuffer.isView(object.element.elem)) return JSON.stringify(command);
+  const { elem, ...rest } = object.element;
+  const head = JSON.stringify({ ...rest, elem: 0 });
+  return `{${JSON.stringify(verb)}:{"element":${head.slice(0, -2)}[${elem.join(',')}]}}}`;
 }

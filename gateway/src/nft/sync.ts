@@ -2,7 +2,7 @@ import type { Counter, Registry } from 'prom-client';
 import { Counter as PromCounter, Gauge, Histogram } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { compile, type PrefixGroups, type QueueSettings, type Ruleset } from '../policy/compile.js';
+import { CompileCache, compile, type PrefixGroups, type QueueSettings, type Ruleset } from '../policy/compile.js';
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
@@ -47,6 +47,8 @@ export class NftSync {
   #dstTimer: NodeJS.Timeout | undefined;
   #driftTimer: NodeJS.Timeout | undefined;
   #busy: Promise<unknown> = Promise.resolve();
+  /** What applies reuse of the previous compile (unchanged VMs' chains and sets). */
+  readonly #cache = new CompileCache();
   readonly #applies: Counter | undefined;
   readonly #drifts: Counter | undefined;
   readonly #failures: Counter | undefined;
@@ -76,7 +78,7 @@ export class NftSync {
     return this.#compile(policy, new Date(this.#now())).ruleset;
   }
 
-  #compile(policy: Policy, at: Date): { ruleset: Ruleset; validUntil: Date | undefined } {
+  #compile(policy: Policy, at: Date, cache?: CompileCache): { ruleset: Ruleset; validUntil: Date | undefined } {
     const { byVm, services, validUntil } = windowsByVm(policy.schedules, at);
     const ruleset = compile({
       policy,
@@ -89,6 +91,7 @@ export class NftSync {
       bypass: this.#o.bypass?.(),
       budgetBlocked: this.#o.budgetBlocked?.(),
       unassigned: this.#o.unassigned,
+      cache,
     });
     return { ruleset, validUntil };
   }
@@ -101,7 +104,7 @@ export class NftSync {
   }
 
   async #apply(next: Policy, prev: Policy | undefined, full: boolean): Promise<void> {
-    const { ruleset, validUntil } = this.#compile(next, new Date(this.#now()));
+    const { ruleset, validUntil } = this.#compile(next, new Date(this.#now()), this.#cache);
     let result;
     try {
       result = await this.#o.applier.apply(ruleset, { full });

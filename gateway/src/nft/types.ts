@@ -1,9 +1,17 @@
 /**
  * A typed subset of the libnftables JSON schema (libnftables-json(5)): what the
- * compiler emits and what the applier reads back. Everything is plain JSON.
+ * compiler emits and what the applier reads back. Everything is plain JSON, except
+ * that the elements of big IPv4 address lists may be packed (`PackedIpv4`), which
+ * `nftJsonPieces` writes out as the JSON array of numbers it stands for.
  */
 
 export type Family = 'inet' | 'ip' | 'ip6' | 'arp' | 'bridge' | 'netdev';
+
+/**
+ * IPv4 addresses as 32-bit integers (nft's JSON takes an address as a number), packed:
+ * a million of them take 4 MB instead of a JS array's 8 to 12.
+ */
+export type PackedIpv4 = Uint32Array;
 
 export interface TableRef {
   readonly family: Family;
@@ -96,7 +104,7 @@ export interface ElementObj {
   readonly family: Family;
   readonly table: string;
   readonly name: string;
-  readonly elem: NftValue[];
+  readonly elem: NftValue[] | PackedIpv4;
 }
 
 export interface CounterObj {

@@ -1,7 +1,8 @@
+import { deepFreeze } from './fingerprint.js';
 import type { Profile } from './model.js';
 
-/** Profiles every appliance has. A custom profile of the same name replaces one. */
-export const BUILTIN_PROFILES: readonly Profile[] = [
+/** Profiles every appliance has. A custom profile of the same name replaces one. Deep-frozen. */
+export const BUILTIN_PROFILES: readonly Profile[] = deepFreeze([
   {
     name: 'open',
     description: 'internet and every rule allows; no IPS',
@@ -46,7 +47,7 @@ export const BUILTIN_PROFILES: readonly Profile[] = [
     isolated: true,
     ips: { mode: 'off', failure: 'fail-open' },
   },
-];
+]);
 
 /** The profiles in force: built-ins overlaid by custom ones of the same name. */
 export function effectiveProfiles(custom: readonly Profile[]): Map<string, Profile> {

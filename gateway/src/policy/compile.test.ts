@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NftStatement } from '../nft/types.js';
-import { compile, MARK, type CompileInput } from './compile.js';
+import { CompileCache, compile, MARK, type CompileInput } from './compile.js';
+import { cloneJson, deepFreeze } from './fingerprint.js';
 import { groupByPrefix, normaliseIntervals } from './intervals.js';
 import type { Policy } from './model.js';
 import { checkPolicy } from './validate.js';
@@ -133,10 +134,100 @@ describe('compile', () => {
     const a = build({ lists: { deny } });
     const b = build({ lists: { deny } });
     const p24 = a.sets.find((s) => s.name === 'list4_p24')!;
-    expect(p24.elements).toEqual([(11 << 24) >>> 0]);
+    expect(p24.elements).toEqual(Uint32Array.of((11 << 24) >>> 0));
     expect(p24.size).toBe(1024);
     expect(b.sets.find((s) => s.name === 'list4_p24')!.elements).toBe(p24.elements);
     expect(text(chain(a, 'deny_list'))).toContain('{"&":[{"payload":{"protocol":"ip","field":"daddr"}},"255.255.255.0"]}');
+  });
+});
+
+describe('CompileCache', () => {
+  const now = new Date('2026-11-25T12:00:00Z');
+  /** A sequence of compiles with one cache, each checked against a compile without. */
+  function compiler(): (input: Partial<CompileInput> & { policy: Policy }) => ReturnType<typeof compile> {
+    const cache = new CompileCache();
+    return (input) => {
+      const spec = { network, now, ...input };
+      const cached = compile({ ...spec, cache });
+      expect(text(cached)).toBe(text(compile(spec)));
+      return cached;
+    };
+  }
+  const vmChain = (rs: ReturnType<typeof compile>, name: string): unknown => rs.chains.find((c) => c.name === name);
+  const withVm = (p: Policy, name: string, change: (vm: Policy['vms'][number]) => void): Policy => {
+    const next = cloneJson(p);
+    change(next.vms.find((v) => v.name === name)!);
+    // what the policy service does: every VM the change left alone is the frozen one of before
+    return deepFreeze({ ...next, vms: next.vms.map((v) => (v.name === name ? v : p.vms.find((o) => o.name === v.name)!)) });
+  };
+
+  it('gives the same output as no cache, reusing the chains of VMs that did not change', () => {
+    const run = compiler();
+    const p1 = deepFreeze(makePolicy());
+    const a = run({ policy: p1 });
+    const p2 = withVm(p1, 'kid', (vm) => (vm.rules = [{ id: 'x', action: 'drop', to: { cidr: '198.51.100.7' } }]));
+    const b = run({ policy: p2 });
+    expect(vmChain(b, 'vm_work')).toBe(vmChain(a, 'vm_work'));
+    expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
+    expect(text(vmChain(b, 'vm_kid'))).toContain('198.51.100.7');
+    expect(b.sets.find((s) => s.name === 'macip4')).toBe(a.sets.find((s) => s.name === 'macip4'));
+    expect(vmChain(b, 'antispoof')).toBe(vmChain(a, 'antispoof'));
+  });
+
+  it('detects a changed VM even when it is the same, mutated object', () => {
+    const run = compiler();
+    const p = makePolicy();
+    const a = run({ policy: p });
+    p.vms[0]!.rules = [{ id: 'x', action: 'drop', to: { cidr: '198.51.100.7' } }];
+    const b = run({ policy: p });
+    expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
+    expect(text(vmChain(b, 'vm_kid'))).toContain('198.51.100.7');
+  });
+
+  it('recompiles a VM when a VM it may reach changes its address', () => {
+    const run = compiler();
+    const p1 = deepFreeze(makePolicy({ profiles: [{ name: 'kid', internet: 'open', rules: [], reach: ['work'], ips: { mode: 'off', failure: 'fail-open' } }] }));
+    const a = run({ policy: p1 });
+    const b = run({ policy: withVm(p1, 'work', (vm) => (vm.ipv4 = '10.20.0.99')) });
+    expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
+    expect(text(vmChain(b, 'vm_kid'))).toContain('10.20.0.99');
+    expect(b.sets.find((s) => s.name === 'macip4')).not.toBe(a.sets.find((s) => s.name === 'macip4'));
+  });
+
+  it('recompiles a VM whose rule expired since, and one whose windows or budget changed', () => {
+    const run = compiler();
+    const p = deepFreeze(makePolicy({ vms: [{ name: 'kid', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.10', profile: 'kid', rules: [{ id: 'soon', action: 'drop', to: { cidr: '192.0.2.9' }, expires: '2026-11-25T12:10:00Z' }] }] }));
+    const a = run({ policy: p });
+    expect(text(vmChain(a, 'vm_kid'))).toContain('192.0.2.9');
+    const b = run({ policy: p, now: new Date('2026-11-25T12:20:00Z') });
+    expect(text(vmChain(b, 'vm_kid'))).not.toContain('192.0.2.9');
+    const c = run({ policy: p, now: new Date('2026-11-25T12:20:00Z'), windows: new Map([['kid', [{ days: [1], from: 0, to: 3600, mode: 'deny' as const }]]]) });
+    expect(vmChain(c, 'vm_kid')).not.toBe(vmChain(b, 'vm_kid'));
+    const d = run({ policy: p, now: new Date('2026-11-25T12:20:00Z'), budgetBlocked: new Map([['kid', new Date('2026-11-26T00:00:00Z')]]) });
+    expect(vmChain(d, 'vm_kid')).not.toBe(vmChain(c, 'vm_kid'));
+  });
+
+  it('starts over for another network, and forgets VMs that are gone', () => {
+    const cache = new CompileCache();
+    const p = deepFreeze(makePolicy());
+    const a = compile({ policy: p, network, now, cache });
+    const size = cache.size;
+    const b = compile({ policy: p, network: { ...network, wan: { iface: 'wan1' } }, now, cache });
+    expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
+    expect(text(b)).toContain('wan1');
+    compile({ policy: deepFreeze({ ...p, vms: [p.vms[0]!] }), network, now, cache });
+    expect(cache.size).toBe(size - 1);
+  });
+
+  it('reuses the bundle list sets while the list is the same object, and notices a new one', () => {
+    const run = compiler();
+    const p = deepFreeze(makePolicy());
+    const deny = groupByPrefix(['11.0.0.0/24']);
+    const a = run({ policy: p, lists: { deny } });
+    const b = run({ policy: p, lists: { deny } });
+    expect(b.sets.find((s) => s.name === 'list4_p24')).toBe(a.sets.find((s) => s.name === 'list4_p24'));
+    const c = run({ policy: p, lists: { deny: groupByPrefix(['12.0.0.0/24']) } });
+    expect(c.sets.find((s) => s.name === 'list4_p24')!.elements).toEqual(Uint32Array.of((12 << 24) >>> 0));
   });
 });
 
@@ -149,8 +240,8 @@ describe('address lists', () => {
 
   it('groups by prefix length, clears host bits, dedups, and skips junk', () => {
     const g = groupByPrefix(['10.1.2.3/8', '10.0.0.0/8', '1.2.3.4', 'junk', '300.1.1.1', '2001:db8::/32']);
-    expect(g.v4.get(8)).toEqual([(10 << 24) >>> 0]);
-    expect(g.v4.get(32)).toEqual([(1 << 24) + (2 << 16) + (3 << 8) + 4]);
+    expect(g.v4.get(8)).toEqual(Uint32Array.of((10 << 24) >>> 0));
+    expect(g.v4.get(32)).toEqual(Uint32Array.of((1 << 24) + (2 << 16) + (3 << 8) + 4));
     expect(g.v6.get(32)).toEqual(['2001:db8::']);
     expect(g.v4.size).toBe(2);
   });
@@ -162,6 +253,34 @@ describe('checkPolicy', () => {
     p.vms.push({ name: 'evil', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.66', profile: 'open', rules: [{ action: 'drop', to: { cidr: '10.0.0.300/8' } }, { action: 'accept', to: { vm: 'ghost' } }] });
     const issues = checkPolicy(p);
     expect(issues.map((i) => i.path)).toEqual(expect.arrayContaining(['/vms/2/mac', '/vms/2/rules/0/to/cidr', '/vms/2/rules/1/to/vm']));
+  });
+
+  it('finds the same issues in frozen policies as in mutable ones, every time', () => {
+    const bad = (): Policy =>
+      makePolicy({
+        vms: [
+          { name: 'kid', mac: '01:54:00:00:00:0a', ipv4: '10.20.0.300', profile: 'kid', rules: [{ id: 'a', action: 'drop', to: { cidr: '10.0.0.1/8' }, ports: ['80'] }] },
+          { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'nope' },
+        ],
+        vpnEndpoints: ['10.0.0.1/8'],
+      });
+    const expected = checkPolicy(bad());
+    expect(expected.length).toBeGreaterThan(4);
+    const frozen = deepFreeze(bad());
+    expect(checkPolicy(frozen)).toEqual(expected);
+    expect(checkPolicy(frozen)).toEqual(expected);
+  });
+
+  it('still checks across parts when the parts themselves were checked before', () => {
+    const ok = deepFreeze(makePolicy());
+    expect(checkPolicy(ok)).toEqual([]);
+    const twin = { name: 'twin', mac: '52:54:00:00:00:0A', ipv4: '10.20.0.10', profile: 'kid' };
+    const issues = checkPolicy({ ...ok, vms: [...ok.vms, twin] });
+    expect(issues.map((i) => i.path)).toEqual(['/vms/2/mac', '/vms/2/ipv4']);
+    const schemaBad = checkPolicy({ ...ok, vms: [...ok.vms, { ...twin, mac: 'zz' }] });
+    expect(schemaBad[0]!.path).toBe('/vms/2/mac');
+    expect(checkPolicy({ ...ok, surprise: true }).length).toBeGreaterThan(0);
+    expect(checkPolicy({ ...ok, vms: ok.vms.map((v) => ({ ...v, extra: 1 })) }).length).toBeGreaterThan(0);
   });
 
   it('rejects host bits in a prefix with a hint', () => {

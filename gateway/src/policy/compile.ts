@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { NftStatement, NftValue } from '../nft/types.js';
+import type { NftStatement, NftValue, PackedIpv4 } from '../nft/types.js';
 import { PRIO } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
+import { fingerprint } from './fingerprint.js';
 import type { Policy, Profile, Rule, Vm } from './model.js';
 import type { GatewayNetwork } from './network.js';
 import { groupByPrefix, maskV4, maskV6, normaliseIntervals } from './intervals.js';
@@ -22,8 +23,11 @@ export interface SetSpec {
   readonly flags: string[];
   /** For maps: the data type (`verdict`). */
   readonly map?: string;
-  /** Elements the compiler owns. For maps: `[key, data]` pairs. */
-  readonly elements: NftValue[];
+  /**
+   * Elements the compiler owns. For maps: `[key, data]` pairs. Big IPv4 lists come
+   * packed, sorted and unique (as `groupByPrefix` makes them).
+   */
+  readonly elements: NftValue[] | PackedIpv4;
   /** Elements are added at run time (DNS answers, IPS blocks); the compiler never lists them. */
   readonly dynamic?: boolean;
   /** Most elements the set holds (a fixed-size hash in the kernel: faster to load). */
@@ -92,6 +96,64 @@ export interface CompileInput {
   readonly unassigned?: { readonly from: string; readonly to: string };
   /** VMs whose daily time budget is spent, blocked until the instant given (the daily reset). */
   readonly budgetBlocked?: ReadonlyMap<string, Date>;
+  /**
+   * Parts of the previous compile to reuse where their inputs are unchanged. The
+   * result is the same with or without; with, unchanged VMs' chains and sets come back
+   * as the very objects of the last compile, which the applier's diff skips at once.
+   * Such parts are shared between rulesets: treat compiled rulesets as read-only.
+   */
+  readonly cache?: CompileCache;
+}
+
+/**
+ * Memo of `compile` across calls (NftSync keeps one): each VM's chains, sets and
+ * to-guests rules, keyed by everything they are compiled from (`vmKey`); the identity
+ * sets, keyed by the VMs' names and addresses; the address lists, deny lists and base
+ * chains, keyed by the settings, lists and options they come from. Keys hold
+ * fingerprints (computed once per frozen VM or profile), so a changed VM is recompiled
+ * whether it is a new object or the old one changed in place. A different network
+ * starts over. Holds the entries of the last compile only.
+ */
+export class CompileCache {
+  readonly #entries = new Map<string, { readonly key: readonly unknown[]; readonly value: unknown }>();
+  #used = new Set<string>();
+  #network: GatewayNetwork | undefined;
+
+  /** Begin a compile for `network`; a different network drops everything. */
+  begin(network: GatewayNetwork): void {
+    if (network !== this.#network) this.#entries.clear();
+    this.#network = network;
+    this.#used = new Set();
+  }
+
+  /**
+   * The value of `slot` made from `key`: last compile's when every part of the key is
+   * the same (`===`: strings by value, objects by identity), else `make()`.
+   */
+  reuse<T>(slot: string, key: readonly unknown[], make: () => T): T {
+    this.#used.add(slot);
+    const entry = this.#entries.get(slot);
+    if (entry !== undefined && sameKey(entry.key, key)) return entry.value as T;
+    const value = make();
+    this.#entries.set(slot, { key, value });
+    return value;
+  }
+
+  /** End a compile: forget the slots it did not use (VMs that are gone). */
+  end(): void {
+    for (const slot of this.#entries.keys()) if (!this.#used.has(slot)) this.#entries.delete(slot);
+  }
+
+  /** How many slots are held (for tests). */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** An address list grouped by prefix length (`groupByPrefix`): what the compiler needs of a big list. */
@@ -147,10 +209,9 @@ export const IPS_BLOCK6 = 'ips_block6';
 
 /** Compile the whole policy. Pure and deterministic: the same input gives the same output. */
 export function compile(spec: CompileInput): Ruleset {
-  const { policy, network, now } = spec;
-  const lan = network.lan.iface;
-  const wan = network.wan.iface;
-  const mgmt = network.mgmt.iface;
+  const { policy, network, now, cache } = spec;
+  cache?.begin(network);
+  const reuse = <T>(slot: string, key: () => readonly unknown[], make: () => T): T => (cache ? cache.reuse(slot, key(), make) : make());
   const profiles = effectiveProfiles(policy.profiles);
   const counters = ['spoof_dropped', 'unknown_mac_dropped', 'ipv6_dropped', 'guest_input_dropped', 'forward_dropped', 'guest_to_guest_dropped'];
   const sets: SetSpec[] = [];
@@ -158,35 +219,111 @@ export function compile(spec: CompileInput): Ruleset {
   const vms = [...policy.vms].sort((a, b) => a.name.localeCompare(b.name));
 
   // --- identity sets -------------------------------------------------------------
-  sets.push({
-    name: 'macip4',
-    type: ['ether_addr', 'ipv4_addr'],
-    flags: [],
-    elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
-    comment: 'registered MAC . IPv4 pairs',
-  });
-  sets.push({
-    name: 'macip6',
-    type: ['ether_addr', 'ipv6_addr'],
-    flags: [],
-    elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
-    comment: 'registered MAC . IPv6 pairs',
-  });
-  sets.push({
-    name: 'macs',
-    type: 'ether_addr',
-    flags: [],
-    elements: vms.map((vm) => normaliseMac(vm.mac)),
-    comment: 'registered MACs',
-  });
-  sets.push({
-    name: 'vm_chains',
-    type: 'ether_addr',
-    map: 'verdict',
-    flags: [],
-    elements: vms.map((vm) => [normaliseMac(vm.mac), { jump: { target: vmChain(vm.name) } }] as unknown as NftValue),
-    comment: 'guest MAC → its chain',
-  });
+  const identityKey = (): string[] => [vms.map((vm) => `${vm.name} ${vm.mac} ${vm.ipv4} ${vm.ipv6 ?? ''}`).join('\n')];
+  sets.push(...reuse('identity', identityKey, (): SetSpec[] => [
+    {
+      name: 'macip4',
+      type: ['ether_addr', 'ipv4_addr'],
+      flags: [],
+      elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
+      comment: 'registered MAC . IPv4 pairs',
+    },
+    {
+      name: 'macip6',
+      type: ['ether_addr', 'ipv6_addr'],
+      flags: [],
+      elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
+      comment: 'registered MAC . IPv6 pairs',
+    },
+    {
+      name: 'macs',
+      type: 'ether_addr',
+      flags: [],
+      elements: vms.map((vm) => normaliseMac(vm.mac)),
+      comment: 'registered MACs',
+    },
+    {
+      name: 'vm_chains',
+      type: 'ether_addr',
+      map: 'verdict',
+      flags: [],
+      elements: vms.map((vm) => [normaliseMac(vm.mac), { jump: { target: vmChain(vm.name) } }] as unknown as NftValue),
+      comment: 'guest MAC → its chain',
+    },
+  ]));
+
+  // --- address lists, deny lists, the base chains: the same for every VM -----------------
+  const sharedKey = (): unknown[] => [
+    policy.ipv6,
+    fingerprint(policy.vpnEndpoints),
+    fingerprint(policy.updateServers),
+    fingerprint(policy.deny),
+    spec.lists?.deny,
+    fingerprint(spec.bypass?.doh),
+    fingerprint(spec.bypass?.tor),
+    fingerprint(spec.unassigned),
+    fingerprint(spec.queue),
+  ];
+  const shared = reuse('shared', sharedKey, () => compileShared(spec));
+  counters.push(...shared.counters);
+  sets.push(...shared.sets);
+  // traffic to the guests: slow-downs of the download direction (the VMs add theirs)
+  const toGuests: NftStatement[][] = [];
+  chains.push(...shared.before, { name: 'to_guests', rules: toGuests }, ...shared.after);
+
+  // --- per-VM chains -------------------------------------------------------------------
+  const byName = new Map(vms.map((vm) => [vm.name, vm]));
+  for (const vm of vms) {
+    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
+    counters.push(vmCounter(vm.name));
+    const windows = spec.windows?.get(vm.name) ?? [];
+    const serviceWindows = spec.serviceWindows?.get(vm.name) ?? [];
+    const budgetUntil = spec.budgetBlocked?.get(vm.name);
+    const key = (): string[] => vmKey(vm, profile, { byName, now, windows, serviceWindows, budgetUntil, queue: spec.queue });
+    const out = reuse(`vm ${vm.name}`, key, (): VmOutput => {
+      const vmSets: SetSpec[] = [];
+      const vmToGuests: NftStatement[][] = [];
+      const vmChains = compileVm(vm, profile, {
+        profile,
+        network,
+        now,
+        byName,
+        sets: vmSets,
+        toGuests: vmToGuests,
+        windows,
+        serviceWindows,
+        budgetUntil,
+        queue: spec.queue,
+      });
+      return { chains: vmChains, sets: vmSets, toGuests: vmToGuests };
+    });
+    sets.push(...out.sets);
+    toGuests.push(...out.toGuests);
+    chains.push(...out.chains);
+  }
+  cache?.end();
+
+  return { counters, sets, chains };
+}
+
+/** What `compile` makes besides the identity sets and the VMs' parts. */
+interface SharedOutput {
+  readonly counters: readonly string[];
+  readonly sets: readonly SetSpec[];
+  /** Chains before `to_guests`, and after. */
+  readonly before: readonly ChainSpec[];
+  readonly after: readonly ChainSpec[];
+}
+
+/** The address lists, the deny lists and the base chains. */
+function compileShared(spec: CompileInput): SharedOutput {
+  const { policy, network } = spec;
+  const lan = network.lan.iface;
+  const wan = network.wan.iface;
+  const mgmt = network.mgmt.iface;
+  const counters: string[] = [];
+  const sets: SetSpec[] = [];
+  const chains: ChainSpec[] = [];
 
   // --- address lists ---------------------------------------------------------------
   const list = (name: string, cidrs: readonly string[] | undefined, comment: string): void => {
@@ -306,9 +443,7 @@ export function compile(spec: CompileInput): Ruleset {
   );
   chains.push({ name: 'forward', base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' }, rules: forward });
 
-  // --- traffic to the guests: slow-downs of the download direction ----------------------
-  const toGuests: NftStatement[][] = [];
-  chains.push({ name: 'to_guests', rules: toGuests });
+  const before = chains.splice(0);
 
   // --- postrouting: masquerade to the uplink ------------------------------------------
   chains.push({
@@ -317,32 +452,41 @@ export function compile(spec: CompileInput): Ruleset {
     rules: [[m(meta('oifname'), wan), { masquerade: null }]],
   });
 
-  // --- per-VM chains -------------------------------------------------------------------
-  const byName = new Map(vms.map((vm) => [vm.name, vm]));
-  for (const vm of vms) {
-    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
-    counters.push(vmCounter(vm.name));
-    const out = compileVm(vm, profile, {
-      profile,
-      policy,
-      network,
-      now,
-      byName,
-      sets,
-      toGuests,
-      windows: spec.windows?.get(vm.name) ?? [],
-      serviceWindows: spec.serviceWindows?.get(vm.name) ?? [],
-      budgetUntil: spec.budgetBlocked?.get(vm.name),
-      queue: spec.queue,
-    });
-    chains.push(...out);
-  }
+  return { counters, sets, before, after: chains };
+}
 
-  return { counters, sets, chains };
+/** What one VM compiles to. */
+interface VmOutput {
+  readonly chains: readonly ChainSpec[];
+  readonly sets: readonly SetSpec[];
+  readonly toGuests: readonly NftStatement[][];
+}
+
+/**
+ * Everything a VM's output is compiled from: the VM and its profile in force (their
+ * fingerprints), and as text the addresses of the VMs it refers to, which of its rules
+ * have expired at `now`, its windows, budget and the queue settings. Equal keys
+ * compile to equal output.
+ */
+export function vmKey(
+  vm: Vm,
+  profile: Profile,
+  ctx: Pick<VmContext, 'byName' | 'now' | 'windows' | 'serviceWindows' | 'budgetUntil' | 'queue'>,
+): string[] {
+  let deps = '';
+  for (const name of profile.reach) deps += `reach ${name} ${ctx.byName.get(name)?.ipv4 ?? ''}\n`;
+  for (const rules of [vm.rules ?? [], profile.rules]) {
+    for (const r of rules) {
+      if ('vm' in r.to) deps += `to ${r.to.vm} ${ctx.byName.get(r.to.vm)?.ipv4 ?? ''}\n`;
+      if (r.expires !== undefined) deps += `expired ${remaining(r.expires, ctx.now)! <= 0}\n`;
+    }
+  }
+  const plain = ctx.windows.length === 0 && ctx.serviceWindows.length === 0 && ctx.budgetUntil === undefined && ctx.queue === undefined;
+  if (!plain) deps += JSON.stringify([ctx.windows, ctx.serviceWindows, ctx.budgetUntil?.getTime() ?? null, ctx.queue ?? null]);
+  return [fingerprint(vm), fingerprint(profile), deps];
 }
 
 interface VmContext {
-  readonly policy: Policy;
   readonly network: GatewayNetwork;
   readonly now: Date;
   readonly byName: ReadonlyMap<string, Vm>;

@@ -1,5 +1,5 @@
 import { formatIpv6, ipv4ToInt, intToIpv4, parseCidr, parseIpv6 } from './net.js';
-import type { NftValue } from '../nft/types.js';
+import type { NftValue, PackedIpv4 } from '../nft/types.js';
 
 /**
  * Normalise an address list for an nft interval set: overlapping and adjacent
@@ -95,9 +95,9 @@ function rangeToValue6(a: bigint, b: bigint): NftValue {
  * `ip daddr & mask == @set_len`: loading 100,000s of entries into hash sets is several
  * times faster than into one interval set, and overlaps need no merging. Host bits
  * are cleared; IPv4 networks come back as 32-bit integers (nft's JSON takes them and
- * parses them faster than dotted text), sorted and unique. Pure.
+ * parses them faster than dotted text), packed, sorted and unique. Pure.
  */
-export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, number[]>; v6: Map<number, string[]> } {
+export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, PackedIpv4>; v6: Map<number, string[]> } {
   const buckets: Array<Uint32Array | undefined> = new Array(33);
   const counts = new Int32Array(33);
   const v6 = new Map<number, string[]>();
@@ -161,14 +161,15 @@ export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, numbe
     list.push(p.text.split('/')[0]!);
     v6.set(p.prefix, list);
   }
-  const v4 = new Map<number, number[]>();
+  const v4 = new Map<number, PackedIpv4>();
   for (let len = 32; len >= 0; len--) {
     const b = buckets[len];
     if (!b) continue;
     const sorted = b.subarray(0, counts[len]).sort();
-    const out: number[] = [];
-    for (let k = 0; k < sorted.length; k++) if (k === 0 || sorted[k] !== sorted[k - 1]) out.push(sorted[k]!);
-    v4.set(len, out);
+    let n = 0;
+    for (let k = 0; k < sorted.length; k++) if (k === 0 || sorted[k] !== sorted[k - 1]) sorted[n++] = sorted[k]!;
+    // a copy of exactly the unique entries: the growth buffer goes
+    v4.set(len, sorted.slice(0, n));
   }
   for (const list of v6.values()) list.sort();
   return { v4, v6: new Map([...v6.entries()].sort((a, b) => b[0] - a[0])) };

@@ -513,6 +513,17 @@ describe('PolicyService', () => {
     });
   });
 
+  it('keeps what a change did not touch as the objects in force before, all frozen', async () => {
+    await service.addRule({ vm: 'kid' }, { id: 'x', action: 'drop', to: { cidr: '192.0.2.1' } }, ctx);
+    const { policy, previous } = seen.at(-1)!.payload as { policy: Policy; previous: Policy };
+    expect(policy.vms[0]).not.toBe(previous.vms[0]);
+    expect(policy.vms[0]!.rules![0]).toBe(previous.vms[0]!.rules![0]);
+    expect(policy.vms[1]).toBe(previous.vms[1]);
+    expect(policy.profiles).toBe(previous.profiles);
+    expect(Object.isFrozen(policy.vms[0]!.rules)).toBe(true);
+    expect(store.loadPolicy()).toEqual(service.current());
+  });
+
   it('hands out copies: callers cannot change the policy in force', () => {
     const p = service.current();
     p.vms.length = 0;

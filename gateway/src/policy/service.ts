@@ -3,9 +3,9 @@ import { PortcullisError, invalid, isPortcullisError, type ErrorCode, type Issue
 import type { EventBus } from '../events.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { PolicyStore } from '../store/store.js';
-import { stableJson } from '../store/policy-tables.js';
 import type { AuditRecord } from '../store/types.js';
 import { BUILTIN_PROFILES } from './builtins.js';
+import { cloneJson, deepFreeze, share } from './fingerprint.js';
 import { emptyPolicy, type Policy, type Profile, type Rule, type Schedule, type Vm } from './model.js';
 import { checkPolicy } from './validate.js';
 
@@ -98,14 +98,6 @@ class Mutex {
   }
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
-
 function notFound(code: ErrorCode, what: string, name: string, path?: string): PortcullisError {
   return new PortcullisError(code, `no ${what} named "${name}"`, path === undefined ? {} : { path });
 }
@@ -159,8 +151,9 @@ export class PolicyService {
       const loaded = this.#store.loadPolicy();
       const issues = checkPolicy(loaded, this.#now());
       if (issues.length > 0) throw invalid('POLICY_INVALID', 'the stored policy is invalid', issues);
+      deepFreeze(loaded);
       if (this.#applyOnStart) await this.#apply(loaded, emptyPolicy());
-      this.#policy = deepFreeze(loaded);
+      this.#policy = loaded;
       this.#events?.emit('policy.applied', {
         policy: this.#policy,
         previous: emptyPolicy(),
@@ -688,27 +681,32 @@ export class PolicyService {
   async mutate<T>(ctx: MutationContext, spec: MutationSpec, build: (draft: Policy) => () => T): Promise<T> {
     return this.#lock.run(async () => {
       const prev = this.#current();
-      const draft = structuredClone(prev) as Policy;
+      const draft = cloneJson(prev);
       const result = build(draft);
       this.#fillRuleIds(draft);
       const subject = spec.subject?.(draft);
-      const issues = [...checkPolicy(draft, this.#now()), ...ruleIdIssues(draft)];
+      // every part the change left as it was is prev's own (frozen) object again: checks
+      // skip what they checked before, and the store, the compiler and the applier see
+      // at once what is new
+      const next = share(prev, draft);
+      const issues = [...checkPolicy(next, this.#now()), ...ruleIdIssues(next)];
       if (issues.length > 0) {
         throw withSubject(invalid('POLICY_INVALID', 'invalid policy', issues), subject);
       }
-      if (stableJson(draft) === stableJson(prev)) return result();
+      deepFreeze(next);
+      if (next === prev) return result();
 
-      await this.#apply(draft, prev);
+      await this.#apply(next, prev);
       const select = spec.select ?? (() => undefined);
       let record: AuditRecord;
       try {
-        record = this.#store.commitPolicy(draft, {
+        record = this.#store.commitPolicy(next, {
           actor: ctx.actor,
           action: spec.action,
           target: spec.target,
           reason: ctx.reason,
           before: select(prev),
-          after: select(draft),
+          after: select(next),
         });
       } catch (err) {
         this.#logger.error(
@@ -716,7 +714,7 @@ export class PolicyService {
           'storing the policy failed; applying the previous policy again',
         );
         try {
-          await this.#enforcer.apply(prev, draft);
+          await this.#enforcer.apply(prev, next);
         } catch (err2) {
           this.#logger.error(
             { err: err2 },
@@ -725,7 +723,7 @@ export class PolicyService {
         }
         throw err;
       }
-      this.#policy = deepFreeze(draft);
+      this.#policy = next;
       this.#logger.info(
         { action: spec.action, target: spec.target, actor: ctx.actor, audit: record.id },
         'policy changed',

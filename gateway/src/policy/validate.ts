@@ -1,9 +1,30 @@
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { invalid, type Issue } from '../errors.js';
 import { effectiveProfiles } from './builtins.js';
-import { Policy, type Rule } from './model.js';
+import { isDeepFrozen } from './fingerprint.js';
+import { Policy, Profile, Schedule, Vm, type Rule } from './model.js';
 import { isIpv4, isIpv6, normaliseMac, parseCidr } from './net.js';
+
+/**
+ * Deep-frozen parts of a policy (VMs, profiles, schedules, address lists) known to
+ * pass their schema, and those known to pass their own checks (everything that does
+ * not look at other parts): a policy change re-checks what it changed, and only the
+ * checks across parts (names, addresses, references) for the rest. What is frozen
+ * cannot change, so what was found about it still holds.
+ */
+const schemaPassed = new WeakSet<object>();
+const ownChecksPassed = new WeakSet<object>();
+
+/** Whether a part passes its schema, remembered for deep-frozen parts that do. */
+function passesSchema(part: unknown, schema: TypeCheck<TSchema>): boolean {
+  const key = typeof part === 'object' && part !== null ? part : undefined;
+  if (key && schemaPassed.has(key)) return true;
+  if (!schema.Check(part)) return false;
+  if (key && isDeepFrozen(key)) schemaPassed.add(key);
+  return true;
+}
 
 /**
  * Check a policy in full. Returns every problem found as `{path, message}`; an empty
@@ -11,7 +32,7 @@ import { isIpv4, isIpv6, normaliseMac, parseCidr } from './net.js';
  */
 export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
   const issues: Issue[] = [];
-  if (!policySchema().Check(input)) {
+  if (!schemaCheck(input)) {
     // the compiled check is fast; the interpreter says what is wrong
     for (const e of Value.Errors(Policy, input)) {
       issues.push({ path: e.path || '/', message: e.message });
@@ -32,36 +53,54 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     seenProfiles.add(p.name);
   });
 
+  // a part's own checks (those that look at nothing else) are skipped for a deep-frozen
+  // part that passed them before; the issues still come in the same order
+  const remember = (part: object, ownIssues: number): void => {
+    if (ownIssues === 0 && isDeepFrozen(part)) ownChecksPassed.add(part);
+  };
+
   policy.vms.forEach((vm, i) => {
     const at = `/vms/${i}`;
+    const known = ownChecksPassed.has(vm);
+    let own = 0;
+    const ownIssue = (issue: Issue): void => {
+      issues.push(issue);
+      own++;
+    };
     if (vmNames.has(vm.name)) issues.push({ path: `${at}/name`, message: `duplicate VM name "${vm.name}"` });
     vmNames.add(vm.name);
     const mac = normaliseMac(vm.mac);
     const macOwner = macs.get(mac);
     if (macOwner) issues.push({ path: `${at}/mac`, message: `MAC ${vm.mac} is already used by VM "${macOwner}"` });
     else macs.set(mac, vm.name);
-    if (/^(01|03|05|07|09|0b|0d|0f)/i.test(mac.replace(/:/g, '').slice(0, 2)) || mac === '00:00:00:00:00:00') {
-      issues.push({ path: `${at}/mac`, message: `MAC ${vm.mac} is a multicast or zero address; use a unicast MAC` });
+    if (!known && (/^(01|03|05|07|09|0b|0d|0f)/i.test(mac.replace(/:/g, '').slice(0, 2)) || mac === '00:00:00:00:00:00')) {
+      ownIssue({ path: `${at}/mac`, message: `MAC ${vm.mac} is a multicast or zero address; use a unicast MAC` });
     }
-    if (!isIpv4(vm.ipv4)) issues.push({ path: `${at}/ipv4`, message: `"${vm.ipv4}" is not an IPv4 address` });
+    if (!known && !isIpv4(vm.ipv4)) ownIssue({ path: `${at}/ipv4`, message: `"${vm.ipv4}" is not an IPv4 address` });
     else {
       const ipOwner = ipv4s.get(vm.ipv4);
       if (ipOwner) issues.push({ path: `${at}/ipv4`, message: `${vm.ipv4} is already leased to VM "${ipOwner}"` });
       else ipv4s.set(vm.ipv4, vm.name);
     }
-    if (vm.ipv6 !== undefined && !isIpv6(vm.ipv6)) {
-      issues.push({ path: `${at}/ipv6`, message: `"${vm.ipv6}" is not an IPv6 address` });
+    if (!known && vm.ipv6 !== undefined && !isIpv6(vm.ipv6)) {
+      ownIssue({ path: `${at}/ipv6`, message: `"${vm.ipv6}" is not an IPv6 address` });
     }
     if (!profiles.has(vm.profile)) {
       issues.push({ path: `${at}/profile`, message: `unknown profile "${vm.profile}"; known: ${[...profiles.keys()].join(', ')}` });
     }
+    if (known) return;
+    const before = issues.length;
     vm.rules?.forEach((r, j) => checkRule(r, `${at}/rules/${j}`, issues, now));
+    remember(vm, own + issues.length - before);
   });
 
   policy.profiles.forEach((p, i) => {
+    if (ownChecksPassed.has(p)) return;
+    const before = issues.length;
     p.rules.forEach((r, j) => checkRule(r, `/profiles/${i}/rules/${j}`, issues, now));
     const tz = p.parental?.timezone;
     if (tz !== undefined && !isTimeZone(tz)) issues.push({ path: `/profiles/${i}/parental/timezone`, message: `unknown time zone "${tz}"; use an IANA name such as Europe/Berlin` });
+    remember(p, issues.length - before);
   });
   // references to VMs need the full VM list
   const checkVmRef = (name: string, path: string): void => {
@@ -95,23 +134,62 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     });
   });
 
-  const cidrList = (list: readonly string[] | undefined, at: string): void =>
-    list?.forEach((c, i) => {
+  const cidrList = (list: readonly string[] | undefined, at: string): void => {
+    if (list === undefined || ownChecksPassed.has(list)) return;
+    const before = issues.length;
+    list.forEach((c, i) => {
       const r = parseCidr(c);
       if ('error' in r) issues.push({ path: `${at}/${i}`, message: r.error });
     });
+    remember(list, issues.length - before);
+  };
   cidrList(policy.vpnEndpoints, '/vpnEndpoints');
   cidrList(policy.updateServers, '/updateServers');
   cidrList(policy.deny, '/deny');
   return issues;
 }
 
-let compiled: ReturnType<typeof TypeCompiler.Compile<typeof Policy>> | undefined;
-function policySchema(): ReturnType<typeof TypeCompiler.Compile<typeof Policy>> {
-  compiled ??= TypeCompiler.Compile(Policy);
-  return compiled;
+/**
+ * The policy schema, checked in parts: the top level with the VM, profile and schedule
+ * lists as lists of anything, then each VM, profile and schedule against its own
+ * schema (skipped for deep-frozen ones that passed before). The same as checking
+ * `Policy` in one go; what is wrong is then told by `Value.Errors(Policy, …)`.
+ */
+interface SchemaParts {
+  readonly top: TypeCheck<TSchema>;
+  readonly vm: TypeCheck<TSchema>;
+  readonly profile: TypeCheck<TSchema>;
+  readonly schedule: TypeCheck<TSchema>;
+}
+let parts: SchemaParts | undefined;
+function schemaParts(): SchemaParts {
+  if (parts) return parts;
+  const { vms, profiles, schedules, ...rest } = Policy.properties;
+  const anyList = (list: { maxItems?: number }): TSchema =>
+    Type.Array(Type.Unknown(), list.maxItems === undefined ? {} : { maxItems: list.maxItems });
+  const top = Type.Object(
+    { ...rest, vms: anyList(vms), profiles: anyList(profiles), schedules: anyList(schedules) },
+    { additionalProperties: false },
+  );
+  parts = {
+    top: TypeCompiler.Compile(top),
+    vm: TypeCompiler.Compile(Vm),
+    profile: TypeCompiler.Compile(Profile),
+    schedule: TypeCompiler.Compile(Schedule),
+  };
+  return parts;
 }
 
+function schemaCheck(input: unknown): boolean {
+  const s = schemaParts();
+  if (!s.top.Check(input)) return false;
+  const p = input as Policy;
+  const each = (list: readonly unknown[], check: TypeCheck<TSchema>): boolean =>
+    list.every((item) => passesSchema(item, check));
+  return each(p.vms, s.vm) && each(p.profiles, s.profile) && each(p.schedules, s.schedule);
+}
+
+/** A rule's own checks. Keep them independent of `now`: their result is remembered for frozen rules. */
 function checkRule(r: Rule, at: string, issues: Issue[], _now: Date): void {
   if ('cidr' in r.to) {
     const c = parseCidr(r.to.cidr);
@@ -137,9 +215,14 @@ function checkRule(r: Rule, at: string, issues: Issue[], _now: Date): void {
   }
 }
 
+/** Time zone names known to be valid (creating a DateTimeFormat to find out is slow). */
+const validTimeZones = new Set<string>();
+
 function isTimeZone(tz: string): boolean {
+  if (validTimeZones.has(tz)) return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    if (validTimeZones.size < 1000) validTimeZones.add(tz);
     return true;
   } catch {
     return false;

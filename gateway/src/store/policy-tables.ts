@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { sameJson } from '../policy/fingerprint.js';
 import type { Policy, Profile, Rule, RuleTarget, Schedule, Vm } from '../policy/model.js';
 
 /**
@@ -295,7 +296,7 @@ export class PolicyTables {
     );
     for (const key of keys) {
       const value = (next as Record<string, unknown>)[key];
-      if (stableJson(value) === stableJson((prev as Record<string, unknown>)[key])) continue;
+      if (sameJson(value, (prev as Record<string, unknown>)[key])) continue;
       if (value === undefined) this.#stmt('deleteSetting').run(key);
       else this.#stmt('putSetting').run(key, JSON.stringify(value));
     }
@@ -310,12 +311,12 @@ export class PolicyTables {
   ): void {
     const prevByName = new Map(prev.map((x, position) => [x.name, { item: x, position }]));
     const after = new Set(next.map((x) => x.name));
-    // an item the caller did not touch is the same object: no need to serialise it
+    // compared without serialising: an item the caller did not touch is the same object
     const changed = next
       .map((item, position) => ({ item, position }))
       .filter(({ item }) => {
         const old = prevByName.get(item.name)?.item;
-        return old !== item && (old === undefined || stableJson(old) !== stableJson(item));
+        return old === undefined || !sameJson(old, item);
       });
     const changedNames = new Set(changed.map((c) => c.item.name));
     for (const name of prevByName.keys()) if (!after.has(name)) this.#stmt(del).run(name);

@@ -195,6 +195,46 @@ describe('Store', () => {
     expect(store.policy.rules({ vm: 'kid' })).toEqual([]);
   });
 
+  it('commits change after change from what it last wrote, and reads again after another connection wrote', () => {
+    const audit = { actor: 'test', action: 'policy.change', target: 'policy' };
+    const p = makePolicy();
+    store.commitPolicy(p, audit);
+    const renamed: Policy = { ...p, vms: [{ ...p.vms[0]!, notes: 'first' }, p.vms[1]!] };
+    store.commitPolicy(renamed, audit);
+    expect(store.loadPolicy()).toEqual(renamed);
+    // another connection (a second store, a CLI) changes the other VM behind this one's back
+    const other = Store.open({ path: join(dir, 'state.db') });
+    other.commitPolicy({ ...renamed, vms: [renamed.vms[0]!, { ...p.vms[1]!, notes: 'theirs' }] }, audit);
+    other.close();
+    // this store must not diff against what it wrote last: the work VM is not as it thinks
+    const next: Policy = { ...renamed, vms: [{ ...p.vms[0]!, notes: 'second' }, p.vms[1]!] };
+    store.commitPolicy(next, audit);
+    expect(store.loadPolicy()).toEqual(next);
+  });
+
+  it('does not trust what it wrote when the write failed', () => {
+    const audit = { actor: 'test', action: 'policy.change', target: 'policy' };
+    const p = makePolicy();
+    store.commitPolicy(p, audit);
+    // two rules with one id: the tables refuse it, after the work VM's row went
+    const kid = p.vms[0]!;
+    const clash: Policy = { ...p, vms: [{ ...kid, rules: [kid.rules![0]!, { ...kid.rules![1]!, id: kid.rules![0]!.id }] }] };
+    expect(() => store.commitPolicy(clash, audit)).toThrow(/could not write/);
+    expect(store.loadPolicy()).toEqual(p);
+    const next: Policy = { ...p, vms: [kid] };
+    store.commitPolicy(next, audit);
+    expect(store.loadPolicy()).toEqual(next);
+  });
+
+  it('is not changed by later changes to the policy object it was given', () => {
+    const audit = { actor: 'test', action: 'policy.change', target: 'policy' };
+    const p = makePolicy();
+    store.commitPolicy(p, audit);
+    p.vms[0]!.notes = 'changed after the commit';
+    store.commitPolicy(p, audit);
+    expect(store.loadPolicy().vms[0]!.notes).toBe('changed after the commit');
+  });
+
   it('writes an audit entry with the change, actor, time and reason', () => {
     const rec = store.replacePolicy(makePolicy(), 'cli:alice', 'first import');
     expect(rec).toMatchObject({

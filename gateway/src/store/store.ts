@@ -1,7 +1,8 @@
 import BetterSqlite3 from 'better-sqlite3';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { PortcullisError, isPortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
+import { frozenCopy } from '../policy/fingerprint.js';
 import type { Policy, Profile, Rule, Schedule, Vm } from '../policy/model.js';
 import { AuditRepository } from './audit.js';
 import { MIGRATIONS, migrate, schemaVersion, type Migration } from './migrations.js';
@@ -63,6 +64,14 @@ export class Store implements PolicyStore {
   readonly #tables: PolicyTables;
   /** Audit records written by the transaction in progress, published after it commits. */
   #pending: AuditRecord[] = [];
+  /** `PRAGMA data_version`: changes when another connection commits. */
+  readonly #dataVersion: Statement;
+  /**
+   * The policy in the tables as this connection last wrote (or read) it, deep-frozen,
+   * with the data_version it holds for: spares `commitPolicy` reading every VM, rule and
+   * profile back to find what changed. Another connection's commit invalidates it.
+   */
+  #stored: { readonly policy: Policy; readonly version: number } | undefined;
 
   /** The audit log (read; entries are written with the changes they describe). */
   readonly audit: AuditRepository;
@@ -81,6 +90,7 @@ export class Store implements PolicyStore {
     this.#now = options.now ?? (() => new Date());
     this.#events = options.events;
     this.#tables = new PolicyTables(db);
+    this.#dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.audit = new AuditRepository(db);
     const ctx: RepositoryContext = { db, now: this.#now, audited: (fn) => this.#audited(fn) };
     this.accessRequests = new AccessRequestRepository(ctx);
@@ -157,10 +167,7 @@ export class Store implements PolicyStore {
    * @throws STORE_FAILED if the write fails; nothing is then stored, not even the audit entry.
    */
   commitPolicy(next: Policy, audit: AuditInput): AuditRecord {
-    return this.#audited(() => {
-      this.#tables.writeDiff(this.#tables.readPolicy(), next);
-      return { result: undefined, audit };
-    }, true);
+    return this.#writePolicy(next, () => audit);
   }
 
   /**
@@ -169,14 +176,37 @@ export class Store implements PolicyStore {
    * @throws STORE_FAILED if the write fails; nothing is then stored.
    */
   replacePolicy(policy: Policy, actor: string, reason?: string): AuditRecord {
-    return this.#audited(() => {
-      const before = this.#tables.readPolicy();
-      this.#tables.writeDiff(before, policy);
-      return {
-        result: undefined,
-        audit: { actor, action: 'policy.replace', target: 'policy', reason, before, after: policy },
-      };
-    }, true);
+    return this.#writePolicy(policy, (before) => ({ actor, action: 'policy.replace', target: 'policy', reason, before, after: policy }), {
+      fresh: true,
+    });
+  }
+
+  /**
+   * Write the differences between the stored policy and `next`, with the audit entry
+   * `audit(before)` makes, in one transaction. The stored policy comes from the cache
+   * (unless `fresh`) while no other connection has committed since it was taken; the
+   * cache is renewed once the (outermost) transaction has committed, and dropped on any
+   * failure.
+   */
+  #writePolicy(next: Policy, audit: (before: Policy) => AuditInput, options: { fresh?: boolean } = {}): AuditRecord {
+    const outermost = !this.#db.inTransaction;
+    let written: { policy: Policy; version: number } | undefined;
+    try {
+      const record = this.#audited(() => {
+        const version = this.#dataVersion.get() as number;
+        const cached = !options.fresh && this.#stored?.version === version;
+        const before = cached ? this.#stored!.policy : this.#tables.readPolicy();
+        this.#tables.writeDiff(before, next);
+        written = { policy: frozenCopy(next), version };
+        return { result: undefined, audit: audit(before) };
+      }, true);
+      // nested in another transaction: that one may still roll back
+      this.#stored = outermost ? written : undefined;
+      return record;
+    } catch (err) {
+      this.#stored = undefined;
+      throw err;
+    }
   }
 
   /**
