@@ -266,10 +266,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     async stop() {
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
-      await ips?.stop();
-      await blockPage.stop();
-      await dns.stop();
+      // the guests' services first: their sockets are free at once for a new instance
+      await Promise.all([blockPage.stop(), dns.stop()]);
       dhcp.stop();
+      // Suricata takes seconds to stop; the kernel keeps the ruleset meanwhile
+      await ips?.stop();
       budgets.stop();
       sync.stop();
       await policy.stop();

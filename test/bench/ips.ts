@@ -68,7 +68,16 @@ async function restartWithBypass(bypass: boolean): Promise<void> {
   writeFileSync(file, stringify(cfg));
   const pid = state.services.find((s) => s.name === 'portcullis')?.pid;
   if (pid) process.kill(-pid, 'SIGTERM');
-  await new Promise((r) => setTimeout(r, 3000));
+  // like systemd: the new instance starts once the old one has stopped (Suricata takes seconds)
+  const alive = (p: number): boolean => {
+    try {
+      process.kill(p, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 300 && pid !== undefined && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   startService(state);
   await waitRunning();
 }

@@ -104,9 +104,17 @@ export function servicePid(): number | undefined {
   return undefined;
 }
 
-/** Start the service again (after a kill) and wait for its API. */
+/**
+ * Start the service again (after a kill or a SIGTERM) and wait for its API. Like
+ * systemd, it first waits for the old process to finish stopping.
+ */
 export async function restartService(): Promise<void> {
   const s = state();
+  const stopping = Date.now() + 30_000;
+  while (servicePid() !== undefined) {
+    if (Date.now() > stopping) throw new Error('the old service did not stop within 30 s');
+    await new Promise((res) => setTimeout(res, 100));
+  }
   startService(s);
   const until = Date.now() + 60_000;
   while (Date.now() < until) {

@@ -303,8 +303,7 @@ export class IpsService {
     this.#o.events.off(this);
     this.#started = false;
     await this.#idsChange;
-    await this.#ids?.supervisor.stop();
-    await this.supervisor.stop();
+    await Promise.all([this.#ids?.supervisor.stop(), this.supervisor.stop()]);
     await this.#reader.stop();
   }
 }
