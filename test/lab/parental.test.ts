@@ -69,6 +69,16 @@ async function speed(ns: string, bytes: number, host: string = web): Promise<num
   return bps!;
 }
 
+/** The listing of a set in secvm, once it holds `address` (learning is asynchronous) or after 2 s. */
+async function setOnceHolding(set: string, address: string): Promise<string> {
+  let listing = '';
+  for (let i = 0; i < 20 && !listing.includes(address); i++) {
+    listing = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', set]);
+    if (!listing.includes(address)) await sleep(100);
+  }
+  return listing;
+}
+
 /** POST the block page's "ask a parent" form from a guest, for a blocked name. */
 async function ask(ns: string, name: string, reason: string): Promise<number> {
   const r = await curl(ns, `http://${name}/.portcullis/ask`, ['-X', 'POST', '--data-urlencode', `domain=${name}`, '--data-urlencode', `url=http://${name}/`, '--data-urlencode', `reason=${reason}`, '-w', '\n%{http_code}'], 3);
@@ -253,12 +263,7 @@ describe('schedules', () => {
       expect(chain).toMatch(/ip daddr @svc4_kid_youtube meta day \{[^}]+\} meta hour "[\d:]+"-"[\d:]+" reject/);
       expect(addresses(await dig('kid', 'www.youtube.com'))).toEqual([learned]);
       // the answer's addresses are learned into the VM's youtube set
-      let set = '';
-      for (let i = 0; i < 20 && !set.includes(learned); i++) {
-        set = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'svc4_kid_youtube']);
-        if (!set.includes(learned)) await sleep(100);
-      }
-      expect(set).toContain(learned);
+      expect(await setOnceHolding('svc4_kid_youtube', learned)).toContain(learned);
       expect(await reaches('kid', `http://${learned}/`)).toBe(true);
 
       // now in a zone where it is 22:xx: outside the allowed hours
@@ -396,12 +401,7 @@ describe('pause, slow-down, time budgets', () => {
       const fast = await speed('browse', 2_000_000, youtube);
       // the name resolves through the filter, which puts its address in browse's youtube set
       expect(addresses(await dig('browse', 'www.youtube.com'))).toEqual([youtube]);
-      let set = '';
-      for (let i = 0; i < 20 && !set.includes(youtube); i++) {
-        set = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'svc4_browse_youtube']);
-        if (!set.includes(youtube)) await sleep(100);
-      }
-      expect(set).toContain(youtube);
+      expect(await setOnceHolding('svc4_browse_youtube', youtube)).toContain(youtube);
       const slow = await speed('browse', 600_000, 'www.youtube.com');
       expect(slow, `YouTube slowed to ${Math.round(slow)} B/s vs ${Math.round(fast)} B/s`).toBeLessThan(fast / 3);
       // other sites are not slowed for browse
