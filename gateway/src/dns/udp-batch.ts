@@ -2,6 +2,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { isIPv4 } from 'node:net';
 import koffi from 'koffi';
 import { PortcullisError } from '../errors.js';
+import { intToIpv4, ipv4ToInt } from '../policy/net.js';
 
 /**
  * A UDP socket that reads and answers datagrams in batches: `recvmmsg(2)` and
@@ -194,8 +195,7 @@ function sockaddrIn(ip: string, port: number): Buffer {
   const sa = Buffer.alloc(SOCKADDR_IN);
   sa.writeUInt16LE(AF_INET, 0);
   sa.writeUInt16BE(port, 2);
-  const parts = ip.split('.');
-  for (let k = 0; k < 4; k++) sa[4 + k] = Number(parts[k]);
+  sa.writeUInt32BE(ipv4ToInt(ip), 4);
   return sa;
 }
 
@@ -432,7 +432,7 @@ export class BatchedUdpSocket {
   #ip(value: number): string {
     let ip = this.#names.get(value);
     if (ip === undefined) {
-      ip = `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+      ip = intToIpv4(value);
       if (this.#names.size >= MAX_CACHED_ADDRESSES) this.#names.clear();
       this.#names.set(value, ip);
     }
@@ -443,8 +443,7 @@ export class BatchedUdpSocket {
     let value = this.#addrs.get(ip);
     if (value === undefined) {
       if (!isIPv4(ip)) return undefined;
-      const p = ip.split('.');
-      value = ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+      value = ipv4ToInt(ip);
       if (this.#addrs.size >= MAX_CACHED_ADDRESSES) this.#addrs.clear();
       this.#addrs.set(ip, value);
     }
