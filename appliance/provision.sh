@@ -54,14 +54,20 @@ fi
 modprobe nfnetlink_queue 2>/dev/null || true
 modprobe br_netfilter 2>/dev/null || true
 
+# the runtime: Node 24 LTS in the project's prefix (appliance/node.sh)
+# shellcheck source=appliance/node.sh
+. "$here/node.sh"
+portcullis_node_install
+
 if [ "${PORTCULLIS_SKIP_NPM:-0}" != 1 ]; then
   cd "$repo"
   stamp=node_modules/.portcullis-lock-hash
-  want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  # the lock and the runtime together: a new Node needs the native addons rebuilt
+  want="$(sha256sum package-lock.json | cut -d' ' -f1) node-$PORTCULLIS_NODE_VERSION"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > "$stamp"
   fi
 fi
-log "ready: $(suricata -V 2>/dev/null | head -1); $(nft --version)"
+log "ready: node $(node --version); $(suricata -V 2>/dev/null | head -1); $(nft --version)"

@@ -10,6 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 cd "$repo"
 bash "$here/provision.sh"
+# shellcheck source=appliance/node.sh
+. "$here/node.sh"
+portcullis_node_install
 case "${1:-}" in
   lab)
     shift
@@ -19,6 +22,7 @@ case "${1:-}" in
     shift
     npx tsc --noEmit
     npx eslint --max-warnings=0 .
+    npx prettier --check . >/dev/null || { npx prettier --list-different . >&2; echo "these files are not Prettier-formatted: npm run format" >&2; exit 1; }
     exec npm test -- "$@"
     ;;
   *)

@@ -7,7 +7,7 @@
  * capture replayed with its rules, like test/replay), cached in
  * $BENCH_EVE_CACHE (default /tmp/portcullis-bench-eve/corpus.eve.json); set
  * BENCH_EVE_REFRESH=1 to regenerate it. Corpus: PORTCULLIS_CORPUS, else
- * ../shared/corpus/suricata-verify next to the repo.
+ * test/fixtures/suricata-verify (in the repository).
  *
  * Measured per line, alternating in rounds after a warm-up:
  *   - baseline: JSON.parse(line);
@@ -40,8 +40,7 @@ const TARGET_EPS = 150_000;
 const TARGET_RATIO = 0.6;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const corpus =
-  process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, '..', 'shared', 'corpus', 'suricata-verify');
+const corpus = process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, 'test', 'fixtures', 'suricata-verify');
 const cache = process.env.BENCH_EVE_CACHE ?? join(tmpdir(), 'portcullis-bench-eve', 'corpus.eve.json');
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 25));
 const passes = Math.max(1, Number(process.env.BENCH_PASSES ?? 1));

@@ -15,14 +15,13 @@ import { countMatching, type ExpectFile, type Json } from './expect.js';
  * count, no parse error, and the events written back field for field equal to
  * Suricata's lines. A few captures also go through the `portcullis replay` CLI.
  *
- * Corpus: PORTCULLIS_CORPUS, else ../shared/corpus/suricata-verify next to the repo.
+ * Corpus: PORTCULLIS_CORPUS, else test/fixtures/suricata-verify (in the repository).
  * PORTCULLIS_REPLAY_JOBS sets parallel Suricata runs (default 2);
  * PORTCULLIS_CORPUS_FILTER (a regular expression on folder names) narrows the run.
  */
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const corpus =
-  process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, '..', 'shared', 'corpus', 'suricata-verify');
+const corpus = process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, 'test', 'fixtures', 'suricata-verify');
 const jobs = Math.max(1, Number(process.env.PORTCULLIS_REPLAY_JOBS ?? 2));
 const filter =
   process.env.PORTCULLIS_CORPUS_FILTER === undefined

@@ -18,8 +18,7 @@ import type { EveEvent } from '../../gateway/src/suricata/eve/types.js';
  */
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const corpus =
-  process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, '..', 'shared', 'corpus', 'suricata-verify');
+const corpus = process.env.PORTCULLIS_CORPUS ?? resolve(repoRoot, 'test', 'fixtures', 'suricata-verify');
 const capture = join(corpus, 'base64-decode-5885');
 
 function runSuricata(outdir: string, extra: string[]): Promise<number | null> {
