@@ -51,7 +51,11 @@ function run(cmd: string, args: string[], input?: string): string {
     return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new PortcullisError('LAB_FAILED', `${cmd} ${args.join(' ')} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
+    throw new PortcullisError(
+      'LAB_FAILED',
+      `${cmd} ${args.join(' ')} failed: ${(e.stderr ?? e.message).trim()}`,
+      { cause: err },
+    );
   }
 }
 
@@ -65,11 +69,21 @@ function nsExec(ns: string, cmd: string, ...args: string[]): string {
 }
 
 /** Start a long-running process inside a namespace, detached, output to a log file. */
-export function spawnIn(ns: string, name: string, argv: string[], stateDir: string, env: Record<string, string> = {}): LabService & { listen: string[] } {
+export function spawnIn(
+  ns: string,
+  name: string,
+  argv: string[],
+  stateDir: string,
+  env: Record<string, string> = {},
+): LabService & { listen: string[] } {
   const log = join(stateDir, `${ns}-${name}.log`);
   const fd = openSync(log, 'a');
   const full = ns === 'root' ? argv : ['ip', 'netns', 'exec', ns, ...argv];
-  const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+  const child = spawn(full[0]!, full.slice(1), {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
   child.unref();
   if (child.pid === undefined) throw new PortcullisError('SPAWN_FAILED', `cannot start ${name} in ${ns}`);
   return { name, ns, pid: child.pid, listen: [], log };
@@ -100,7 +114,10 @@ async function waitFor(what: string, probe: () => boolean, timeoutMs = 30_000): 
 
 function tcpOpen(ns: string, host: string, port: number): boolean {
   try {
-    execFileSync('ip', ['netns', 'exec', ns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { stdio: 'ignore', timeout: 2000 });
+    execFileSync('ip', ['netns', 'exec', ns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], {
+      stdio: 'ignore',
+      timeout: 2000,
+    });
     return true;
   } catch {
     return false;
@@ -149,9 +166,20 @@ export function labServiceConfig(t: LabTopology, stateDir: string): Record<strin
       safeSearchTargets: t.internet.safeSearch,
     },
     dhcp: { enabled: true, leaseTime: '12h', unassignedRange: t.lan.unassigned },
-    bypass: { doh: [join(REPO, 'rules', 'lists', 'bypass', 'doh-addresses.txt'), join(stateDir, 'lab-doh-addresses.txt')], tor: [join(stateDir, 'lab-tor-relays.txt')] },
+    bypass: {
+      doh: [
+        join(REPO, 'rules', 'lists', 'bypass', 'doh-addresses.txt'),
+        join(stateDir, 'lab-doh-addresses.txt'),
+      ],
+      tor: [join(stateDir, 'lab-tor-relays.txt')],
+    },
     parental: { sampleSeconds: 5 },
-    suricata: { enabled: true, queue: 0, queueKind: 'auto', ruleFiles: [join(REPO, 'appliance', 'suricata', 'local.rules'), join(HERE, 'lab.rules')] },
+    suricata: {
+      enabled: true,
+      queue: 0,
+      queueKind: 'auto',
+      ruleFiles: [join(REPO, 'appliance', 'suricata', 'local.rules'), join(HERE, 'lab.rules')],
+    },
     dataDir: join(stateDir, 'secvm-data'),
     policyFile: join(stateDir, 'policy.yaml'),
     nft: { backend: 'auto', driftInterval: 5 },
@@ -233,30 +261,93 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   const [, wanPrefix] = t.wan.secvm.split('/');
   ipn(ns('internet'), 'addr', 'add', `${t.wan.router}/${wanPrefix}`, 'dev', 'isp0');
   ipn(ns('internet'), 'link', 'set', 'isp0', 'up');
-  for (const a of new Set([t.internet.resolver, t.internet.altResolver, t.internet.web, t.internet.vpn, t.internet.update, t.internet.doh, t.internet.torRelay, ...Object.values(t.internet.hosts)])) {
+  for (const a of new Set([
+    t.internet.resolver,
+    t.internet.altResolver,
+    t.internet.web,
+    t.internet.vpn,
+    t.internet.update,
+    t.internet.doh,
+    t.internet.torRelay,
+    ...Object.values(t.internet.hosts),
+  ])) {
     ipn(ns('internet'), 'addr', 'add', `${a}/32`, 'dev', 'lo');
   }
   const cert = join(stateDir, 'internet.crt');
   const key = join(stateDir, 'internet.key');
   const names = Object.keys(t.internet.hosts);
-  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=example.test', '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`, '-keyout', key, '-out', cert]);
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=example.test',
+    '-addext',
+    `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
   setInternetHosts(t.internet.hosts, stateDir);
   const resolverArgs = (addr: string): string[] => [
-    'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${join(stateDir, 'internet-hosts')}`,
-    `--listen-address=${addr}`, '--bind-interfaces', '--local-ttl=2', '--log-queries', '--log-facility=-', `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`, '--user=root',
+    'dnsmasq',
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--no-resolv',
+    '--no-hosts',
+    `--addn-hosts=${join(stateDir, 'internet-hosts')}`,
+    `--listen-address=${addr}`,
+    '--bind-interfaces',
+    '--local-ttl=2',
+    '--log-queries',
+    '--log-facility=-',
+    `--pid-file=${join(stateDir, `dnsmasq-${addr}.pid`)}`,
+    '--user=root',
   ];
-  services.push({ ...spawnIn(ns('internet'), 'resolver', resolverArgs(t.internet.resolver), stateDir), listen: [`${t.internet.resolver}:53`] });
+  services.push({
+    ...spawnIn(ns('internet'), 'resolver', resolverArgs(t.internet.resolver), stateDir),
+    listen: [`${t.internet.resolver}:53`],
+  });
   // another public resolver, which answers every name with one address of its own:
   // a guest that gets this answer got around the appliance's DNS
   services.push({
     // without the hosts file: dnsmasq answers hosts entries before --address, and then
     // this resolver would answer the lab's names like the real one
-    ...spawnIn(ns('internet'), 'alt-resolver', [...resolverArgs(t.internet.altResolver).filter((a) => !a.startsWith('--addn-hosts=')), `--address=/#/${ALT_RESOLVER_ANSWER}`], stateDir),
+    ...spawnIn(
+      ns('internet'),
+      'alt-resolver',
+      [
+        ...resolverArgs(t.internet.altResolver).filter((a) => !a.startsWith('--addn-hosts=')),
+        `--address=/#/${ALT_RESOLVER_ANSWER}`,
+      ],
+      stateDir,
+    ),
     listen: [`${t.internet.altResolver}:53`],
   });
   const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
   services.push({
-    ...spawnIn(ns('internet'), 'web', ['node', '--import', tsx, join(HERE, 'internet-server.ts'), '--log', join(stateDir, 'internet-requests.jsonl'), '--cert', cert, '--key', key], stateDir),
+    ...spawnIn(
+      ns('internet'),
+      'web',
+      [
+        'node',
+        '--import',
+        tsx,
+        join(HERE, 'internet-server.ts'),
+        '--log',
+        join(stateDir, 'internet-requests.jsonl'),
+        '--cert',
+        cert,
+        '--key',
+        key,
+      ],
+      stateDir,
+    ),
     listen: ['0.0.0.0:80', '0.0.0.0:443', '0.0.0.0:9000'],
   });
 
@@ -289,7 +380,16 @@ export async function labUp(options: UpOptions): Promise<LabState> {
 
   say(`management API forwarded to ${state.api.local}`);
   services.push({
-    ...spawnIn('root', 'api-forward', ['socat', `TCP-LISTEN:${t.api.localPort},bind=127.0.0.1,reuseaddr,fork`, `EXEC:ip netns exec ${ns('host')} socat STDIO TCP\\:${mgmtAddr}\\:${t.api.port}`], stateDir),
+    ...spawnIn(
+      'root',
+      'api-forward',
+      [
+        'socat',
+        `TCP-LISTEN:${t.api.localPort},bind=127.0.0.1,reuseaddr,fork`,
+        `EXEC:ip netns exec ${ns('host')} socat STDIO TCP\\:${mgmtAddr}\\:${t.api.port}`,
+      ],
+      stateDir,
+    ),
     listen: [`127.0.0.1:${t.api.localPort}`],
   });
   writeState(state);
@@ -299,12 +399,35 @@ export async function labUp(options: UpOptions): Promise<LabState> {
 
 /** Take a DHCP lease in a guest namespace (one-shot busybox udhcpc). */
 export function dhcp(guest: string): void {
-  run('ip', ['netns', 'exec', ns(guest), 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', join(HERE, 'udhcpc.sh')]);
+  run('ip', [
+    'netns',
+    'exec',
+    ns(guest),
+    'busybox',
+    'udhcpc',
+    '-i',
+    'eth0',
+    '-n',
+    '-q',
+    '-f',
+    '-t',
+    '10',
+    '-T',
+    '1',
+    '-s',
+    join(HERE, 'udhcpc.sh'),
+  ]);
 }
 
 /** Start (or restart) `portcullis serve` in secvm. */
 export function startService(state: LabState, env: Record<string, string> = {}): LabService {
-  const svc = spawnIn(ns('secvm'), 'portcullis', [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')], state.stateDir, env);
+  const svc = spawnIn(
+    ns('secvm'),
+    'portcullis',
+    [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')],
+    state.stateDir,
+    env,
+  );
   const i = state.services.findIndex((s) => s.name === 'portcullis');
   const entry = { ...svc, listen: [state.api.mgmt.replace('http://', ''), 'lan0:53', 'lan0:67', 'lan0:80'] };
   if (i >= 0) state.services[i] = entry;
@@ -317,7 +440,12 @@ export async function labDown(options: { stateDir?: string; topology?: LabTopolo
   const state = readState(stateDir);
   // the namespaces this lab built; without a state file, those its topology would build
   const nsList = new Set(state?.namespaces ?? (options.topology ? namespaces(options.topology) : []));
-  const existing = new Set(run('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const existing = new Set(
+    run('ip', ['netns', 'list'])
+      .split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter(Boolean),
+  );
   const pids = new Set<number>();
   for (const s of state?.services ?? []) pids.add(s.pid);
   for (const ns of nsList) {
@@ -352,18 +480,34 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 export interface LabStatus {
   readonly up: boolean;
   readonly api?: LabState['api'];
-  readonly namespaces: Array<{ name: string; exists: boolean; addresses: Array<{ iface: string; address: string }> }>;
+  readonly namespaces: Array<{
+    name: string;
+    exists: boolean;
+    addresses: Array<{ iface: string; address: string }>;
+  }>;
   readonly services: Array<LabService & { running: boolean }>;
 }
 
 export function labStatus(stateDir = DEFAULT_STATE_DIR): LabStatus {
   const state = readState(stateDir);
   if (!state) return { up: false, namespaces: [], services: [] };
-  const existing = new Set(run('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const existing = new Set(
+    run('ip', ['netns', 'list'])
+      .split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter(Boolean),
+  );
   const namespacesOut = state.namespaces.map((name) => {
     if (!existing.has(name)) return { name, exists: false, addresses: [] };
-    const links = JSON.parse(ipn(name, '-j', 'addr', 'show')) as Array<{ ifname: string; addr_info: Array<{ local: string; prefixlen: number; family: string; scope: string }> }>;
-    const addresses = links.flatMap((l) => l.addr_info.filter((a) => a.scope !== 'host').map((a) => ({ iface: l.ifname, address: `${a.local}/${a.prefixlen}` })));
+    const links = JSON.parse(ipn(name, '-j', 'addr', 'show')) as Array<{
+      ifname: string;
+      addr_info: Array<{ local: string; prefixlen: number; family: string; scope: string }>;
+    }>;
+    const addresses = links.flatMap((l) =>
+      l.addr_info
+        .filter((a) => a.scope !== 'host')
+        .map((a) => ({ iface: l.ifname, address: `${a.local}/${a.prefixlen}` })),
+    );
     return { name, exists: true, addresses };
   });
   return {

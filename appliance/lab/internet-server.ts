@@ -40,7 +40,16 @@ function handler(scheme: string) {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('latin1');
       if (url.pathname !== '/bytes') {
-        record({ scheme, client, method: req.method, host: req.headers.host, path: url.pathname + url.search, ua: req.headers['user-agent'], body: body.slice(0, 4096), size });
+        record({
+          scheme,
+          client,
+          method: req.method,
+          host: req.headers.host,
+          path: url.pathname + url.search,
+          ua: req.headers['user-agent'],
+          body: body.slice(0, 4096),
+          size,
+        });
       }
       if (url.pathname === '/bytes') {
         // bulk download for throughput: /bytes?n=<bytes>
@@ -61,14 +70,26 @@ function handler(scheme: string) {
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: true, scheme, client, server: req.socket.localAddress?.replace(/^::ffff:/, ''), host: req.headers.host, path: url.pathname }) + '\n');
+      res.end(
+        JSON.stringify({
+          ok: true,
+          scheme,
+          client,
+          server: req.socket.localAddress?.replace(/^::ffff:/, ''),
+          host: req.headers.host,
+          path: url.pathname,
+        }) + '\n',
+      );
     });
   };
 }
 
 createHttp(handler('http')).listen(80, '0.0.0.0');
 if (values.cert && values.key) {
-  createHttps({ cert: readFileSync(values.cert), key: readFileSync(values.key) }, handler('https')).listen(443, '0.0.0.0');
+  createHttps({ cert: readFileSync(values.cert), key: readFileSync(values.key) }, handler('https')).listen(
+    443,
+    '0.0.0.0',
+  );
 }
 createTcp((sock) => {
   const client = sock.remoteAddress;

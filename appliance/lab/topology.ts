@@ -10,7 +10,10 @@ export const LabTopology = Type.Object({
   lan: Type.Object({ subnet: Type.String(), gateway: Type.String(), unassigned: Type.String() }),
   wan: Type.Object({ secvm: Type.String(), router: Type.String() }),
   mgmt: Type.Object({ host: Type.String(), secvm: Type.String() }),
-  api: Type.Object({ port: Type.Integer({ minimum: 1, maximum: 65535 }), localPort: Type.Integer({ minimum: 1, maximum: 65535 }) }),
+  api: Type.Object({
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    localPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  }),
   internet: Type.Object({
     resolver: Type.String(),
     altResolver: Type.String(),
@@ -23,7 +26,13 @@ export const LabTopology = Type.Object({
     hosts: Type.Record(Type.String(), Type.String()),
   }),
   guests: Type.Array(
-    Type.Object({ name: Name, mac: Mac, ipv4: Type.String(), profile: Name, ipv6: Type.Optional(Type.String()) }),
+    Type.Object({
+      name: Name,
+      mac: Mac,
+      ipv4: Type.String(),
+      profile: Name,
+      ipv6: Type.Optional(Type.String()),
+    }),
     { minItems: 1, maxItems: 64 },
   ),
 });

@@ -75,7 +75,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   mkdirSync(config.dataDir, { recursive: true });
 
   // bundle lists: read once here, handed to the compiler as the same object until replaced
-  const readLists = (files: readonly string[] | undefined): string[] => (files ?? []).flatMap((f) => loadAddressList(f));
+  const readLists = (files: readonly string[] | undefined): string[] =>
+    (files ?? []).flatMap((f) => loadAddressList(f));
   const denyEntries = readLists(config.lists?.deny);
   // kept grouped only: a million strings would stay on the heap for nothing
   const lists = { deny: groupByPrefix(denyEntries) };
@@ -86,13 +87,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   // big transactions and listings run through the nft binary: a listing would fill the
   // in-process context's cache with every set element and slow the next change down
   const lister: NftBackend = deps.nft.kind === 'libnftables' ? new NftCli() : deps.nft;
-  const applier = new NftApplier(deps.nft, { log: log.child({ part: 'nft' }), now, ...(lister !== deps.nft ? { bulk: lister } : {}) });
+  const applier = new NftApplier(deps.nft, {
+    log: log.child({ part: 'nft' }),
+    now,
+    ...(lister !== deps.nft ? { bulk: lister } : {}),
+  });
   // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queue: QueueSettings | undefined = suricata
-    ? { kind: suricata.queueKind === 'auto' ? await detectQueueKind(deps.nft) : suricata.queueKind, num: suricata.queue }
+    ? {
+        kind: suricata.queueKind === 'auto' ? await detectQueueKind(deps.nft) : suricata.queueKind,
+        num: suricata.queue,
+      }
     : undefined;
-  if (queue) log.info({ queue: queue.kind, num: queue.num }, queue.kind === 'nft' ? 'IPS queue: nft queue statement' : 'IPS queue: this kernel has no nft queue expression; using the xtables NFQUEUE target');
+  if (queue)
+    log.info(
+      { queue: queue.kind, num: queue.num },
+      queue.kind === 'nft'
+        ? 'IPS queue: nft queue statement'
+        : 'IPS queue: this kernel has no nft queue expression; using the xtables NFQUEUE target',
+    );
   const sync = new NftSync({
     applier,
     network: config.network,
@@ -109,7 +123,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     queue: () => queue,
   });
 
-  const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events, now: () => new Date(now()) });
+  const store = Store.open({
+    path: join(config.dataDir, 'portcullis.db'),
+    events,
+    now: () => new Date(now()),
+  });
   seedPolicy(store, config, log);
   const policy = new PolicyService({
     store,
@@ -160,8 +178,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onResolved: (e) => {
       const entry = clientsByVm.get(e.client);
       if (!entry) return;
-      void learnAddresses(applier, dns, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch((err: unknown) =>
-        log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
+      void learnAddresses(applier, dns, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch(
+        (err: unknown) =>
+          log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
       );
     },
   });
@@ -192,7 +211,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const ips =
     suricata && queue
       ? new IpsService({
-          setup: applianceSuricataSetup(config.dataDir, queue.num, suricata.ruleFiles, [`${config.network.lan.ipv4}/${config.network.lan.prefix}`], suricata.bypass),
+          setup: applianceSuricataSetup(
+            config.dataDir,
+            queue.num,
+            suricata.ruleFiles,
+            [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
+            suricata.bypass,
+          ),
           kind: queue.kind,
           lanIface: config.network.lan.iface,
           applier,
@@ -286,7 +311,13 @@ function seedPolicy(store: Store, config: Config, log: Logger): void {
   const current = store.loadPolicy();
   if (current.vms.length > 0 || current.profiles.length > 0) return;
   const seed = parsePolicyYaml(readFileSync(config.policyFile, 'utf8'));
-  store.commitPolicy(seed, { actor: 'seed', action: 'policy.import', target: 'policy', before: null, after: seed });
+  store.commitPolicy(seed, {
+    actor: 'seed',
+    action: 'policy.import',
+    target: 'policy',
+    before: null,
+    after: seed,
+  });
   log.info({ file: config.policyFile, vms: seed.vms.length }, 'store seeded from the policy file');
 }
 

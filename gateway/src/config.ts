@@ -42,7 +42,9 @@ export const Config = Type.Object(
          * Addresses handed to unknown MACs (first-last, e.g. 10.20.0.200-10.20.0.249):
          * such a device gets DHCP and the block page, nothing else, until it is assigned.
          */
-        unassignedRange: Type.Optional(Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+-\\d+\\.\\d+\\.\\d+\\.\\d+$' })),
+        unassignedRange: Type.Optional(
+          Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+-\\d+\\.\\d+\\.\\d+\\.\\d+$' }),
+        ),
       },
       { additionalProperties: false },
     ),
@@ -80,7 +82,9 @@ export const Config = Type.Object(
           /** Let Suricata bypass flows it is done with (stream depth reached, TLS encrypted). Default true. */
           bypass: Type.Boolean({ default: true }),
           /** `nft` queue statement or the xtables NFQUEUE target; `auto` detects. Default auto. */
-          queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], { default: 'auto' }),
+          queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], {
+            default: 'auto',
+          }),
         },
         { additionalProperties: false },
       ),
@@ -89,7 +93,9 @@ export const Config = Type.Object(
     policyFile: Type.Optional(Type.String()),
     nft: Type.Object(
       {
-        backend: Type.Union([Type.Literal('auto'), Type.Literal('libnftables'), Type.Literal('nft-cli')], { default: 'auto' }),
+        backend: Type.Union([Type.Literal('auto'), Type.Literal('libnftables'), Type.Literal('nft-cli')], {
+          default: 'auto',
+        }),
         /** Seconds between drift checks of the kernel table; 0 disables. Default 10. */
         driftInterval: Type.Integer({ minimum: 0, default: 10 }),
       },
@@ -106,7 +112,9 @@ export function loadConfig(file: string): Config {
   try {
     doc = parseYaml(readFileSync(file, 'utf8'));
   } catch (cause) {
-    throw new PortcullisError('CONFIG_INVALID', `cannot read config ${file}: ${(cause as Error).message}`, { cause });
+    throw new PortcullisError('CONFIG_INVALID', `cannot read config ${file}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   const withDefaults = Value.Default(Config, Value.Clone(doc));
   const issues = [...Value.Errors(Config, withDefaults)].map((e) => ({ path: e.path, message: e.message }));

@@ -16,7 +16,13 @@ import { benchPolicy, denyEntries } from './fixtures.js';
 import type { GatewayNetwork } from '../../gateway/src/policy/network.js';
 
 process.env.TZ = 'UTC';
-const { values } = parseArgs({ options: { vms: { type: 'string', default: '50' }, deny: { type: 'string', default: '100000' }, backend: { type: 'string', default: 'auto' } } });
+const { values } = parseArgs({
+  options: {
+    vms: { type: 'string', default: '50' },
+    deny: { type: 'string', default: '100000' },
+    backend: { type: 'string', default: 'auto' },
+  },
+});
 const t = loadTopology(DEFAULT_TOPOLOGY);
 const network = (labServiceConfig(t, '/tmp') as { network: GatewayNetwork }).network;
 const deny = denyEntries(Number(values.deny));
@@ -28,5 +34,15 @@ const backend = await openNftBackend(values.backend as 'auto');
 const applier = new NftApplier(backend);
 const r = await applier.apply(ruleset);
 const elements = ruleset.sets.reduce((n, s) => n + s.elements.length, 0);
-process.stdout.write(JSON.stringify({ backend: backend.kind, compileMs, applyMs: r.ms, totalMs: compileMs + r.ms, commands: r.commands, elements, vms: policy.vms.length }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    backend: backend.kind,
+    compileMs,
+    applyMs: r.ms,
+    totalMs: compileMs + r.ms,
+    commands: r.commands,
+    elements,
+    vms: policy.vms.length,
+  }) + '\n',
+);
 backend.close();

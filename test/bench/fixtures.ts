@@ -33,7 +33,12 @@ export function denyEntries(count: number, seed = 1): string[] {
 
 /** The lab's VMs plus `extra` registered VMs (no traffic), and a global deny list. */
 export function benchPolicy(t: LabTopology, extra: number, deny: string[]): Policy {
-  const vms: Policy['vms'] = t.guests.map((g) => ({ name: g.name, mac: g.mac, ipv4: g.ipv4, profile: g.profile }));
+  const vms: Policy['vms'] = t.guests.map((g) => ({
+    name: g.name,
+    mac: g.mac,
+    ipv4: g.ipv4,
+    profile: g.profile,
+  }));
   for (let i = 0; vms.length < t.guests.length + extra; i++) {
     vms.push({
       name: `vm${i}`,
@@ -41,10 +46,24 @@ export function benchPolicy(t: LabTopology, extra: number, deny: string[]): Poli
       ipv4: `10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 20}`,
       profile: i % 2 === 0 ? 'internet-only' : 'kid',
       rules: [
-        { id: `b${i}a`, action: 'drop', to: { cidr: `198.18.${i % 256}.0/24` }, proto: 'tcp', ports: ['25', '6660-6669'] },
+        {
+          id: `b${i}a`,
+          action: 'drop',
+          to: { cidr: `198.18.${i % 256}.0/24` },
+          proto: 'tcp',
+          ports: ['25', '6660-6669'],
+        },
         { id: `b${i}b`, action: 'reject', to: { domain: `ads${i}.example.test` } },
       ],
     });
   }
-  return { vms, profiles: [], schedules: [], vpnEndpoints: [t.internet.vpn], updateServers: [t.internet.update], deny, ipv6: false };
+  return {
+    vms,
+    profiles: [],
+    schedules: [],
+    vpnEndpoints: [t.internet.vpn],
+    updateServers: [t.internet.update],
+    deny,
+    ipv6: false,
+  };
 }

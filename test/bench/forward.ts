@@ -40,19 +40,48 @@ async function main(): Promise<void> {
     sh('kid', 'ip', 'route', 'add', 'default', 'via', t.lan.gateway);
     // without masquerade (empty ruleset) the internet needs a route back to the guests
     sh('internet', 'ip', 'route', 'add', t.lan.subnet, 'via', t.wan.secvm.split('/')[0]!);
-    execFileSync('ip', ['netns', 'exec', 'internet', 'iperf3', '-s', '-D', '-B', t.internet.web, '--pidfile', `${STATE}/iperf3.pid`]);
+    execFileSync('ip', [
+      'netns',
+      'exec',
+      'internet',
+      'iperf3',
+      '-s',
+      '-D',
+      '-B',
+      t.internet.web,
+      '--pidfile',
+      `${STATE}/iperf3.pid`,
+    ]);
     await new Promise((r) => setTimeout(r, 500));
 
     const empty: number[] = [];
     const full: number[] = [];
-    const applies: Array<{ applyMs: number; compileMs: number; totalMs: number; elements: number; backend: string }> = [];
+    const applies: Array<{
+      applyMs: number;
+      compileMs: number;
+      totalMs: number;
+      elements: number;
+      backend: string;
+    }> = [];
     for (let round = 1; round <= ROUNDS; round++) {
       sh('secvm', 'nft', 'flush', 'ruleset');
       empty.push(iperf());
-      const out = sh('secvm', 'node', '--import', tsx, join(REPO, 'test', 'bench', 'apply-in-secvm.ts'), '--vms', '50', '--deny', '100000');
+      const out = sh(
+        'secvm',
+        'node',
+        '--import',
+        tsx,
+        join(REPO, 'test', 'bench', 'apply-in-secvm.ts'),
+        '--vms',
+        '50',
+        '--deny',
+        '100000',
+      );
       applies.push(JSON.parse(out));
       full.push(iperf());
-      console.error(`round ${round}/${ROUNDS}: empty ${empty.at(-1)!.toFixed(2)} Gbit/s, full ${full.at(-1)!.toFixed(2)} Gbit/s, apply ${applies.at(-1)!.totalMs.toFixed(0)} ms`);
+      console.error(
+        `round ${round}/${ROUNDS}: empty ${empty.at(-1)!.toFixed(2)} Gbit/s, full ${full.at(-1)!.toFixed(2)} Gbit/s, apply ${applies.at(-1)!.totalMs.toFixed(0)} ms`,
+      );
     }
     const e = median(empty);
     const f = median(full);
@@ -73,7 +102,9 @@ async function main(): Promise<void> {
       seconds_per_run: SECONDS,
     };
     console.log(JSON.stringify(result, null, 2));
-    console.log(`ratio full/empty = ${result.ratio} (target >= 0.90); apply ${result.apply_ms_median} ms (target < 1000 ms)`);
+    console.log(
+      `ratio full/empty = ${result.ratio} (target >= 0.90); apply ${result.apply_ms_median} ms (target < 1000 ms)`,
+    );
   } finally {
     await labDown({ stateDir: STATE, topology: t });
   }

@@ -22,19 +22,28 @@ const web = t.internet.web;
 const mgmt = t.mgmt.secvm.split('/')[0]!;
 
 function sh(ns: string, ...argv: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', NS(ns), ...argv], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 });
+  return execFileSync('ip', ['netns', 'exec', NS(ns), ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 120_000,
+  });
 }
 
 function api(method: string, path: string, body?: unknown): string {
   const args = ['curl', '-sS', '-X', method, `http://${mgmt}:${t.api.port}${path}`];
-  if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
+  if (body !== undefined)
+    args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
   return sh('host', ...args);
 }
 
 async function waitRunning(): Promise<void> {
   for (let i = 0; i < 240; i++) {
     try {
-      if ((JSON.parse(api('GET', '/api/v1/ips')) as { suricata: { status: string } }).suricata.status === 'running') return;
+      if (
+        (JSON.parse(api('GET', '/api/v1/ips')) as { suricata: { status: string } }).suricata.status ===
+        'running'
+      )
+        return;
     } catch {
       /* not up yet */
     }
@@ -46,11 +55,25 @@ async function waitRunning(): Promise<void> {
 /** Download direction (internet → guest), like a browser fetching a large file. */
 function iperf(guest: string): number {
   const out = sh(guest, 'iperf3', '-c', web, '-t', String(SECONDS), '-O', '1', '-R', '-J');
-  return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  return (
+    (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
+      .bits_per_second / 1e9
+  );
 }
 
 function https(guest: string): number {
-  const out = sh(guest, 'curl', '-sk', '-o', '/dev/null', '--max-time', '60', '-w', '%{speed_download}', `https://${web}/bytes?n=${HTTPS_BYTES}`);
+  const out = sh(
+    guest,
+    'curl',
+    '-sk',
+    '-o',
+    '/dev/null',
+    '--max-time',
+    '60',
+    '-w',
+    '%{speed_download}',
+    `https://${web}/bytes?n=${HTTPS_BYTES}`,
+  );
   return (Number(out) * 8) / 1e9;
 }
 
@@ -77,7 +100,8 @@ async function restartWithBypass(bypass: boolean): Promise<void> {
       return false;
     }
   };
-  for (let i = 0; i < 300 && pid !== undefined && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 300 && pid !== undefined && alive(pid); i++)
+    await new Promise((r) => setTimeout(r, 100));
   startService(state);
   await waitRunning();
 }
@@ -108,8 +132,16 @@ async function main(): Promise<void> {
     const out = {
       benchmark: 'ips',
       gbit_s: {
-        https: { ips_bypass: +r.https_ips_bypass!.toFixed(3), off: +r.https_off!.toFixed(3), ips_no_bypass: +r.https_ips_no_bypass!.toFixed(3) },
-        tcp: { ips_bypass: +r.tcp_ips_bypass!.toFixed(3), off: +r.tcp_off!.toFixed(3), ips_no_bypass: +r.tcp_ips_no_bypass!.toFixed(3) },
+        https: {
+          ips_bypass: +r.https_ips_bypass!.toFixed(3),
+          off: +r.https_off!.toFixed(3),
+          ips_no_bypass: +r.https_ips_no_bypass!.toFixed(3),
+        },
+        tcp: {
+          ips_bypass: +r.tcp_ips_bypass!.toFixed(3),
+          off: +r.tcp_off!.toFixed(3),
+          ips_no_bypass: +r.tcp_ips_no_bypass!.toFixed(3),
+        },
       },
       ratio_vs_off: {
         https_bypass: +(r.https_ips_bypass! / r.https_off!).toFixed(3),
@@ -117,7 +149,11 @@ async function main(): Promise<void> {
         tcp_bypass: +(r.tcp_ips_bypass! / r.tcp_off!).toFixed(3),
         tcp_no_bypass: +(r.tcp_ips_no_bypass! / r.tcp_off!).toFixed(3),
       },
-      packets_queued: { https_bypass: r.https_ips_bypass_queued, tcp_bypass: r.tcp_ips_bypass_queued, no_bypass_both: r.no_bypass_queued },
+      packets_queued: {
+        https_bypass: r.https_ips_bypass_queued,
+        tcp_bypass: r.tcp_ips_bypass_queued,
+        no_bypass_both: r.no_bypass_queued,
+      },
       targets: { https_bypass: 0.85, tcp_bypass: 0.5 },
     };
     console.log(JSON.stringify(out, null, 2));

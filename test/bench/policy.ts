@@ -17,7 +17,21 @@ const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 function run(deny: number): Record<string, number> {
   execFileSync('ip', ['netns', 'add', NS]);
   try {
-    const out = execFileSync('ip', ['netns', 'exec', NS, 'node', '--import', tsx, join(REPO, 'test', 'bench', 'policy-in-netns.ts'), '--deny', String(deny)], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    const out = execFileSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        NS,
+        'node',
+        '--import',
+        tsx,
+        join(REPO, 'test', 'bench', 'policy-in-netns.ts'),
+        '--deny',
+        String(deny),
+      ],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+    );
     return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, number>;
   } finally {
     execFileSync('ip', ['netns', 'del', NS]);

@@ -1,6 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALT_RESOLVER_ANSWER } from '../../appliance/lab/builder.js';
-import { api, counter, curl, down, guest, inNs, internetRequests, mustNs, nftTable, restartService, servicePid, sleep, topology, up } from './harness.js';
+import {
+  api,
+  counter,
+  curl,
+  down,
+  guest,
+  inNs,
+  internetRequests,
+  mustNs,
+  nftTable,
+  restartService,
+  servicePid,
+  sleep,
+  topology,
+  up,
+} from './harness.js';
 
 /**
  * The foundation, end to end: real namespaces, the real service in secvm, real
@@ -63,10 +78,25 @@ describe('the baseline gateway', () => {
     }
     expect(await counter('guest_to_guest_dropped')).toBeGreaterThan(before);
     // directly: pin work's real MAC in kid's neighbour table; the isolated bridge port drops it
-    await mustNs('kid', ['ip', 'neigh', 'replace', guest('work').ipv4, 'lladdr', guest('work').mac, 'dev', 'eth0', 'nud', 'permanent']);
+    await mustNs('kid', [
+      'ip',
+      'neigh',
+      'replace',
+      guest('work').ipv4,
+      'lladdr',
+      guest('work').mac,
+      'dev',
+      'eth0',
+      'nud',
+      'permanent',
+    ]);
     try {
       await mustNs('work', ['bash', '-c', 'timeout 5 nc -l -p 7777 > /tmp/portcullis-direct.txt &']);
-      const r = await inNs('kid', ['bash', '-c', `echo direct | timeout 3 nc -w 2 ${guest('work').ipv4} 7777`]);
+      const r = await inNs('kid', [
+        'bash',
+        '-c',
+        `echo direct | timeout 3 nc -w 2 ${guest('work').ipv4} 7777`,
+      ]);
       expect(r.code).not.toBe(0);
     } finally {
       await inNs('kid', ['ip', 'neigh', 'del', guest('work').ipv4, 'dev', 'eth0']);
@@ -114,20 +144,44 @@ describe('the baseline gateway', () => {
   });
 
   it("answers a guest's DNS query to any resolver itself, forwarding upstream", async () => {
-    const direct = await mustNs('kid', ['dig', '+short', '+time=2', '+tries=1', 'example.test', `@${topology.lan.gateway}`]);
+    const direct = await mustNs('kid', [
+      'dig',
+      '+short',
+      '+time=2',
+      '+tries=1',
+      'example.test',
+      `@${topology.lan.gateway}`,
+    ]);
     expect(direct.trim()).toBe(web);
     // a query to another public resolver is redirected to the appliance: the other
     // resolver would have answered with its own address for every name
-    const other = await mustNs('kid', ['dig', '+short', '+time=2', '+tries=1', 'example.test', `@${topology.internet.altResolver}`]);
+    const other = await mustNs('kid', [
+      'dig',
+      '+short',
+      '+time=2',
+      '+tries=1',
+      'example.test',
+      `@${topology.internet.altResolver}`,
+    ]);
     expect(other.trim()).toBe(web);
     expect(other).not.toContain(ALT_RESOLVER_ANSWER);
-    const tcp = await mustNs('kid', ['dig', '+short', '+tcp', '+time=2', '+tries=1', 'example.test', '@198.51.100.77']);
+    const tcp = await mustNs('kid', [
+      'dig',
+      '+short',
+      '+tcp',
+      '+time=2',
+      '+tries=1',
+      'example.test',
+      '@198.51.100.77',
+    ]);
     expect(tcp.trim()).toBe(web);
   });
 
   it('drops guest IPv6 when IPv6 is not enabled', async () => {
     const before = await counter('ipv6_dropped');
-    const ll = (await mustNs('secvm', ['ip', '-6', '-o', 'addr', 'show', 'dev', 'lan0', 'scope', 'link'])).match(/fe80::[0-9a-f:]+/)?.[0];
+    const ll = (
+      await mustNs('secvm', ['ip', '-6', '-o', 'addr', 'show', 'dev', 'lan0', 'scope', 'link'])
+    ).match(/fe80::[0-9a-f:]+/)?.[0];
     expect(ll).toBeDefined();
     const r = await inNs('kid', ['ping', '-6', '-c', '2', '-W', '1', `${ll}%eth0`]);
     expect(r.code).not.toBe(0);
@@ -136,14 +190,26 @@ describe('the baseline gateway', () => {
 
   it('rejects an invalid policy naming the bad field, and leaves the kernel ruleset byte-identical', async () => {
     const before = await nftTable();
-    const badCidr = await api<{ code: string; path: string; message: string }>('POST', '/api/v1/vms/kid/rules', { action: 'drop', to: { cidr: '10.0.0.300/8' } });
+    const badCidr = await api<{ code: string; path: string; message: string }>(
+      'POST',
+      '/api/v1/vms/kid/rules',
+      { action: 'drop', to: { cidr: '10.0.0.300/8' } },
+    );
     expect(badCidr.status).toBe(400);
     expect(badCidr.body.path).toMatch(/cidr/);
-    const unknownVm = await api<{ code: string; path: string }>('POST', '/api/v1/vms/kid/rules', { action: 'accept', to: { vm: 'nosuchvm' } });
+    const unknownVm = await api<{ code: string; path: string }>('POST', '/api/v1/vms/kid/rules', {
+      action: 'accept',
+      to: { vm: 'nosuchvm' },
+    });
     expect(unknownVm.status).toBeGreaterThanOrEqual(400);
     expect(unknownVm.status).toBeLessThan(500);
     expect(unknownVm.body.path).toMatch(/vm/);
-    const dupMac = await api<{ code: string; path: string }>('POST', '/api/v1/vms', { name: 'evil', mac: guest('kid').mac, ipv4: '10.20.0.66', profile: 'open' });
+    const dupMac = await api<{ code: string; path: string }>('POST', '/api/v1/vms', {
+      name: 'evil',
+      mac: guest('kid').mac,
+      ipv4: '10.20.0.66',
+      profile: 'open',
+    });
     expect(dupMac.status).toBeGreaterThanOrEqual(400);
     expect(dupMac.status).toBeLessThan(500);
     expect(dupMac.body.path).toMatch(/mac/);
@@ -152,7 +218,23 @@ describe('the baseline gateway', () => {
 
   it('keeps an established TCP connection through a service restart with the same policy', async () => {
     // a slow download that takes several seconds; restart the service in the middle
-    const download = inNs('kid', ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download}', '--limit-rate', '200k', '--max-time', '30', `http://${web}/bytes?n=1000000`], 40_000);
+    const download = inNs(
+      'kid',
+      [
+        'curl',
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{size_download}',
+        '--limit-rate',
+        '200k',
+        '--max-time',
+        '30',
+        `http://${web}/bytes?n=1000000`,
+      ],
+      40_000,
+    );
     await sleep(1500);
     const pid = servicePid();
     expect(pid).toBeDefined();
@@ -194,7 +276,9 @@ describe('the gate at boot', () => {
       await mustNs('kid', ['ip', 'route', 'add', 'default', 'via', topology.lan.gateway]);
       expect(await reachesInternet('kid')).toBe(false);
       const table = await nftTable();
-      expect(table).toMatch(/chain forward \{\s+type filter hook forward priority filter - 10; policy drop;\s+\}/);
+      expect(table).toMatch(
+        /chain forward \{\s+type filter hook forward priority filter - 10; policy drop;\s+\}/,
+      );
       await restartService();
       expect(await reachesInternet('kid')).toBe(true);
     } finally {

@@ -1,7 +1,14 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_TOPOLOGY, labDown, labUp, readState, startService, type LabState } from '../../appliance/lab/builder.js';
+import {
+  DEFAULT_TOPOLOGY,
+  labDown,
+  labUp,
+  readState,
+  startService,
+  type LabState,
+} from '../../appliance/lab/builder.js';
 import { loadTopology, ns, type LabTopology } from '../../appliance/lab/topology.js';
 
 /**
@@ -21,10 +28,19 @@ export interface Result {
 /** Run a command in a namespace; never throws on a non-zero exit. */
 export function inNs(name: string, argv: string[], timeoutMs = 20_000): Promise<Result> {
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns(name), ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
-    });
+    execFile(
+      'ip',
+      ['netns', 'exec', ns(name), ...argv],
+      { timeout: timeoutMs, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+      },
+    );
   });
 }
 
@@ -36,16 +52,42 @@ export async function mustNs(ns: string, argv: string[], timeoutMs?: number): Pr
 }
 
 /** HTTP(S) GET from a guest; `ok` when curl got a response. */
-export async function curl(ns: string, url: string, extra: string[] = [], timeoutSec = 4): Promise<{ ok: boolean; body: string; code: number }> {
-  const r = await inNs(ns, ['curl', '-sS', '-k', '--max-time', String(timeoutSec), ...extra, url], (timeoutSec + 5) * 1000);
+export async function curl(
+  ns: string,
+  url: string,
+  extra: string[] = [],
+  timeoutSec = 4,
+): Promise<{ ok: boolean; body: string; code: number }> {
+  const r = await inNs(
+    ns,
+    ['curl', '-sS', '-k', '--max-time', String(timeoutSec), ...extra, url],
+    (timeoutSec + 5) * 1000,
+  );
   return { ok: r.code === 0, body: r.stdout, code: r.code };
 }
 
 /** Call the API from the management side (the host namespace). */
-export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const state = readState(STATE_DIR)!;
-  const args = ['curl', '-sS', '--max-time', '10', '-X', method, '-o', '-', '-w', '\n%{http_code}', `${state.api.mgmt}${path}`];
-  if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
+  const args = [
+    'curl',
+    '-sS',
+    '--max-time',
+    '10',
+    '-X',
+    method,
+    '-o',
+    '-',
+    '-w',
+    '\n%{http_code}',
+    `${state.api.mgmt}${path}`,
+  ];
+  if (body !== undefined)
+    args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
   const out = await mustNs('host', args);
   const i = out.lastIndexOf('\n');
   const text = out.slice(0, i);
@@ -65,7 +107,13 @@ export async function counter(name: string): Promise<number> {
 }
 
 /** Requests the lab's internet web server logged. */
-export function internetRequests(): Array<{ client: string; path?: string; body?: string; scheme: string; host?: string }> {
+export function internetRequests(): Array<{
+  client: string;
+  path?: string;
+  body?: string;
+  scheme: string;
+  host?: string;
+}> {
   try {
     return readFileSync(join(STATE_DIR, 'internet-requests.jsonl'), 'utf8')
       .split('\n')
@@ -77,7 +125,12 @@ export function internetRequests(): Array<{ client: string; path?: string; body?
 }
 
 export async function up(options: { service?: boolean } = {}): Promise<LabState> {
-  return labUp({ topology, topologyFile: DEFAULT_TOPOLOGY, stateDir: STATE_DIR, service: options.service ?? true });
+  return labUp({
+    topology,
+    topologyFile: DEFAULT_TOPOLOGY,
+    stateDir: STATE_DIR,
+    service: options.service ?? true,
+  });
 }
 
 export async function down(): Promise<void> {
@@ -153,7 +206,13 @@ export interface DigResult {
 }
 
 /** `dig` from a namespace; `server` defaults to the namespace's resolv.conf. Extra args: +tcp, -p … */
-export async function dig(ns: string, name: string, type = 'A', server?: string, extra: string[] = []): Promise<DigResult> {
+export async function dig(
+  ns: string,
+  name: string,
+  type = 'A',
+  server?: string,
+  extra: string[] = [],
+): Promise<DigResult> {
   const args = ['dig', '+time=2', '+tries=1', '+nocmd', '+nostats', ...extra, name, type];
   if (server) args.push(`@${server}`);
   const r = await inNs(ns, args);
@@ -167,7 +226,12 @@ export async function dig(ns: string, name: string, type = 'A', server?: string,
     else if (line.startsWith(';;') || line.trim() === '') section = line.trim() === '' ? undefined : section;
     else if (section && !line.startsWith(';')) {
       const [owner, ttl, , rtype, ...data] = line.split(/\s+/);
-      section.push({ name: owner!.replace(/\.$/, ''), ttl: Number(ttl), type: rtype!, data: data.join(' ').replace(/\.$/, '') });
+      section.push({
+        name: owner!.replace(/\.$/, ''),
+        ttl: Number(ttl),
+        type: rtype!,
+        data: data.join(' ').replace(/\.$/, ''),
+      });
     }
   }
   return { status, answers, authority };

@@ -38,12 +38,19 @@ function suricataPid(): number | undefined {
   return undefined;
 }
 
-const seen = (marker: string): boolean => internetRequests().some((r) => (r.path ?? '').includes(marker) || (r.body ?? '').includes(marker));
+const seen = (marker: string): boolean =>
+  internetRequests().some((r) => (r.path ?? '').includes(marker) || (r.body ?? '').includes(marker));
 
 beforeAll(async () => {
   await up();
   // browse: inline too, but fail-open; work: IPS off (the control)
-  const p = await api('POST', '/api/v1/profiles', { name: 'ips-open', internet: 'open', rules: [], reach: [], ips: { mode: 'ips', failure: 'fail-open' } });
+  const p = await api('POST', '/api/v1/profiles', {
+    name: 'ips-open',
+    internet: 'open',
+    rules: [],
+    reach: [],
+    ips: { mode: 'ips', failure: 'fail-open' },
+  });
   expect(p.status, JSON.stringify(p.body)).toBe(201);
   expect((await api('PATCH', '/api/v1/vms/browse', { profile: 'ips-open' })).status).toBe(200);
   expect((await api('PATCH', '/api/v1/vms/work', { profile: 'open' })).status).toBe(200);
@@ -56,7 +63,8 @@ afterAll(async () => {
 
 // every drop and alert makes the kid profile block the remote host for a day: start each test clean
 afterEach(async () => {
-  for (const b of (await api<IpsState>('GET', '/api/v1/ips')).body.blocks) await api('DELETE', `/api/v1/ips/blocks/${b.address}`);
+  for (const b of (await api<IpsState>('GET', '/api/v1/ips')).body.blocks)
+    await api('DELETE', `/api/v1/ips/blocks/${b.address}`);
   const kid = await api<{ quarantine?: unknown }>('GET', '/api/v1/vms/kid');
   if (kid.body.quarantine) await api('DELETE', '/api/v1/vms/kid/quarantine');
 });
@@ -86,7 +94,9 @@ describe('Suricata inline on NFQUEUE', () => {
       if (!blocked) await sleep(250);
     }
     expect(blocked).toBe(true);
-    expect(await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'ips_block4'])).toContain(other);
+    expect(await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'ips_block4'])).toContain(
+      other,
+    );
     expect((await curl('kid', `http://${other}/after-block`, [], 2)).ok).toBe(false);
     expect((await curl('work', `http://${other}/after-block`, [], 2)).ok).toBe(false);
     const alerts = await api<Array<{ signatureId: number; vm?: string }>>('GET', '/api/v1/alerts?limit=20');
@@ -100,7 +110,8 @@ describe('Suricata inline on NFQUEUE', () => {
     for (const host of [web, spare, other]) await curl('kid', `http://${host}/ALERTME-again`, [], 2);
     let reason: string | undefined;
     for (let i = 0; i < 40 && !reason; i++) {
-      reason = (await api<{ quarantine?: { reason: string } }>('GET', '/api/v1/vms/kid')).body.quarantine?.reason;
+      reason = (await api<{ quarantine?: { reason: string } }>('GET', '/api/v1/vms/kid')).body.quarantine
+        ?.reason;
       if (!reason) await sleep(250);
     }
     expect(reason).toBeDefined();
@@ -109,7 +120,23 @@ describe('Suricata inline on NFQUEUE', () => {
   });
 
   it('reloads rules through the command socket without dropping an established flow', async () => {
-    const download = inNs('kid', ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download}', '--limit-rate', '300k', '--max-time', '40', `http://${web}/bytes?n=2000000`], 50_000);
+    const download = inNs(
+      'kid',
+      [
+        'curl',
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{size_download}',
+        '--limit-rate',
+        '300k',
+        '--max-time',
+        '40',
+        `http://${web}/bytes?n=2000000`,
+      ],
+      50_000,
+    );
     await sleep(1500);
     const r = await api<Array<{ rules_loaded: number }>>('POST', '/api/v1/ips/reload');
     expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -126,17 +153,41 @@ describe('Suricata inline on NFQUEUE', () => {
     const kid = topology.guests.find((g) => g.name === 'kid')!;
     const work = topology.guests.find((g) => g.name === 'work')!;
     // 1. capture real datagrams of work (IPS off) to the internet, client side
-    const capture = inNs('work', ['timeout', '5', 'tcpdump', '-i', 'eth0', '-U', '-w', `${dir}/orig.pcap`, 'udp and dst port 9001'], 10_000);
+    const capture = inNs(
+      'work',
+      ['timeout', '5', 'tcpdump', '-i', 'eth0', '-U', '-w', `${dir}/orig.pcap`, 'udp and dst port 9001'],
+      10_000,
+    );
     await sleep(1000);
-    await inNs('work', ['bash', '-c', `printf '%s' '${evil}' | nc -u -w1 -p 40001 ${other} 9001; printf '%s' '${alertme}' | nc -u -w1 -p 40002 ${spare} 9001`]);
+    await inNs('work', [
+      'bash',
+      '-c',
+      `printf '%s' '${evil}' | nc -u -w1 -p 40001 ${other} 9001; printf '%s' '${alertme}' | nc -u -w1 -p 40002 ${spare} 9001`,
+    ]);
     await capture;
     // 2. checksums fixed (veth captures carry offloaded, unfinished ones), and a copy
     //    rewritten to kid (address, MAC), with tcprewrite
-    await mustNs('work', ['tcprewrite', `--infile=${dir}/orig.pcap`, `--outfile=${dir}/work.pcap`, '--fixcsum']);
-    await mustNs('work', ['tcprewrite', `--infile=${dir}/orig.pcap`, `--outfile=${dir}/kid.pcap`, `--srcipmap=${work.ipv4}/32:${kid.ipv4}/32`, `--enet-smac=${kid.mac}`, '--fixcsum']);
+    await mustNs('work', [
+      'tcprewrite',
+      `--infile=${dir}/orig.pcap`,
+      `--outfile=${dir}/work.pcap`,
+      '--fixcsum',
+    ]);
+    await mustNs('work', [
+      'tcprewrite',
+      `--infile=${dir}/orig.pcap`,
+      `--outfile=${dir}/kid.pcap`,
+      `--srcipmap=${work.ipv4}/32:${kid.ipv4}/32`,
+      `--enet-smac=${kid.mac}`,
+      '--fixcsum',
+    ]);
     // 3. replay through the gateway, watching what reaches the internet side
     const arrived = async (guest: string, file: string): Promise<string> => {
-      const watch = inNs('internet', ['timeout', '4', 'tcpdump', '-l', '-i', 'isp0', '-A', '-n', 'udp and dst port 9001'], 8_000);
+      const watch = inNs(
+        'internet',
+        ['timeout', '4', 'tcpdump', '-l', '-i', 'isp0', '-A', '-n', 'udp and dst port 9001'],
+        8_000,
+      );
       await sleep(1000);
       await mustNs(guest, ['tcpreplay', '-q', '-i', 'eth0', file]);
       return (await watch).stdout;
@@ -190,7 +241,10 @@ describe('Suricata inline on NFQUEUE', () => {
       expect((await curl('browse', `http://${other}/${marker}`)).ok).toBe(true);
       expect(seen(marker)).toBe(true);
       for (let i = 0; i < 12 && !alerted; i++) {
-        const alerts = await api<Array<{ signatureId: number; vm?: string }>>('GET', '/api/v1/alerts?limit=50&vm=browse');
+        const alerts = await api<Array<{ signatureId: number; vm?: string }>>(
+          'GET',
+          '/api/v1/alerts?limit=50&vm=browse',
+        );
         alerted = alerts.body.some((a) => a.signatureId === 1000001);
         if (!alerted) await sleep(250);
       }

@@ -7,7 +7,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dhcp, REPO, setInternetHosts } from '../../appliance/lab/builder.js';
 import { isPortcullisError } from '../../gateway/src/errors.js';
 import { DnsFilter } from '../../gateway/src/dns/server.js';
-import { api, curl, dig, down, guest, inNs, internetRequests, mustNs, sleep, STATE_DIR, topology, up, type DigResult } from './harness.js';
+import {
+  api,
+  curl,
+  dig,
+  down,
+  guest,
+  inNs,
+  internetRequests,
+  mustNs,
+  sleep,
+  STATE_DIR,
+  topology,
+  up,
+  type DigResult,
+} from './harness.js';
 
 /**
  * Every parental control, end to end in the lab: the DNS filter (categories, the
@@ -31,7 +45,14 @@ const reaches = async (ns: string, url: string): Promise<boolean> => (await curl
 
 /** A custom profile: open internet, no IPS, plus `extra`. */
 async function addProfile(name: string, extra: Record<string, unknown>): Promise<void> {
-  const r = await api('POST', '/api/v1/profiles', { name, internet: 'open', rules: [], reach: [], ips: { mode: 'off', failure: 'fail-open' }, ...extra });
+  const r = await api('POST', '/api/v1/profiles', {
+    name,
+    internet: 'open',
+    rules: [],
+    reach: [],
+    ips: { mode: 'off', failure: 'fail-open' },
+    ...extra,
+  });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
 }
 
@@ -42,7 +63,16 @@ async function patchVm(name: string, patch: Record<string, unknown>): Promise<vo
 
 /** The chain of a VM in the kernel, listed with TZ=UTC (nft prints times in its own zone). */
 function vmChain(vm: string): Promise<string> {
-  return mustNs('secvm', ['env', 'TZ=UTC', 'nft', 'list', 'chain', 'inet', 'portcullis', `vm_${vm.replace(/-/g, '_')}`]);
+  return mustNs('secvm', [
+    'env',
+    'TZ=UTC',
+    'nft',
+    'list',
+    'chain',
+    'inet',
+    'portcullis',
+    `vm_${vm.replace(/-/g, '_')}`,
+  ]);
 }
 
 /** The UTC form nft prints a `meta time` in. */
@@ -57,13 +87,30 @@ function zoneWhereHourIs(hour: number): string {
 
 /** The local weekday (mon … sun) now in `tz`, and `shift` days from it. */
 function weekday(tz: string, shift = 0): string {
-  const name = new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short' }).format(new Date()).toLowerCase().slice(0, 3);
+  const name = new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short' })
+    .format(new Date())
+    .toLowerCase()
+    .slice(0, 3);
   return EVERY_DAY[(EVERY_DAY.indexOf(name) + shift + 7) % 7]!;
 }
 
 /** Bytes per second of one download from a guest. */
 async function speed(ns: string, bytes: number, host: string = web): Promise<number> {
-  const out = await mustNs(ns, ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', '--max-time', '60', `http://${host}/bytes?n=${bytes}`], 70_000);
+  const out = await mustNs(
+    ns,
+    [
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{size_download} %{speed_download}',
+      '--max-time',
+      '60',
+      `http://${host}/bytes?n=${bytes}`,
+    ],
+    70_000,
+  );
   const [size, bps] = out.trim().split(' ').map(Number);
   expect(size).toBe(bytes);
   return bps!;
@@ -81,7 +128,23 @@ async function setOnceHolding(set: string, address: string): Promise<string> {
 
 /** POST the block page's "ask a parent" form from a guest, for a blocked name. */
 async function ask(ns: string, name: string, reason: string): Promise<number> {
-  const r = await curl(ns, `http://${name}/.portcullis/ask`, ['-X', 'POST', '--data-urlencode', `domain=${name}`, '--data-urlencode', `url=http://${name}/`, '--data-urlencode', `reason=${reason}`, '-w', '\n%{http_code}'], 3);
+  const r = await curl(
+    ns,
+    `http://${name}/.portcullis/ask`,
+    [
+      '-X',
+      'POST',
+      '--data-urlencode',
+      `domain=${name}`,
+      '--data-urlencode',
+      `url=http://${name}/`,
+      '--data-urlencode',
+      `reason=${reason}`,
+      '-w',
+      '\n%{http_code}',
+    ],
+    3,
+  );
   expect(r.ok).toBe(true);
   expect(Number(r.body.slice(r.body.lastIndexOf('\n') + 1))).toBe(201);
   expect(r.body).toContain('Your request was sent');
@@ -121,8 +184,12 @@ afterAll(async () => {
 });
 
 describe('the DNS filter and the block page', () => {
-  it('blocks the kid profile\'s categories with the block page, naming the site and the category', async () => {
-    for (const [name, category] of [[ADULT, 'adult'], [`www.${ADULT}`, 'adult'], [APPROVE, 'gambling']] as const) {
+  it("blocks the kid profile's categories with the block page, naming the site and the category", async () => {
+    for (const [name, category] of [
+      [ADULT, 'adult'],
+      [`www.${ADULT}`, 'adult'],
+      [APPROVE, 'gambling'],
+    ] as const) {
       expect(addresses(await dig('kid', name)), name).toEqual([gateway]);
       const page = await curl('kid', `http://${name}/`, ['-w', '\n%{http_code}'], 3);
       expect(page.body.endsWith('\n403'), name).toBe(true);
@@ -131,14 +198,23 @@ describe('the DNS filter and the block page', () => {
     }
     // browse (no categories) gets the site
     expect(addresses(await dig('browse', APPROVE))).toEqual([spare]);
-    expect((JSON.parse((await curl('browse', `http://${APPROVE}/`)).body) as { host: string }).host).toBe(APPROVE);
+    expect((JSON.parse((await curl('browse', `http://${APPROVE}/`)).body) as { host: string }).host).toBe(
+      APPROVE,
+    );
   });
 
   it("keeps kid's query log (asked, answered, blocked and why) and explains a name on request", async () => {
     const allowed = 'example.test';
     await dig('kid', allowed);
     await dig('kid', ADULT);
-    interface Entry { name: string; type: string; action: string; reason?: { kind: string; list?: string }; answers: string[]; cached: boolean }
+    interface Entry {
+      name: string;
+      type: string;
+      action: string;
+      reason?: { kind: string; list?: string };
+      answers: string[];
+      cached: boolean;
+    }
     const log = await api<{ vm: string; entries: Entry[] }>('GET', '/api/v1/vms/kid/queries?limit=50');
     expect(log.status, JSON.stringify(log.body)).toBe(200);
     const blockedAt = log.body.entries.findIndex((e) => e.name === ADULT);
@@ -146,25 +222,42 @@ describe('the DNS filter and the block page', () => {
     // newest first
     expect(blockedAt).toBeGreaterThanOrEqual(0);
     expect(allowedAt).toBeGreaterThan(blockedAt);
-    expect(log.body.entries[blockedAt]).toMatchObject({ type: 'A', action: 'block', reason: { kind: 'category', list: 'adult' }, answers: [gateway] });
+    expect(log.body.entries[blockedAt]).toMatchObject({
+      type: 'A',
+      action: 'block',
+      reason: { kind: 'category', list: 'adult' },
+      answers: [gateway],
+    });
     expect(log.body.entries[allowedAt]).toMatchObject({ type: 'A', action: 'allow', answers: [web] });
     // another VM's log holds none of it
     const other = await api<{ entries: Entry[] }>('GET', '/api/v1/vms/browse/queries');
     expect(other.body.entries.some((e) => e.name === ADULT)).toBe(false);
     const check = await api('GET', `/api/v1/vms/kid/dns-check?name=www.${ADULT}`);
-    expect(check.body).toMatchObject({ action: 'block', reason: { kind: 'category', list: 'adult', entry: ADULT } });
-    expect((await api('GET', `/api/v1/vms/browse/dns-check?name=www.${ADULT}`)).body).toMatchObject({ action: 'allow' });
+    expect(check.body).toMatchObject({
+      action: 'block',
+      reason: { kind: 'category', list: 'adult', entry: ADULT },
+    });
+    expect((await api('GET', `/api/v1/vms/browse/dns-check?name=www.${ADULT}`)).body).toMatchObject({
+      action: 'allow',
+    });
   });
 
   it('"ask a parent" records an access request; approval for some minutes makes the name resolve and load at once', async () => {
     const id = await ask('kid', APPROVE, 'homework about odds');
     const pending = await api<AccessRequest[]>('GET', '/api/v1/access-requests?status=pending');
     expect(pending.status).toBe(200);
-    expect(pending.body.find((r) => r.id === id)).toMatchObject({ vm: 'kid', domain: APPROVE, status: 'pending', reason: 'homework about odds' });
+    expect(pending.body.find((r) => r.id === id)).toMatchObject({
+      vm: 'kid',
+      domain: APPROVE,
+      status: 'pending',
+      reason: 'homework about odds',
+    });
     expect(addresses(await dig('kid', APPROVE))).toEqual([gateway]);
 
     const before = Date.now();
-    const approved = await api<AccessRequest>('POST', `/api/v1/access-requests/${id}/approve`, { minutes: 10 });
+    const approved = await api<AccessRequest>('POST', `/api/v1/access-requests/${id}/approve`, {
+      minutes: 10,
+    });
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     expect(approved.body.status).toBe('approved');
     const until = Date.parse(approved.body.until!);
@@ -178,8 +271,14 @@ describe('the DNS filter and the block page', () => {
       expect(page.ok).toBe(true);
       expect((JSON.parse(page.body) as { host: string }).host).toBe(APPROVE);
       // the approval is a rule on the VM that ends with it; the rest of the category stays blocked
-      const rules = await api<Array<{ id: string; action: string; to: { domain?: string }; expires?: string }>>('GET', '/api/v1/vms/kid/rules');
-      expect(rules.body.find((r) => r.id === approved.body.ruleId)).toMatchObject({ action: 'accept', to: { domain: APPROVE }, expires: approved.body.until });
+      const rules = await api<
+        Array<{ id: string; action: string; to: { domain?: string }; expires?: string }>
+      >('GET', '/api/v1/vms/kid/rules');
+      expect(rules.body.find((r) => r.id === approved.body.ruleId)).toMatchObject({
+        action: 'accept',
+        to: { domain: APPROVE },
+        expires: approved.body.until,
+      });
       expect(addresses(await dig('kid', DENY))).toEqual([gateway]);
     } finally {
       expect((await api('DELETE', `/api/v1/vms/kid/rules/${approved.body.ruleId}`)).status).toBe(204);
@@ -190,11 +289,15 @@ describe('the DNS filter and the block page', () => {
 
   it('a denied request leaves the name blocked', async () => {
     const id = await ask('kid', DENY, 'please');
-    const denied = await api<AccessRequest>('POST', `/api/v1/access-requests/${id}/deny`, { reason: 'not for kids' });
+    const denied = await api<AccessRequest>('POST', `/api/v1/access-requests/${id}/deny`, {
+      reason: 'not for kids',
+    });
     expect(denied.status).toBe(200);
     expect(denied.body.status).toBe('denied');
     expect(addresses(await dig('kid', DENY))).toEqual([gateway]);
-    expect((await curl('kid', `http://${DENY}/`, [], 3)).body).toContain(`<strong>${DENY}</strong> is blocked`);
+    expect((await curl('kid', `http://${DENY}/`, [], 3)).body).toContain(
+      `<strong>${DENY}</strong> is blocked`,
+    );
     const list = await api<AccessRequest[]>('GET', '/api/v1/access-requests?vm=kid&status=denied');
     expect(list.body.map((r) => r.id)).toContain(id);
     // a decided request cannot be approved afterwards
@@ -209,7 +312,10 @@ describe('the DNS filter and the block page', () => {
     ] as const;
     for (const [name, safe] of cases) {
       const r = await dig('kid', name);
-      expect(r.answers.find((a) => a.type === 'CNAME'), name).toMatchObject({ name, data: safe });
+      expect(
+        r.answers.find((a) => a.type === 'CNAME'),
+        name,
+      ).toMatchObject({ name, data: safe });
       expect(addresses(r), name).toEqual([hosts[safe]]);
       const marker = `/search?q=ss-${Date.now()}-${name}`;
       const page = await curl('kid', `http://${name}${marker}`, [], 3);
@@ -227,7 +333,13 @@ describe('the DNS filter and the block page', () => {
     await addProfile('no-youtube', { dns: { services: ['youtube'] } });
     try {
       await patchVm('browse', { profile: 'no-youtube' });
-      for (const name of ['www.youtube.com', 'm.youtube.com', 'youtu.be', 'i.ytimg.com', 'rr1.googlevideo.com']) {
+      for (const name of [
+        'www.youtube.com',
+        'm.youtube.com',
+        'youtu.be',
+        'i.ytimg.com',
+        'rr1.googlevideo.com',
+      ]) {
         expect(addresses(await dig('browse', name)), name).toEqual([gateway]);
       }
       const page = await curl('browse', 'http://www.youtube.com/', [], 3);
@@ -260,7 +372,9 @@ describe('schedules', () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     try {
       const chain = await vmChain('kid');
-      expect(chain).toMatch(/ip daddr @svc4_kid_youtube meta day \{[^}]+\} meta hour "[\d:]+"-"[\d:]+" reject/);
+      expect(chain).toMatch(
+        /ip daddr @svc4_kid_youtube meta day \{[^}]+\} meta hour "[\d:]+"-"[\d:]+" reject/,
+      );
       expect(addresses(await dig('kid', 'www.youtube.com'))).toEqual([learned]);
       // the answer's addresses are learned into the VM's youtube set
       expect(await setOnceHolding('svc4_kid_youtube', learned)).toContain(learned);
@@ -280,7 +394,10 @@ describe('schedules', () => {
       expect(await reaches('kid', `http://${web}/`)).toBe(true);
       expect(await reaches('browse', `http://${learned}/`)).toBe(true);
       // a per-service schedule does not switch the whole VM off
-      const state = await api<{ internet: string; schedules: Array<{ name: string; active: boolean }> }>('GET', '/api/v1/vms/kid/state');
+      const state = await api<{ internet: string; schedules: Array<{ name: string; active: boolean }> }>(
+        'GET',
+        '/api/v1/vms/kid/state',
+      );
       expect(state.body.schedules).toEqual([{ name: 'youtube-evenings', mode: 'deny', active: true }]);
       expect(state.body.internet).toBe('open');
     } finally {
@@ -313,10 +430,14 @@ describe('schedules', () => {
       for (const [hour, shift, blocked, what] of cases) {
         const tz = zoneWhereHourIs(hour);
         const body = schedule(tz, weekday(tz, shift));
-        const r = created ? await api('PUT', '/api/v1/schedules/work-hours', body) : await api('POST', '/api/v1/schedules', body);
+        const r = created
+          ? await api('PUT', '/api/v1/schedules/work-hours', body)
+          : await api('POST', '/api/v1/schedules', body);
         expect(r.status, JSON.stringify(r.body)).toBe(created ? 200 : 201);
         created = true;
-        const rules = (await vmChain('work')).split('\n').filter((l) => /meta day .* meta hour "[\d:]+"-"[\d:]+" drop/.test(l));
+        const rules = (await vmChain('work'))
+          .split('\n')
+          .filter((l) => /meta day .* meta hour "[\d:]+"-"[\d:]+" drop/.test(l));
         // 22:00–06:00 and 11:00–14:00 (more where one crosses UTC midnight)
         expect(rules.length, `${what}: ${rules.join('\n')}`).toBeGreaterThanOrEqual(2);
         expect(await reaches('work', `http://${web}/`), `${what} (${tz})`).toBe(!blocked);
@@ -335,9 +456,21 @@ describe('pause, slow-down, time budgets', () => {
   it('pause now: cuts kid off at once (open connections too), DNS answers the block page; resume restores it', async () => {
     // an open connection that sends one line now and one in 3 s (the sink logs it after 4 s of silence)
     const mark = `pause-${process.pid}-${Date.now()}`;
-    const open = inNs('kid', ['bash', '-c', `(echo ${mark}-before; sleep 3; echo ${mark}-after; sleep 1) | timeout 8 nc ${web} 9000`], 15_000);
+    const open = inNs(
+      'kid',
+      [
+        'bash',
+        '-c',
+        `(echo ${mark}-before; sleep 3; echo ${mark}-after; sleep 1) | timeout 8 nc ${web} 9000`,
+      ],
+      15_000,
+    );
     await sleep(1000);
-    const paused = await api<{ vm: string; pause: { since: string; until: string; reason?: string } }>('POST', '/api/v1/vms/kid/pause', { minutes: 5, reason: 'dinner' });
+    const paused = await api<{ vm: string; pause: { since: string; until: string; reason?: string } }>(
+      'POST',
+      '/api/v1/vms/kid/pause',
+      { minutes: 5, reason: 'dinner' },
+    );
     expect(paused.status, JSON.stringify(paused.body)).toBe(200);
     try {
       expect(Date.parse(paused.body.pause.until) - Date.parse(paused.body.pause.since)).toBe(5 * 60_000);
@@ -351,7 +484,9 @@ describe('pause, slow-down, time budgets', () => {
       expect(got).toContain(`${mark}-before`);
       expect(got).not.toContain(`${mark}-after`);
       expect(addresses(await dig('kid', 'example.test'))).toEqual([gateway]);
-      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain('a parent paused the internet until');
+      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain(
+        'a parent paused the internet until',
+      );
       expect(await vmChain('kid')).toContain(`meta time < "${nftTime(paused.body.pause.until)}" drop`);
       expect(await reaches('browse', `http://${web}/`)).toBe(true);
     } finally {
@@ -363,7 +498,9 @@ describe('pause, slow-down, time budgets', () => {
   });
 
   it('a pause for some minutes ends by the kernel clock: the rule drops only until its end', async () => {
-    const r = await api<{ pause: { since: string; until: string } }>('POST', '/api/v1/vms/kid/pause', { minutes: 1 });
+    const r = await api<{ pause: { since: string; until: string } }>('POST', '/api/v1/vms/kid/pause', {
+      minutes: 1,
+    });
     expect(r.status).toBe(200);
     try {
       expect(Date.parse(r.body.pause.until) - Date.parse(r.body.pause.since)).toBe(60_000);
@@ -382,7 +519,9 @@ describe('pause, slow-down, time budgets', () => {
     await addProfile('slow', { parental: { slowKbytes: 100 } });
     try {
       await patchVm('browse', { profile: 'slow' });
-      expect(await mustNs('secvm', ['nft', 'list', 'chain', 'inet', 'portcullis', 'to_guests'])).toContain(`ip daddr ${guest('browse').ipv4} limit rate over 100 kbytes/second`);
+      expect(await mustNs('secvm', ['nft', 'list', 'chain', 'inet', 'portcullis', 'to_guests'])).toContain(
+        `ip daddr ${guest('browse').ipv4} limit rate over 100 kbytes/second`,
+      );
       const slow = await speed('browse', 600_000);
       expect(slow, `slowed ${Math.round(slow)} B/s vs ${Math.round(fast)} B/s`).toBeLessThan(fast / 3);
       // the rest of the lab is not slowed
@@ -403,7 +542,9 @@ describe('pause, slow-down, time budgets', () => {
       expect(addresses(await dig('browse', 'www.youtube.com'))).toEqual([youtube]);
       expect(await setOnceHolding('svc4_browse_youtube', youtube)).toContain(youtube);
       const slow = await speed('browse', 600_000, 'www.youtube.com');
-      expect(slow, `YouTube slowed to ${Math.round(slow)} B/s vs ${Math.round(fast)} B/s`).toBeLessThan(fast / 3);
+      expect(slow, `YouTube slowed to ${Math.round(slow)} B/s vs ${Math.round(fast)} B/s`).toBeLessThan(
+        fast / 3,
+      );
       // other sites are not slowed for browse
       expect(await speed('browse', 2_000_000)).toBeGreaterThan(slow * 3);
     } finally {
@@ -416,7 +557,15 @@ describe('pause, slow-down, time budgets', () => {
     // active use: the budget counts what the VM sends (a download's ACKs alone can stay under
     // the idle threshold), so each round uploads 250 kB at 50 kB/s
     const loop = (ns: string, seconds: number, stopWhenCut: boolean): Promise<unknown> =>
-      inNs(ns, ['bash', '-c', `end=$((SECONDS+${seconds})); while [ $SECONDS -lt $end ]; do head -c 250000 /dev/zero | curl -sf -o /dev/null --max-time 6 --limit-rate 50k --data-binary @- http://${web}/upload ${stopWhenCut ? '|| break' : ''}; done`], (seconds + 15) * 1000);
+      inNs(
+        ns,
+        [
+          'bash',
+          '-c',
+          `end=$((SECONDS+${seconds})); while [ $SECONDS -lt $end ]; do head -c 250000 /dev/zero | curl -sf -o /dev/null --max-time 6 --limit-rate 50k --data-binary @- http://${web}/upload ${stopWhenCut ? '|| break' : ''}; done`,
+        ],
+        (seconds + 15) * 1000,
+      );
     const budget = async (vm: string): Promise<Budget> => {
       const r = await api<Budget>('GET', `/api/v1/vms/${vm}/budget`);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -449,7 +598,9 @@ describe('pause, slow-down, time budgets', () => {
       }
       expect(spent.usedSeconds).toBeGreaterThanOrEqual(60);
       const now = new Date();
-      expect(spent.blockedUntil).toBe(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString());
+      expect(spent.blockedUntil).toBe(
+        new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString(),
+      );
       expect(await budget('kid')).toEqual(spent);
       // both are blocked, kid although it used only part of the minute itself
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
@@ -464,7 +615,9 @@ describe('pause, slow-down, time budgets', () => {
       }
       expect(answer).toEqual([gateway]);
       // the block page says why
-      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain('internet time is used up; it comes back at 00:00');
+      expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain(
+        'internet time is used up; it comes back at 00:00',
+      );
 
       const granted = await api<Budget>('POST', '/api/v1/vms/kid/budget/grant', { minutes: 5 });
       expect(granted.status, JSON.stringify(granted.body)).toBe(200);
@@ -492,8 +645,28 @@ describe('unknown devices', () => {
       await mustNs('browse', ['ip', 'link', 'set', 'eth0', 'address', mac]);
       await mustNs('browse', ['ip', '-4', 'addr', 'flush', 'dev', 'eth0']);
       await inNs('browse', ['ip', 'neigh', 'flush', 'dev', 'eth0']);
-      await mustNs('browse', ['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', join(REPO, 'appliance', 'lab', 'udhcpc.sh')], 30_000);
-      const m = /inet (10\.20\.0\.(\d+))\//.exec(await mustNs('browse', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']));
+      await mustNs(
+        'browse',
+        [
+          'busybox',
+          'udhcpc',
+          '-i',
+          'eth0',
+          '-n',
+          '-q',
+          '-f',
+          '-t',
+          '5',
+          '-T',
+          '1',
+          '-s',
+          join(REPO, 'appliance', 'lab', 'udhcpc.sh'),
+        ],
+        30_000,
+      );
+      const m = /inet (10\.20\.0\.(\d+))\//.exec(
+        await mustNs('browse', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']),
+      );
       expect(m).not.toBeNull();
       const leased = m![1]!;
       expect(Number(m![2])).toBeGreaterThanOrEqual(200);
@@ -504,12 +677,19 @@ describe('unknown devices', () => {
       const waiting = await api<Array<{ mac: string; ipv4: string }>>('GET', '/api/v1/devices/unassigned');
       expect(waiting.body).toContainEqual(expect.objectContaining({ mac, ipv4: leased }));
 
-      const added = await api('POST', '/api/v1/vms', { name: 'new-device', mac, ipv4: leased, profile: 'internet-only' });
+      const added = await api('POST', '/api/v1/vms', {
+        name: 'new-device',
+        mac,
+        ipv4: leased,
+        profile: 'internet-only',
+      });
       expect(added.status, JSON.stringify(added.body)).toBe(201);
       registered = true;
       expect(await reaches('browse', `http://${web}/`)).toBe(true);
       expect(addresses(await dig('browse', 'example.test'))).toEqual([web]);
-      expect((await api<Array<{ mac: string }>>('GET', '/api/v1/devices/unassigned')).body.map((d) => d.mac)).not.toContain(mac);
+      expect(
+        (await api<Array<{ mac: string }>>('GET', '/api/v1/devices/unassigned')).body.map((d) => d.mac),
+      ).not.toContain(mac);
     } finally {
       if (registered) await api('DELETE', '/api/v1/vms/new-device');
       await mustNs('browse', ['ip', 'link', 'set', 'eth0', 'address', guest('browse').mac]);
@@ -542,13 +722,35 @@ describe('list files (no upload API: the DNS filter loading real files)', () => 
     await filter.start();
     const port = filter.addresses()[0]!.port;
     // asynchronously: the filter answers from this very process
-    const query = async (name: string): Promise<string> => (await promisify(execFile)('dig', ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', name], { encoding: 'utf8' })).stdout.trim();
+    const query = async (name: string): Promise<string> =>
+      (
+        await promisify(execFile)(
+          'dig',
+          ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', name],
+          { encoding: 'utf8' },
+        )
+      ).stdout.trim();
     try {
       expect(await query('listed-before.example')).toBe(gateway);
       const bad: Array<[string, string | Buffer, RegExp]> = [
-        ['wrong-format.txt', 'listed-after.example\n' + '<html><body>this is a web page, not a list</body></html>\n'.repeat(40), /:2: 40 of 41 entry lines are not domain names/],
-        ['huge-line.txt', 'listed-after.example\n' + 'a'.repeat(5000) + '.example\n', /:2: line is 5008 bytes long, more than the limit of 1024/],
-        ['binary.txt', Buffer.concat([Buffer.from('listed-after.example\n'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x00, 0x00, 0xff, 0xfe])]), /:2: (NUL|control) byte.*this looks like a binary file/],
+        [
+          'wrong-format.txt',
+          'listed-after.example\n' + '<html><body>this is a web page, not a list</body></html>\n'.repeat(40),
+          /:2: 40 of 41 entry lines are not domain names/,
+        ],
+        [
+          'huge-line.txt',
+          'listed-after.example\n' + 'a'.repeat(5000) + '.example\n',
+          /:2: line is 5008 bytes long, more than the limit of 1024/,
+        ],
+        [
+          'binary.txt',
+          Buffer.concat([
+            Buffer.from('listed-after.example\n'),
+            Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x00, 0x00, 0xff, 0xfe]),
+          ]),
+          /:2: (NUL|control) byte.*this looks like a binary file/,
+        ],
       ];
       for (const [name, content, message] of bad) {
         const path = file(name, content);
@@ -565,7 +767,9 @@ describe('list files (no upload API: the DNS filter loading real files)', () => 
         expect(filter.verdict('listed-after.example', policy).action, name).toBe('allow');
       }
       // control: a good replacement is taken
-      await filter.loadLists([{ name: 'adult', kind: 'category', files: [file('adult2.txt', 'listed-after.example\n')] }]);
+      await filter.loadLists([
+        { name: 'adult', kind: 'category', files: [file('adult2.txt', 'listed-after.example\n')] },
+      ]);
       expect(await query('listed-after.example')).toBe(gateway);
       expect(filter.verdict('listed-before.example', policy).action).toBe('allow');
     } finally {

@@ -1,6 +1,21 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setInternetHosts } from '../../appliance/lab/builder.js';
-import { api, curl, down, guest, inNs, internetRequests, mustNs, nftTable, restartService, servicePid, sleep, STATE_DIR, topology, up } from './harness.js';
+import {
+  api,
+  curl,
+  down,
+  guest,
+  inNs,
+  internetRequests,
+  mustNs,
+  nftTable,
+  restartService,
+  servicePid,
+  sleep,
+  STATE_DIR,
+  topology,
+  up,
+} from './harness.js';
 
 /**
  * Per-VM policy, end to end: each rule kind changes what a guest can reach in the
@@ -54,7 +69,12 @@ describe('per-VM rules in the kernel', () => {
 
   it('port range: tcp 9000-9100 dropped, port 80 still open', async () => {
     expect(await connects('kid', web, 9000)).toBe(true);
-    await addRule('kid', { action: 'reject', to: { cidr: '203.0.113.0/24' }, proto: 'tcp', ports: ['9000-9100'] });
+    await addRule('kid', {
+      action: 'reject',
+      to: { cidr: '203.0.113.0/24' },
+      proto: 'tcp',
+      ports: ['9000-9100'],
+    });
     expect(await connects('kid', web, 9000)).toBe(false);
     expect(await reaches('kid', `http://${web}/`)).toBe(true);
   });
@@ -97,7 +117,11 @@ describe('per-VM rules in the kernel', () => {
 
   it('special targets: `dns` closes DNS over TLS for work; `internet` cuts browse off', async () => {
     // (the kid profile closes DoT by itself; work's does not)
-    await mustNs('internet', ['bash', '-c', `(timeout 20 nc -lk -s ${topology.internet.resolver} -p 853 >/dev/null 2>&1 &)`]);
+    await mustNs('internet', [
+      'bash',
+      '-c',
+      `(timeout 20 nc -lk -s ${topology.internet.resolver} -p 853 >/dev/null 2>&1 &)`,
+    ]);
     await sleep(200);
     expect(await connects('work', topology.internet.resolver, 853)).toBe(true);
     await addRule('work', { action: 'reject', to: { special: 'dns' } });
@@ -136,9 +160,15 @@ describe('profiles, quarantine, schedules', () => {
   it('quarantine isolates a VM at once (DNS and update servers only), with the reason; release restores it', async () => {
     // a connection that is open when quarantine starts must not carry anything after it
     const marker = `q${Date.now()}`;
-    const open = inNs('browse', ['bash', '-c', `(echo ${marker}-before; sleep 3; echo ${marker}-after) | timeout 8 nc ${web} 9000`], 15_000);
+    const open = inNs(
+      'browse',
+      ['bash', '-c', `(echo ${marker}-before; sleep 3; echo ${marker}-after) | timeout 8 nc ${web} 9000`],
+      15_000,
+    );
     await sleep(1000);
-    const q = await api<{ quarantine?: { reason: string } }>('POST', '/api/v1/vms/browse/quarantine', { reason: 'lab test: too many alerts' });
+    const q = await api<{ quarantine?: { reason: string } }>('POST', '/api/v1/vms/browse/quarantine', {
+      reason: 'lab test: too many alerts',
+    });
     expect(q.status).toBe(200);
     expect(q.body.quarantine?.reason).toBe('lab test: too many alerts');
     await open;
@@ -154,7 +184,10 @@ describe('profiles, quarantine, schedules', () => {
     expect(await reaches('browse', `http://${topology.internet.update}/`)).toBe(true);
     expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
     expect(await reaches('kid', `http://${web}/`)).toBe(true);
-    const audit = await api<{ items: Array<{ action: string; target: string }> }>('GET', '/api/v1/audit?limit=5');
+    const audit = await api<{ items: Array<{ action: string; target: string }> }>(
+      'GET',
+      '/api/v1/audit?limit=5',
+    );
     expect(JSON.stringify(audit.body)).toContain('quarantine');
     const r = await api('DELETE', '/api/v1/vms/browse/quarantine');
     expect(r.status).toBe(200);
@@ -166,11 +199,22 @@ describe('profiles, quarantine, schedules', () => {
     const end = new Date(start.getTime() + 2 * 60_000);
     const hhmm = (d: Date): string => d.toISOString().slice(11, 16);
     const day = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][start.getUTCDay()]!;
-    const created = await api('POST', '/api/v1/schedules', { name: 'soon', vms: ['kid'], timezone: 'UTC', windows: [{ days: [day], start: hhmm(start), end: hhmm(end) }], mode: 'deny' });
+    const created = await api('POST', '/api/v1/schedules', {
+      name: 'soon',
+      vms: ['kid'],
+      timezone: 'UTC',
+      windows: [{ days: [day], start: hhmm(start), end: hhmm(end) }],
+      mode: 'deny',
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     try {
-      expect(await nftTable()).toMatch(/meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" drop/);
-      const before = await api<{ schedules: Array<{ name: string; active: boolean }> }>('GET', '/api/v1/vms/kid/state');
+      expect(await nftTable()).toMatch(
+        /meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" drop/,
+      );
+      const before = await api<{ schedules: Array<{ name: string; active: boolean }> }>(
+        'GET',
+        '/api/v1/vms/kid/state',
+      );
       expect(before.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: false }]);
       expect(await reaches('kid', `http://${web}/`)).toBe(true);
       // the kernel clock enforces it: stop the service before the window opens
@@ -179,7 +223,10 @@ describe('profiles, quarantine, schedules', () => {
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       expect(await reaches('work', `http://${web}/`)).toBe(true);
       await restartService();
-      const during = await api<{ schedules: Array<{ name: string; active: boolean }> }>('GET', '/api/v1/vms/kid/state');
+      const during = await api<{ schedules: Array<{ name: string; active: boolean }> }>(
+        'GET',
+        '/api/v1/vms/kid/state',
+      );
       expect(during.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: true }]);
     } finally {
       await api('DELETE', '/api/v1/schedules/soon');
@@ -194,12 +241,43 @@ describe('bad requests and persistence', () => {
     const cases: Array<[string, string, unknown, RegExp]> = [
       ['POST', '/api/v1/vms/kid/rules', { action: 'drop', to: { cidr: '10.0.0.1/8' } }, /cidr/],
       ['POST', '/api/v1/vms/kid/rules', { action: 'explode', to: { cidr: '10.0.0.0/8' } }, /action/],
-      ['POST', '/api/v1/vms/kid/rules', { action: 'drop', to: { cidr: '10.0.0.0/8' }, proto: 'tcp', ports: ['70000'] }, /ports/],
+      [
+        'POST',
+        '/api/v1/vms/kid/rules',
+        { action: 'drop', to: { cidr: '10.0.0.0/8' }, proto: 'tcp', ports: ['70000'] },
+        /ports/,
+      ],
       ['POST', '/api/v1/vms/kid/rules', { action: 'accept', to: { vm: 'ghost' } }, /vm/],
-      ['POST', '/api/v1/vms', { name: 'dup', mac: guest('work').mac, ipv4: '10.20.0.77', profile: 'open' }, /mac/],
-      ['POST', '/api/v1/vms', { name: 'badip', mac: '52:54:00:00:09:09', ipv4: '10.20.0.999', profile: 'open' }, /ipv4/],
-      ['POST', '/api/v1/vms', { name: 'noprofile', mac: '52:54:00:00:09:0a', ipv4: '10.20.0.78', profile: 'nosuch' }, /profile/],
-      ['POST', '/api/v1/schedules', { name: 'tz', vms: ['kid'], timezone: 'Mars/Olympus', windows: [{ days: ['mon'], start: '21:00', end: '07:00' }], mode: 'deny' }, /timezone/],
+      [
+        'POST',
+        '/api/v1/vms',
+        { name: 'dup', mac: guest('work').mac, ipv4: '10.20.0.77', profile: 'open' },
+        /mac/,
+      ],
+      [
+        'POST',
+        '/api/v1/vms',
+        { name: 'badip', mac: '52:54:00:00:09:09', ipv4: '10.20.0.999', profile: 'open' },
+        /ipv4/,
+      ],
+      [
+        'POST',
+        '/api/v1/vms',
+        { name: 'noprofile', mac: '52:54:00:00:09:0a', ipv4: '10.20.0.78', profile: 'nosuch' },
+        /profile/,
+      ],
+      [
+        'POST',
+        '/api/v1/schedules',
+        {
+          name: 'tz',
+          vms: ['kid'],
+          timezone: 'Mars/Olympus',
+          windows: [{ days: ['mon'], start: '21:00', end: '07:00' }],
+          mode: 'deny',
+        },
+        /timezone/,
+      ],
       ['POST', '/api/v1/vms/nosuchvm/quarantine', { reason: 'x' }, /./],
     ];
     for (const [method, path, body, field] of cases) {

@@ -2,8 +2,34 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALT_RESOLVER_ANSWER, dhcp, REPO, setInternetHosts } from '../../appliance/lab/builder.js';
-import { api, counter, curl, dig, down, guest, inNs, internetRequests, mustNs, sleep, STATE_DIR, topology, up, type DigResult } from '../lab/harness.js';
-import { capture, connects, listening, marker, Probe, PYTHON, sendEsp, sendUdp, tcpListener, udpReceiver } from './tools.js';
+import {
+  api,
+  counter,
+  curl,
+  dig,
+  down,
+  guest,
+  inNs,
+  internetRequests,
+  mustNs,
+  sleep,
+  STATE_DIR,
+  topology,
+  up,
+  type DigResult,
+} from '../lab/harness.js';
+import {
+  capture,
+  connects,
+  listening,
+  marker,
+  Probe,
+  PYTHON,
+  sendEsp,
+  sendUdp,
+  tcpListener,
+  udpReceiver,
+} from './tools.js';
 
 /**
  * The red team: every known way around the filter, tried from `kid` (profile kid:
@@ -33,7 +59,8 @@ const apiPort = topology.api.port;
 const BLOCKED = 'pornhub.com';
 
 const addresses = (r: DigResult): string[] => r.answers.filter((a) => a.type === 'A').map((a) => a.data);
-const seen = (m: string): boolean => internetRequests().some((q) => (q.path ?? '').includes(m) || (q.body ?? '').includes(m));
+const seen = (m: string): boolean =>
+  internetRequests().some((q) => (q.path ?? '').includes(m) || (q.body ?? '').includes(m));
 
 beforeAll(async () => {
   await up();
@@ -59,13 +86,18 @@ describe('ways around the DNS filter', () => {
       expect(addresses(await dig('internet', name, 'A', alt)), name).toEqual([ALT_RESOLVER_ANSWER]);
     }
     for (const extra of [[], ['+tcp']]) {
-      expect(addresses(await dig('kid', 'example.test', 'A', alt, extra)), `example.test ${extra.join(' ')}`).toEqual([web]);
+      expect(
+        addresses(await dig('kid', 'example.test', 'A', alt, extra)),
+        `example.test ${extra.join(' ')}`,
+      ).toEqual([web]);
       // a name only the other resolver would answer: the real resolver has none
       const nowhere = await dig('kid', 'nowhere.test', 'A', alt, extra);
       expect(nowhere.status, `nowhere.test ${extra.join(' ')}`).not.toBe('TIMEOUT');
       expect(addresses(nowhere)).toEqual([]);
       // a blocked name asked of the other resolver: still the block page
-      expect(addresses(await dig('kid', BLOCKED, 'A', alt, extra)), `${BLOCKED} ${extra.join(' ')}`).toEqual([gateway]);
+      expect(addresses(await dig('kid', BLOCKED, 'A', alt, extra)), `${BLOCKED} ${extra.join(' ')}`).toEqual([
+        gateway,
+      ]);
       // any address on port 53 is the appliance
       expect(addresses(await dig('kid', BLOCKED, 'A', '198.51.100.77', extra))).toEqual([gateway]);
     }
@@ -116,7 +148,9 @@ describe('ways around the DNS filter', () => {
 
   it('the Firefox canary use-application-dns.net answers NXDOMAIN (Firefox keeps DoH off)', async () => {
     // control: the public resolver has an address for it
-    expect(addresses(await dig('internet', 'use-application-dns.net', 'A', resolver))).toEqual([topology.internet.hosts['use-application-dns.net']]);
+    expect(addresses(await dig('internet', 'use-application-dns.net', 'A', resolver))).toEqual([
+      topology.internet.hosts['use-application-dns.net'],
+    ]);
     for (const type of ['A', 'AAAA']) {
       const r = await dig('kid', 'use-application-dns.net', type);
       expect(r.status).toBe('NXDOMAIN');
@@ -136,7 +170,9 @@ describe('ways around the DNS filter', () => {
 
   it('Apple Private Relay (mask.icloud.com, mask-h2, mask-canary) answers NXDOMAIN, not an address', async () => {
     // control: the public resolver has an address for mask.icloud.com
-    expect(addresses(await dig('internet', 'mask.icloud.com', 'A', resolver))).toEqual([topology.internet.hosts['mask.icloud.com']]);
+    expect(addresses(await dig('internet', 'mask.icloud.com', 'A', resolver))).toEqual([
+      topology.internet.hosts['mask.icloud.com'],
+    ]);
     for (const name of ['mask.icloud.com', 'mask-h2.icloud.com', 'mask-canary.icloud.com']) {
       const r = await dig('kid', name);
       expect(r.status, name).toBe('NXDOMAIN');
@@ -157,7 +193,10 @@ describe('ways around the filter in the kernel', () => {
       expect(rx.output).toContain(b);
       expect(rx.output).not.toContain(k);
       // the sender learns at once (ICMP port unreachable): a connected UDP socket reads ECONNREFUSED
-      const py = 'import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\ns.connect(("' + web + '",443))\ns.send(b"q")\ntry:\n  s.recv(64)\n  print("answer")\nexcept ConnectionRefusedError:\n  print("refused")\nexcept socket.timeout:\n  print("timeout")';
+      const py =
+        'import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\ns.connect(("' +
+        web +
+        '",443))\ns.send(b"q")\ntry:\n  s.recv(64)\n  print("answer")\nexcept ConnectionRefusedError:\n  print("refused")\nexcept socket.timeout:\n  print("timeout")';
       expect((await mustNs('kid', [PYTHON, '-c', py])).trim()).toBe('refused');
       expect((await mustNs('browse', [PYTHON, '-c', py])).trim()).toBe('timeout');
     } finally {
@@ -231,7 +270,13 @@ describe('ways around the filter in the kernel', () => {
   it('allowlist-only: an allowed name works; a direct IP and another name do not (browse reaches both)', async () => {
     const kidProfile = (await api<Record<string, unknown>>('GET', '/api/v1/profiles/kid')).body;
     const { builtin: _builtin, ...base } = kidProfile;
-    const created = await api('POST', '/api/v1/profiles', { ...base, name: 'kid-allowlist', description: 'red team: allowlist-only', internet: 'allowlist-only', allowDomains: ['example.test'] });
+    const created = await api('POST', '/api/v1/profiles', {
+      ...base,
+      name: 'kid-allowlist',
+      description: 'red team: allowlist-only',
+      internet: 'allowlist-only',
+      allowDomains: ['example.test'],
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     try {
       expect((await api('PATCH', '/api/v1/vms/kid', { profile: 'kid-allowlist' })).status).toBe(200);
@@ -262,9 +307,12 @@ describe('ways around the filter in the kernel', () => {
   });
 
   it('IPv6: dropped for kid while the policy has IPv6 off; the same ping works with IPv6 on', async () => {
-    const ll = (await mustNs('secvm', ['ip', '-6', '-o', 'addr', 'show', 'dev', 'lan0', 'scope', 'link'])).match(/fe80::[0-9a-f:]+/)?.[0];
+    const ll = (
+      await mustNs('secvm', ['ip', '-6', '-o', 'addr', 'show', 'dev', 'lan0', 'scope', 'link'])
+    ).match(/fe80::[0-9a-f:]+/)?.[0];
     expect(ll).toBeDefined();
-    const ping6 = async (): Promise<boolean> => (await inNs('kid', ['ping', '-6', '-c', '1', '-W', '1', `${ll}%eth0`])).code === 0;
+    const ping6 = async (): Promise<boolean> =>
+      (await inNs('kid', ['ping', '-6', '-c', '1', '-W', '1', `${ll}%eth0`])).code === 0;
     const before = await counter('ipv6_dropped');
     expect(await ping6()).toBe(false);
     expect(await counter('ipv6_dropped')).toBeGreaterThan(before);
@@ -282,7 +330,9 @@ describe('ways around the filter in the kernel', () => {
     const k = marker('spoof-kid');
     await mustNs('kid', ['ip', 'addr', 'add', `${guest('work').ipv4}/32`, 'dev', 'eth0']);
     try {
-      expect((await curl('kid', `http://${web}/${k}`, ['--interface', guest('work').ipv4], 2)).ok).toBe(false);
+      expect((await curl('kid', `http://${web}/${k}`, ['--interface', guest('work').ipv4], 2)).ok).toBe(
+        false,
+      );
     } finally {
       await mustNs('kid', ['ip', 'addr', 'del', `${guest('work').ipv4}/32`, 'dev', 'eth0']);
     }
@@ -305,8 +355,28 @@ describe('ways around the filter in the kernel', () => {
       expect(seen(m)).toBe(false);
       // a lease from the unassigned pool
       await mustNs('kid', ['ip', '-4', 'addr', 'flush', 'dev', 'eth0']);
-      await mustNs('kid', ['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', join(REPO, 'appliance', 'lab', 'udhcpc.sh')], 30_000);
-      const leased = /inet (10\.20\.0\.(\d+))\//.exec(await mustNs('kid', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']));
+      await mustNs(
+        'kid',
+        [
+          'busybox',
+          'udhcpc',
+          '-i',
+          'eth0',
+          '-n',
+          '-q',
+          '-f',
+          '-t',
+          '5',
+          '-T',
+          '1',
+          '-s',
+          join(REPO, 'appliance', 'lab', 'udhcpc.sh'),
+        ],
+        30_000,
+      );
+      const leased = /inet (10\.20\.0\.(\d+))\//.exec(
+        await mustNs('kid', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']),
+      );
       expect(leased).not.toBeNull();
       expect(Number(leased![2])).toBeGreaterThanOrEqual(200);
       expect(Number(leased![2])).toBeLessThanOrEqual(249);
@@ -330,7 +400,11 @@ describe('ways around the filter in the kernel', () => {
 
   it('another VM as a relay: kid cannot reach a proxy on work (not routed, not over the bridge); browse can once a rule allows it', async () => {
     const workIp = guest('work').ipv4;
-    const relay = new Probe('work', ['socat', `TCP4-LISTEN:8888,bind=${workIp},reuseaddr,fork`, `TCP4:${web}:80`]);
+    const relay = new Probe('work', [
+      'socat',
+      `TCP4-LISTEN:8888,bind=${workIp},reuseaddr,fork`,
+      `TCP4:${web}:80`,
+    ]);
     await relay.until('relay on work', () => listening('work', 'tcp', workIp, 8888));
     let ruleId: string | undefined;
     try {
@@ -339,7 +413,18 @@ describe('ways around the filter in the kernel', () => {
       expect((await curl('kid', `http://${workIp}:8888/${k}`, [], 2)).ok).toBe(false);
       expect(await counter('guest_to_guest_dropped')).toBeGreaterThan(before);
       // straight over the bridge to work's MAC: the isolated port drops it
-      await mustNs('kid', ['ip', 'neigh', 'replace', workIp, 'lladdr', guest('work').mac, 'dev', 'eth0', 'nud', 'permanent']);
+      await mustNs('kid', [
+        'ip',
+        'neigh',
+        'replace',
+        workIp,
+        'lladdr',
+        guest('work').mac,
+        'dev',
+        'eth0',
+        'nud',
+        'permanent',
+      ]);
       try {
         expect((await curl('kid', `http://${workIp}:8888/${k}-l2`, [], 2)).ok).toBe(false);
       } finally {
@@ -347,7 +432,12 @@ describe('ways around the filter in the kernel', () => {
       }
       expect(seen(k)).toBe(false);
       // control: the relay works for a VM whose policy allows it
-      const rule = await api<{ id: string }>('POST', '/api/v1/vms/browse/rules', { action: 'accept', to: { vm: 'work' }, proto: 'tcp', ports: ['8888'] });
+      const rule = await api<{ id: string }>('POST', '/api/v1/vms/browse/rules', {
+        action: 'accept',
+        to: { vm: 'work' },
+        proto: 'tcp',
+        ports: ['8888'],
+      });
       expect(rule.status).toBe(201);
       ruleId = rule.body.id;
       const b = marker('relay-browse');
@@ -360,7 +450,9 @@ describe('ways around the filter in the kernel', () => {
   });
 
   it('the management API and dashboard: closed to kid on every appliance address, open on the management side', async () => {
-    const urls = [mgmt, gateway, wanAddress].flatMap((addr) => ['/api/v1/health', '/'].map((path) => `http://${addr}:${apiPort}${path}`));
+    const urls = [mgmt, gateway, wanAddress].flatMap((addr) =>
+      ['/api/v1/health', '/'].map((path) => `http://${addr}:${apiPort}${path}`),
+    );
     const results = await Promise.all(urls.map((u) => curl('kid', u, [], 2)));
     urls.forEach((u, i) => expect(results[i]!.ok, u).toBe(false));
     expect((await api('GET', '/api/v1/health')).status).toBe(200);

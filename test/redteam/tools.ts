@@ -17,7 +17,9 @@ export class Probe {
   #exited = false;
 
   constructor(namespace: string, argv: string[]) {
-    this.#child = spawn('ip', ['netns', 'exec', ns(namespace), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = spawn('ip', ['netns', 'exec', ns(namespace), ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.#child.stdout!.on('data', (b: Buffer) => (this.#out += b.toString('latin1')));
     this.#child.stderr!.on('data', (b: Buffer) => (this.#err += b.toString('latin1')));
     this.#child.on('exit', () => (this.#exited = true));
@@ -57,7 +59,12 @@ export class Probe {
 }
 
 /** Whether something listens on addr:port (tcp or udp) in a namespace. */
-export async function listening(namespace: string, proto: 'tcp' | 'udp', addr: string, port: number): Promise<boolean> {
+export async function listening(
+  namespace: string,
+  proto: 'tcp' | 'udp',
+  addr: string,
+  port: number,
+): Promise<boolean> {
   const r = await inNs(namespace, ['ss', '-Hln', proto === 'tcp' ? '-t' : '-u', `src ${addr}:${port}`]);
   return r.stdout.trim().length > 0;
 }
@@ -71,7 +78,12 @@ export async function udpReceiver(addr: string, port: number): Promise<Probe> {
 
 /** A TCP listener in the internet namespace that accepts any number of connections (and discards what they send). */
 export async function tcpListener(addr: string, port: number): Promise<Probe> {
-  const p = new Probe('internet', ['socat', '-u', `TCP4-LISTEN:${port},bind=${addr},reuseaddr,fork`, 'OPEN:/dev/null']);
+  const p = new Probe('internet', [
+    'socat',
+    '-u',
+    `TCP4-LISTEN:${port},bind=${addr},reuseaddr,fork`,
+    'OPEN:/dev/null',
+  ]);
   await p.until(`tcp listener ${addr}:${port}`, () => listening('internet', 'tcp', addr, port));
   return p;
 }
@@ -85,7 +97,13 @@ export async function capture(filter: string): Promise<Probe> {
 
 /** Send one UDP datagram from a namespace. */
 export async function sendUdp(namespace: string, addr: string, port: number, payload: string): Promise<void> {
-  await inNs(namespace, ['bash', '-c', `printf '%s\\n' "$1" | socat -u - UDP4-SENDTO:${addr}:${port}`, 'send', payload]);
+  await inNs(namespace, [
+    'bash',
+    '-c',
+    `printf '%s\\n' "$1" | socat -u - UDP4-SENDTO:${addr}:${port}`,
+    'send',
+    payload,
+  ]);
 }
 
 /** The system's python3 (raw sockets for ESP, a connected UDP socket for ICMP errors). */
@@ -93,7 +111,8 @@ export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'pyt
 
 /** Send one raw ESP packet (IP protocol 50: SPI, sequence number, payload) from a namespace. */
 export async function sendEsp(namespace: string, addr: string, payload: string): Promise<void> {
-  const py = 'import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,50)\ns.sendto(b"\\x00\\x00\\x10\\x01\\x00\\x00\\x00\\x01"+sys.argv[2].encode(),(sys.argv[1],0))';
+  const py =
+    'import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,50)\ns.sendto(b"\\x00\\x00\\x10\\x01\\x00\\x00\\x00\\x01"+sys.argv[2].encode(),(sys.argv[1],0))';
   const r = await inNs(namespace, [PYTHON, '-c', py, addr, payload]);
   if (r.code !== 0) throw new Error(`ESP send failed: ${r.stderr}`);
 }

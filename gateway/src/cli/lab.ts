@@ -1,11 +1,21 @@
 import type { Command } from 'commander';
-import { DEFAULT_STATE_DIR, DEFAULT_TOPOLOGY, labDown, labStatus, labUp, readState, setInternetHosts } from '../../../appliance/lab/builder.js';
+import {
+  DEFAULT_STATE_DIR,
+  DEFAULT_TOPOLOGY,
+  labDown,
+  labStatus,
+  labUp,
+  readState,
+  setInternetHosts,
+} from '../../../appliance/lab/builder.js';
 import { loadTopology } from '../../../appliance/lab/topology.js';
 import { PortcullisError } from '../errors.js';
 
 /** `portcullis lab up | down | status`: the namespace lab of ARCHITECTURE.md. */
 export function registerLabCommands(program: Command): void {
-  const lab = program.command('lab').description('the lab: the production topology in network namespaces (root)');
+  const lab = program
+    .command('lab')
+    .description('the lab: the production topology in network namespaces (root)');
 
   lab
     .command('up')
@@ -62,10 +72,14 @@ export function registerLabCommands(program: Command): void {
       }
       process.stdout.write(`API: ${status.api?.local} (management: ${status.api?.mgmt})\n`);
       for (const ns of status.namespaces) {
-        process.stdout.write(`${ns.name.padEnd(10)} ${ns.exists ? ns.addresses.map((a) => `${a.iface}=${a.address}`).join(' ') : '(missing)'}\n`);
+        process.stdout.write(
+          `${ns.name.padEnd(10)} ${ns.exists ? ns.addresses.map((a) => `${a.iface}=${a.address}`).join(' ') : '(missing)'}\n`,
+        );
       }
       for (const s of status.services) {
-        process.stdout.write(`  ${s.running ? 'running' : 'STOPPED'} ${s.ns}/${s.name} pid ${s.pid} ${s.listen.join(' ')}\n`);
+        process.stdout.write(
+          `  ${s.running ? 'running' : 'STOPPED'} ${s.ns}/${s.name} pid ${s.pid} ${s.listen.join(' ')}\n`,
+        );
       }
     });
 
@@ -77,7 +91,8 @@ export function registerLabCommands(program: Command): void {
     .option('--state-dir <dir>', 'where the lab keeps its state', DEFAULT_STATE_DIR)
     .action((name: string, ip: string, opts: { stateDir: string }) => {
       const state = readState(opts.stateDir);
-      if (!state) throw new PortcullisError('LAB_FAILED', 'the lab is down; bring it up with: portcullis lab up');
+      if (!state)
+        throw new PortcullisError('LAB_FAILED', 'the lab is down; bring it up with: portcullis lab up');
       const topology = loadTopology(state.topologyFile);
       setInternetHosts({ ...topology.internet.hosts, [name]: ip }, opts.stateDir);
     });

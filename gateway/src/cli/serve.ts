@@ -41,7 +41,10 @@ export function registerServeCommand(program: Command): void {
       process.on('SIGINT', () => shutdown('SIGINT'));
       await app.start();
       await app.http.listen({ host: config.api.listen, port: config.api.port });
-      log.info({ api: `http://${config.api.listen}:${config.api.port}`, nft: nft.kind }, 'portcullis serving');
+      log.info(
+        { api: `http://${config.api.listen}:${config.api.port}`, nft: nft.kind },
+        'portcullis serving',
+      );
       notifySystemd();
     });
 }

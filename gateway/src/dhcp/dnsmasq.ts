@@ -31,7 +31,9 @@ function netmask(prefix: number): string {
 
 function network(gateway: string, prefix: number): string {
   const p = gateway.split('.').map(Number);
-  const n = (((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0) & (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
+  const n =
+    (((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0) &
+    (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
   return [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
@@ -82,7 +84,9 @@ export class DhcpServer {
       `--interface=${o.iface}`,
       '--bind-interfaces',
       `--dhcp-range=${network(o.gateway, o.prefix)},static,${netmask(o.prefix)},${o.leaseTime}`,
-      ...(o.unassignedRange ? [`--dhcp-range=${o.unassignedRange.replace('-', ',')},${netmask(o.prefix)},1h`] : []),
+      ...(o.unassignedRange
+        ? [`--dhcp-range=${o.unassignedRange.replace('-', ',')},${netmask(o.prefix)},1h`]
+        : []),
       `--dhcp-hostsfile=${this.#hostsFile}`,
       `--dhcp-option=option:router,${o.gateway}`,
       `--dhcp-option=option:dns-server,${o.gateway}`,
@@ -100,11 +104,21 @@ export class DhcpServer {
       const timer = setTimeout(() => resolve(), 300);
       child.once('error', (cause) => {
         clearTimeout(timer);
-        reject(new PortcullisError('SPAWN_FAILED', `cannot start dnsmasq for DHCP: install dnsmasq-base`, { cause }));
+        reject(
+          new PortcullisError('SPAWN_FAILED', `cannot start dnsmasq for DHCP: install dnsmasq-base`, {
+            cause,
+          }),
+        );
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        if (!this.#stopping) reject(new PortcullisError('SPAWN_FAILED', `dnsmasq (DHCP) exited at start with code ${code}; see the log above`));
+        if (!this.#stopping)
+          reject(
+            new PortcullisError(
+              'SPAWN_FAILED',
+              `dnsmasq (DHCP) exited at start with code ${code}; see the log above`,
+            ),
+          );
       });
     });
     child.on('exit', (code, sig) => {
@@ -126,7 +140,9 @@ export class DhcpServer {
   }
 
   /** Current leases of MACs that are not registered VMs (unknown devices). */
-  unassignedLeases(known: ReadonlySet<string>): Array<{ mac: string; ipv4: string; hostname?: string; expires: string }> {
+  unassignedLeases(
+    known: ReadonlySet<string>,
+  ): Array<{ mac: string; ipv4: string; hostname?: string; expires: string }> {
     let text: string;
     try {
       text = readFileSync(join(this.#o.dir, 'dnsmasq.leases'), 'utf8');
@@ -137,7 +153,12 @@ export class DhcpServer {
     for (const line of text.split('\n')) {
       const [expiry, mac, ip, host] = line.trim().split(/\s+/);
       if (!expiry || !mac || !ip || known.has(mac.toLowerCase())) continue;
-      out.push({ mac: mac.toLowerCase(), ipv4: ip, ...(host && host !== '*' ? { hostname: host } : {}), expires: new Date(Number(expiry) * 1000).toISOString() });
+      out.push({
+        mac: mac.toLowerCase(),
+        ipv4: ip,
+        ...(host && host !== '*' ? { hostname: host } : {}),
+        expires: new Date(Number(expiry) * 1000).toISOString(),
+      });
     }
     return out;
   }

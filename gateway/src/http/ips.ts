@@ -8,22 +8,37 @@ import type { Store } from '../store/store.js';
  * The IPS: recent alerts, Suricata's state, rule reload through its command socket,
  * and the remote hosts the IPS blocked (with undo).
  */
-export const ipsRoutes: FastifyPluginAsync<{ ips: IpsService | undefined; store: Store }> = async (app, opts) => {
+export const ipsRoutes: FastifyPluginAsync<{ ips: IpsService | undefined; store: Store }> = async (
+  app,
+  opts,
+) => {
   const ips = (): IpsService => {
-    if (!opts.ips) throw new PortcullisError('SURICATA_FAILED', 'the IPS is not enabled in this service configuration (suricata.enabled)');
+    if (!opts.ips)
+      throw new PortcullisError(
+        'SURICATA_FAILED',
+        'the IPS is not enabled in this service configuration (suricata.enabled)',
+      );
     return opts.ips;
   };
 
   app.get<{ Querystring: { limit?: number; vm?: string } }>(
     '/alerts',
-    { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), vm: Type.Optional(Type.String()) }) } },
+    {
+      schema: {
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          vm: Type.Optional(Type.String()),
+        }),
+      },
+    },
     async (req) => opts.store.alerts.recent(req.query.limit ?? 100, req.query.vm),
   );
 
   app.get('/ips', async () => {
     const i = ips();
     const status = i.supervisor.status();
-    const stats = status.status === 'running' ? await i.control.rulesetStats().catch(() => undefined) : undefined;
+    const stats =
+      status.status === 'running' ? await i.control.rulesetStats().catch(() => undefined) : undefined;
     return { suricata: status, ids: i.idsStatus() ?? null, rules: stats, blocks: i.blocks() };
   });
 
@@ -39,7 +54,10 @@ export const ipsRoutes: FastifyPluginAsync<{ ips: IpsService | undefined; store:
     { schema: { params: Type.Object({ address: Type.String({ minLength: 2, maxLength: 45 }) }) } },
     async (req, reply) => {
       const had = await ips().unblock(req.params.address);
-      if (!had) throw new PortcullisError('NOT_FOUND', `${req.params.address} is not blocked by the IPS`, { path: '/params/address' });
+      if (!had)
+        throw new PortcullisError('NOT_FOUND', `${req.params.address} is not blocked by the IPS`, {
+          path: '/params/address',
+        });
       return reply.code(204).send();
     },
   );

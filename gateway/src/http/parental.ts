@@ -36,7 +36,9 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
         params: Name,
         body: Type.Object(
           {
-            minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 1440, description: 'how long; absent: until resumed' })),
+            minutes: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: 7 * 1440, description: 'how long; absent: until resumed' }),
+            ),
             reason: Type.Optional(Type.String({ maxLength: 200 })),
           },
           { additionalProperties: false },
@@ -46,13 +48,23 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
     async (req) => {
       findVm(req.params.name);
       const at = now();
-      const until = req.body?.minutes ? new Date(at.getTime() + req.body.minutes * 60_000).toISOString() : undefined;
+      const until = req.body?.minutes
+        ? new Date(at.getTime() + req.body.minutes * 60_000).toISOString()
+        : undefined;
       return opts.policy.mutate(
         { actor: actor(req.headers['x-portcullis-actor']), reason: req.body?.reason },
-        { action: 'vm.pause', target: `vm/${req.params.name}`, select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null },
+        {
+          action: 'vm.pause',
+          target: `vm/${req.params.name}`,
+          select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null,
+        },
         (draft) => {
           const vm = draft.vms.find((v) => v.name === req.params.name)!;
-          vm.pause = { since: at.toISOString(), ...(until ? { until } : {}), ...(req.body?.reason ? { reason: req.body.reason } : {}) };
+          vm.pause = {
+            since: at.toISOString(),
+            ...(until ? { until } : {}),
+            ...(req.body?.reason ? { reason: req.body.reason } : {}),
+          };
           return () => ({ vm: vm.name, pause: vm.pause });
         },
       );
@@ -63,7 +75,11 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
     findVm(req.params.name);
     return opts.policy.mutate(
       { actor: actor(req.headers['x-portcullis-actor']) },
-      { action: 'vm.resume', target: `vm/${req.params.name}`, select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null },
+      {
+        action: 'vm.resume',
+        target: `vm/${req.params.name}`,
+        select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null,
+      },
       (draft) => {
         const vm = draft.vms.find((v) => v.name === req.params.name)!;
         delete vm.pause;
@@ -75,17 +91,35 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
   app.get<{ Params: { name: string } }>('/vms/:name/budget', { schema: { params: Name } }, async (req) => {
     const vm = findVm(req.params.name);
     const usage = opts.budgets.usage(vm);
-    if (!usage) throw new PortcullisError('NOT_FOUND', `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`, { path: '/params/name' });
+    if (!usage)
+      throw new PortcullisError(
+        'NOT_FOUND',
+        `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`,
+        { path: '/params/name' },
+      );
     return usage;
   });
 
   app.post<{ Params: { name: string }; Body: { minutes: number } }>(
     '/vms/:name/budget/grant',
-    { schema: { params: Name, body: Type.Object({ minutes: Type.Integer({ minimum: 1, maximum: 1440 }) }, { additionalProperties: false }) } },
+    {
+      schema: {
+        params: Name,
+        body: Type.Object(
+          { minutes: Type.Integer({ minimum: 1, maximum: 1440 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
     async (req) => {
       const vm = findVm(req.params.name);
       const usage = await opts.budgets.grant(vm, req.body.minutes);
-      if (!usage) throw new PortcullisError('NOT_FOUND', `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`, { path: '/params/name' });
+      if (!usage)
+        throw new PortcullisError(
+          'NOT_FOUND',
+          `VM "${vm.name}" has no daily time budget; set parental.dailyMinutes on its profile`,
+          { path: '/params/name' },
+        );
       return usage;
     },
   );

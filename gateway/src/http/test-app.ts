@@ -19,7 +19,11 @@ export interface TestApi {
 }
 
 export async function makeTestApi(
-  options: { token?: string; policy?: Policy; plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>> } = {},
+  options: {
+    token?: string;
+    policy?: Policy;
+    plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>>;
+  } = {},
 ): Promise<TestApi> {
   let now = new Date('2026-03-01T12:00:00Z');
   const clock = (): Date => now;

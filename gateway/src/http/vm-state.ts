@@ -39,12 +39,16 @@ export const vmStateRoutes: FastifyPluginAsync<{ policy: PolicyService; now?: ()
       const schedules = policy.schedules
         .filter((s) => s.vms.includes(vm.name))
         .map((s) => ({ name: s.name, mode: s.mode, active: scheduleActive(s, at) }));
-      const paused = vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime());
+      const paused =
+        vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime());
       let internet = effectiveProfiles(policy.profiles).get(profile)?.internet ?? 'deny';
       // schedules for some services only leave the VM's own access as it is
-      const wholeVm = policy.schedules.filter((s) => s.vms.includes(vm.name) && !s.services?.length && scheduleActive(s, at));
+      const wholeVm = policy.schedules.filter(
+        (s) => s.vms.includes(vm.name) && !s.services?.length && scheduleActive(s, at),
+      );
       if (wholeVm.some((s) => s.mode === 'deny') || vm.quarantine || paused) internet = 'deny';
-      else if (wholeVm.some((s) => s.mode === 'allowlist-only') && internet === 'open') internet = 'allowlist-only';
+      else if (wholeVm.some((s) => s.mode === 'allowlist-only') && internet === 'open')
+        internet = 'allowlist-only';
       return { vm: vm.name, profile, quarantined: vm.quarantine !== undefined, paused, internet, schedules };
     },
   );

@@ -7,13 +7,23 @@ import { NftApplier, diffPacked, incrementalCommands } from './applier.js';
 import { nftJsonPieces, toNftJson, type NftBackend } from './backend.js';
 import type { NftCommand } from './types.js';
 
-const network = { lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 }, wan: { iface: 'wan0' }, mgmt: { iface: 'mgmt0', ports: [8080] } };
+const network = {
+  lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 },
+  wan: { iface: 'wan0' },
+  mgmt: { iface: 'mgmt0', ports: [8080] },
+};
 const now = new Date('2026-11-25T12:00:00Z');
 
 function makePolicy(): Policy {
   return {
     vms: [
-      { name: 'kid', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.10', profile: 'kid', rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }] },
+      {
+        name: 'kid',
+        mac: '52:54:00:00:00:0a',
+        ipv4: '10.20.0.10',
+        profile: 'kid',
+        rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }],
+      },
       { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'work' },
     ],
     profiles: [],
@@ -84,8 +94,12 @@ describe('NftApplier', () => {
     const prev = compile({ policy: p, network, now });
     p.vms.pop();
     const cmds = incrementalCommands(prev, compile({ policy: p, network, now }))!;
-    const mapDelete = cmds.findIndex((c) => 'delete' in c && 'element' in c.delete && c.delete.element.name === 'vm_chains');
-    const chainDelete = cmds.findIndex((c) => 'delete' in c && 'chain' in c.delete && c.delete.chain.name === 'vm_work');
+    const mapDelete = cmds.findIndex(
+      (c) => 'delete' in c && 'element' in c.delete && c.delete.element.name === 'vm_chains',
+    );
+    const chainDelete = cmds.findIndex(
+      (c) => 'delete' in c && 'chain' in c.delete && c.delete.chain.name === 'vm_work',
+    );
     expect(mapDelete).toBeGreaterThanOrEqual(0);
     expect(chainDelete).toBeGreaterThan(mapDelete);
   });
@@ -113,22 +127,57 @@ describe('NftApplier', () => {
     await a.addElements('r4_kid_d', ['203.0.113.10'], 60);
     clock += 20_000;
     await a.apply(rs, { full: true });
-    const add = b.batches.at(-1)!.find((c) => 'add' in c && 'element' in c.add && c.add.element.name === 'r4_kid_d');
-    expect(add).toEqual({ add: { element: { family: 'inet', table: 'portcullis', name: 'r4_kid_d', elem: [{ elem: { val: '203.0.113.10', timeout: 40 } }] } } });
+    const add = b.batches
+      .at(-1)!
+      .find((c) => 'add' in c && 'element' in c.add && c.add.element.name === 'r4_kid_d');
+    expect(add).toEqual({
+      add: {
+        element: {
+          family: 'inet',
+          table: 'portcullis',
+          name: 'r4_kid_d',
+          elem: [{ elem: { val: '203.0.113.10', timeout: 40 } }],
+        },
+      },
+    });
   });
 
   it('diffs a big packed list by merging, and sends the difference packed', async () => {
     const b = new FakeBackend();
     const a = new NftApplier(b);
     const p = deepFreeze(makePolicy());
-    await a.apply(compile({ policy: p, network, now, lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) } }));
-    const r = await a.apply(compile({ policy: p, network, now, lists: { deny: groupByPrefix(['11.0.0.2', '11.0.0.3', '11.0.0.4']) } }));
+    await a.apply(
+      compile({
+        policy: p,
+        network,
+        now,
+        lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) },
+      }),
+    );
+    const r = await a.apply(
+      compile({
+        policy: p,
+        network,
+        now,
+        lists: { deny: groupByPrefix(['11.0.0.2', '11.0.0.3', '11.0.0.4']) },
+      }),
+    );
     expect(r.kind).toBe('incremental');
-    const ops = b.batches[1]!.filter((c) => ('add' in c && 'element' in c.add) || ('delete' in c && 'element' in c.delete));
+    const ops = b.batches[1]!.filter(
+      (c) => ('add' in c && 'element' in c.add) || ('delete' in c && 'element' in c.delete),
+    );
     expect(JSON.parse(toNftJson(ops))).toEqual({
       nftables: [
-        { delete: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [(11 << 24) + 1] } } },
-        { add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [(11 << 24) + 4] } } },
+        {
+          delete: {
+            element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [(11 << 24) + 1] },
+          },
+        },
+        {
+          add: {
+            element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [(11 << 24) + 4] },
+          },
+        },
       ],
     });
   });
@@ -139,8 +188,13 @@ describe('NftApplier', () => {
     const cache = new CompileCache();
     const p = deepFreeze(makePolicy());
     await a.apply(compile({ policy: p, network, now, cache }));
-    const kid = { ...p.vms[0]!, rules: [...p.vms[0]!.rules!, { id: 'b', action: 'drop' as const, to: { cidr: '192.0.2.1' } }] };
-    const r = await a.apply(compile({ policy: deepFreeze({ ...p, vms: [kid, p.vms[1]!] }), network, now, cache }));
+    const kid = {
+      ...p.vms[0]!,
+      rules: [...p.vms[0]!.rules!, { id: 'b', action: 'drop' as const, to: { cidr: '192.0.2.1' } }],
+    };
+    const r = await a.apply(
+      compile({ policy: deepFreeze({ ...p, vms: [kid, p.vms[1]!] }), network, now, cache }),
+    );
     expect(r.kind).toBe('incremental');
     expect(touches(b.batches[1]!, 'vm_kid')).toBe(true);
     expect(touches(b.batches[1]!, 'vm_work')).toBe(false);
@@ -152,14 +206,32 @@ describe('NftApplier', () => {
     let reclaimed = 0;
     const a = new NftApplier(small, { bulk, bulkElements: 2, reclaim: () => reclaimed++ });
     const p = deepFreeze(makePolicy());
-    await a.apply(compile({ policy: p, network, now, lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) } }));
+    await a.apply(
+      compile({
+        policy: p,
+        network,
+        now,
+        lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) },
+      }),
+    );
     expect(bulk.batches).toHaveLength(1);
     expect(reclaimed).toBe(1);
     // packed elements go as views of the list, not copies
-    const add = bulk.batches[0]!.find((c) => 'add' in c && 'element' in c.add && c.add.element.name === 'list4_p32');
-    expect(add && 'add' in add && 'element' in add.add && ArrayBuffer.isView(add.add.element.elem)).toBe(true);
+    const add = bulk.batches[0]!.find(
+      (c) => 'add' in c && 'element' in c.add && c.add.element.name === 'list4_p32',
+    );
+    expect(add && 'add' in add && 'element' in add.add && ArrayBuffer.isView(add.add.element.elem)).toBe(
+      true,
+    );
     const kid = { ...p.vms[0]!, notes: 'x', rules: [] };
-    await a.apply(compile({ policy: { ...p, vms: [kid, p.vms[1]!] }, network, now, lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) } }));
+    await a.apply(
+      compile({
+        policy: { ...p, vms: [kid, p.vms[1]!] },
+        network,
+        now,
+        lists: { deny: groupByPrefix(['11.0.0.1', '11.0.0.2', '11.0.0.3']) },
+      }),
+    );
     expect(small.batches).toHaveLength(1);
     expect(reclaimed).toBe(1);
   });
@@ -181,14 +253,35 @@ describe('nftJsonPieces', () => {
   it('writes plain commands as JSON and packed elements as numbers', () => {
     const commands: NftCommand[] = [
       { add: { table: { family: 'inet', name: 'portcullis' } } },
-      { add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: Uint32Array.of(1, 4294967295) } } },
-      { delete: { element: { family: 'inet', table: 'portcullis', name: 'macs', elem: ['52:54:00:00:00:0a'] } } },
+      {
+        add: {
+          element: {
+            family: 'inet',
+            table: 'portcullis',
+            name: 'list4_p32',
+            elem: Uint32Array.of(1, 4294967295),
+          },
+        },
+      },
+      {
+        delete: {
+          element: { family: 'inet', table: 'portcullis', name: 'macs', elem: ['52:54:00:00:00:0a'] },
+        },
+      },
     ];
     const text = [...nftJsonPieces(commands)].join('');
     expect(JSON.parse(text)).toEqual({
-      nftables: [commands[0], { add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [1, 4294967295] } } }, commands[2]],
+      nftables: [
+        commands[0],
+        {
+          add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: [1, 4294967295] } },
+        },
+        commands[2],
+      ],
     });
     expect(toNftJson(commands)).toBe(text);
-    expect(toNftJson([commands[0]!, commands[2]!])).toBe(JSON.stringify({ nftables: [commands[0], commands[2]] }));
+    expect(toNftJson([commands[0]!, commands[2]!])).toBe(
+      JSON.stringify({ nftables: [commands[0], commands[2]] }),
+    );
   });
 });

@@ -49,7 +49,16 @@ export class NftApplier {
    *   memory of the one-off work around it (loading the list, writing the batch);
    *   default `reclaimMemory` (a full garbage collection, a few milliseconds).
    */
-  constructor(backend: NftBackend, options: { log?: Logger; now?: () => number; bulk?: NftBackend; bulkElements?: number; reclaim?: () => void } = {}) {
+  constructor(
+    backend: NftBackend,
+    options: {
+      log?: Logger;
+      now?: () => number;
+      bulk?: NftBackend;
+      bulkElements?: number;
+      reclaim?: () => void;
+    } = {},
+  ) {
     this.#backend = backend;
     this.#bulk = options.bulk;
     this.#bulkElements = options.bulkElements ?? 50_000;
@@ -106,14 +115,21 @@ export class NftApplier {
   async addElements(set: string, values: readonly NftValue[], timeoutSeconds: number): Promise<void> {
     if (values.length === 0) return;
     const spec = this.#applied?.sets.find((s) => s.name === set);
-    if (!spec?.dynamic) throw new PortcullisError('NFT_APPLY_FAILED', `set "${set}" is not a dynamic set of the applied ruleset`);
+    if (!spec?.dynamic)
+      throw new PortcullisError(
+        'NFT_APPLY_FAILED',
+        `set "${set}" is not a dynamic set of the applied ruleset`,
+      );
     const timeout = Math.max(1, Math.round(timeoutSeconds));
     const elem = values.map((val) => ({ elem: { val, timeout } }));
     // delete-then-add refreshes the timeout of an element that is already there
     const known = this.#dynamic.get(set);
-    const present = values.filter((v) => known?.has(JSON.stringify(v)) && known.get(JSON.stringify(v))!.expires > this.#now());
+    const present = values.filter(
+      (v) => known?.has(JSON.stringify(v)) && known.get(JSON.stringify(v))!.expires > this.#now(),
+    );
     const cmds: NftCommand[] = [];
-    if (present.length > 0) cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } });
+    if (present.length > 0)
+      cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } });
     cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set, elem } } });
     await this.#backend.run(cmds);
     const map = known ?? new Map<string, DynamicElement>();
@@ -130,7 +146,9 @@ export class NftApplier {
       return e !== undefined && e.expires > this.#now();
     });
     if (present.length > 0) {
-      await this.#backend.run([{ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } }]);
+      await this.#backend.run([
+        { delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } },
+      ]);
     }
     for (const v of values) known?.delete(JSON.stringify(v));
   }
@@ -175,7 +193,11 @@ export class NftApplier {
     const nft = this.#bulk ?? this.#backend;
     const structure = await nft.runText(`list table ${FAMILY} ${TABLE}`, { terse: true });
     let identity = '';
-    for (const [kind, name] of [['map', 'vm_chains'], ['set', 'macip4'], ['set', 'macs']] as const) {
+    for (const [kind, name] of [
+      ['map', 'vm_chains'],
+      ['set', 'macip4'],
+      ['set', 'macs'],
+    ] as const) {
       identity += await nft.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`);
     }
     return stripVolatile(structure) + stripVolatile(identity);
@@ -188,7 +210,8 @@ export class NftApplier {
       { add: { table: { family: FAMILY, name: TABLE } } },
     ];
     for (const name of next.counters) cmds.push({ add: { counter: { family: FAMILY, table: TABLE, name } } });
-    for (const set of next.sets.filter((s) => !s.map)) cmds.push(...addSetCommands(set, this.#liveDynamic(set)));
+    for (const set of next.sets.filter((s) => !s.map))
+      cmds.push(...addSetCommands(set, this.#liveDynamic(set)));
     for (const chain of next.chains) cmds.push({ add: { chain: chainObj(chain) } });
     for (const set of next.sets.filter((s) => s.map)) cmds.push(...addSetCommands(set, []));
     for (const chain of next.chains) cmds.push(...ruleCommands(chain));
@@ -216,21 +239,28 @@ function countElements(commands: readonly NftCommand[]): number {
   let n = 0;
   for (const c of commands) {
     if ('add' in c && 'element' in c.add) n += c.add.element.elem.length;
-    else if ('add' in c && ('set' in c.add || 'map' in c.add)) n += ('set' in c.add ? c.add.set : c.add.map).elem?.length ?? 0;
+    else if ('add' in c && ('set' in c.add || 'map' in c.add))
+      n += ('set' in c.add ? c.add.set : c.add.map).elem?.length ?? 0;
   }
   return n;
 }
 
 function stripVolatile(listing: string): string {
   // counters count; elements of timeout sets expire: neither is drift
-  return listing
-    .replace(/"packets":\s*\d+,\s*"bytes":\s*\d+/g, '')
-    .replace(/"expires":\s*\d+/g, '');
+  return listing.replace(/"packets":\s*\d+,\s*"bytes":\s*\d+/g, '').replace(/"expires":\s*\d+/g, '');
 }
 
 function chainObj(chain: ChainSpec): ChainObj {
   return chain.base
-    ? { family: FAMILY, table: TABLE, name: chain.name, type: chain.base.type, hook: chain.base.hook, prio: chain.base.prio, policy: chain.base.policy }
+    ? {
+        family: FAMILY,
+        table: TABLE,
+        name: chain.name,
+        type: chain.base.type,
+        hook: chain.base.hook,
+        prio: chain.base.prio,
+        policy: chain.base.policy,
+      }
     : { family: FAMILY, table: TABLE, name: chain.name };
 }
 
@@ -251,14 +281,18 @@ function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
   const elements = extra.length > 0 ? [...set.elements, ...extra] : set.elements;
   for (let i = 0; i < elements.length; i += ELEMENT_CHUNK) {
     // packed elements go as views of the list, not copies
-    const elem = ArrayBuffer.isView(elements) ? elements.subarray(i, i + ELEMENT_CHUNK) : elements.slice(i, i + ELEMENT_CHUNK);
+    const elem = ArrayBuffer.isView(elements)
+      ? elements.subarray(i, i + ELEMENT_CHUNK)
+      : elements.slice(i, i + ELEMENT_CHUNK);
     cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set.name, elem } } });
   }
   return cmds;
 }
 
 function ruleCommands(chain: ChainSpec): NftCommand[] {
-  return chain.rules.map((expr) => ({ add: { rule: { family: FAMILY, table: TABLE, chain: chain.name, expr } } }));
+  return chain.rules.map((expr) => ({
+    add: { rule: { family: FAMILY, table: TABLE, chain: chain.name, expr } },
+  }));
 }
 
 function setDecl(s: SetSpec): string {
@@ -314,13 +348,24 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   const elementOps: NftCommand[] = [];
   const rules: NftCommand[] = [];
   const deletes: NftCommand[] = [];
-  const el = (name: string, elem: NftValue[] | PackedIpv4): { family: 'inet'; table: string; name: string; elem: NftValue[] | PackedIpv4 } => ({ family: FAMILY, table: TABLE, name, elem });
+  const el = (
+    name: string,
+    elem: NftValue[] | PackedIpv4,
+  ): { family: 'inet'; table: string; name: string; elem: NftValue[] | PackedIpv4 } => ({
+    family: FAMILY,
+    table: TABLE,
+    name,
+    elem,
+  });
 
   // counters
   const prevCounters = new Set(prev.counters);
   const nextCounters = new Set(next.counters);
-  for (const c of next.counters) if (!prevCounters.has(c)) addDecls.push({ add: { counter: { family: FAMILY, table: TABLE, name: c } } });
-  for (const c of prev.counters) if (!nextCounters.has(c)) deletes.push({ delete: { counter: { family: FAMILY, table: TABLE, name: c } } });
+  for (const c of next.counters)
+    if (!prevCounters.has(c)) addDecls.push({ add: { counter: { family: FAMILY, table: TABLE, name: c } } });
+  for (const c of prev.counters)
+    if (!nextCounters.has(c))
+      deletes.push({ delete: { counter: { family: FAMILY, table: TABLE, name: c } } });
 
   // new and re-declared sets; new chains
   const recreated = new Set<string>();
@@ -356,7 +401,9 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
   // sets: removed and re-declared go after the flushes; elements are diffed
   for (const p of prev.sets) {
     if (!nextSets.has(p.name) || recreated.has(p.name)) {
-      deletes.push({ delete: { [p.map ? 'map' : 'set']: { family: FAMILY, table: TABLE, name: p.name } } } as NftCommand);
+      deletes.push({
+        delete: { [p.map ? 'map' : 'set']: { family: FAMILY, table: TABLE, name: p.name } },
+      } as NftCommand);
     }
   }
   const lateAdds: NftCommand[] = [];
@@ -395,9 +442,19 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
 
   // Order: declarations, flushes (drop references), map/set element changes
   // (a map element may jump to a chain about to go), rules, then deletions.
-  const recreatedDeletes = deletes.filter((d) => 'delete' in d && ('set' in d.delete || 'map' in d.delete) && recreated.has(nameOf(d)));
+  const recreatedDeletes = deletes.filter(
+    (d) => 'delete' in d && ('set' in d.delete || 'map' in d.delete) && recreated.has(nameOf(d)),
+  );
   const otherDeletes = deletes.filter((d) => !recreatedDeletes.includes(d));
-  return [...flushes, ...recreatedDeletes, ...addDecls, ...elementOps, ...lateAdds, ...rules, ...otherDeletes.sort(deleteOrder)];
+  return [
+    ...flushes,
+    ...recreatedDeletes,
+    ...addDecls,
+    ...elementOps,
+    ...lateAdds,
+    ...rules,
+    ...otherDeletes.sort(deleteOrder),
+  ];
 }
 
 /** Packed, sorted and unique: `list` itself; else a sorted, unique packed copy. */
@@ -409,7 +466,8 @@ function sortedPacked(list: NftValue[] | PackedIpv4): PackedIpv4 {
   }
   const sorted = Uint32Array.from(list as ArrayLike<number>).sort();
   let n = 0;
-  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!;
+  for (let i = 0; i < sorted.length; i++)
+    if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!;
   return sorted.subarray(0, n);
 }
 
@@ -417,7 +475,10 @@ function sortedPacked(list: NftValue[] | PackedIpv4): PackedIpv4 {
  * What was removed from and added to a packed address list, by one merge of the two
  * sorted lists (a million entries take milliseconds, not a million JSON keys).
  */
-export function diffPacked(prev: NftValue[] | PackedIpv4, next: NftValue[] | PackedIpv4): { removed: PackedIpv4; added: PackedIpv4 } {
+export function diffPacked(
+  prev: NftValue[] | PackedIpv4,
+  next: NftValue[] | PackedIpv4,
+): { removed: PackedIpv4; added: PackedIpv4 } {
   const a = sortedPacked(prev);
   const b = sortedPacked(next);
   const removed = new Uint32Array(a.length);

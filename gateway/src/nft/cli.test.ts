@@ -24,9 +24,32 @@ describe('NftCli', () => {
     const elem = new Uint32Array(300_000).map((_, i) => 0x0b000000 + i * 7);
     const commands: NftCommand[] = [
       { add: { table: { family: 'inet', name: 'portcullis' } } },
-      { add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: elem.subarray(0, 200_000) } } },
-      { add: { element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: elem.subarray(200_000) } } },
-      { add: { set: { family: 'inet', table: 'portcullis', name: 'macs', type: 'ether_addr', comment: 'guest MAC → its chain' } } },
+      {
+        add: {
+          element: {
+            family: 'inet',
+            table: 'portcullis',
+            name: 'list4_p32',
+            elem: elem.subarray(0, 200_000),
+          },
+        },
+      },
+      {
+        add: {
+          element: { family: 'inet', table: 'portcullis', name: 'list4_p32', elem: elem.subarray(200_000) },
+        },
+      },
+      {
+        add: {
+          set: {
+            family: 'inet',
+            table: 'portcullis',
+            name: 'macs',
+            type: 'ether_addr',
+            comment: 'guest MAC → its chain',
+          },
+        },
+      },
     ];
     const written = await cli.run(commands);
     expect(written).toBe(toNftJson(commands));

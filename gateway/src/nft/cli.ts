@@ -30,7 +30,13 @@ export class NftCli implements NftBackend {
     const file = join(dir, 'batch');
     try {
       writePieces(file, input);
-      return await this.#spawn(['-j', ...(options.dryRun ? ['-c'] : []), ...(options.terse ? ['-t'] : []), '-f', file]);
+      return await this.#spawn([
+        '-j',
+        ...(options.dryRun ? ['-c'] : []),
+        ...(options.terse ? ['-t'] : []),
+        '-f',
+        file,
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -38,18 +44,31 @@ export class NftCli implements NftBackend {
 
   #spawn(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+      const child = spawn(this.binary, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TZ: 'UTC' },
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', (cause) =>
-        reject(new PortcullisError('NFT_UNAVAILABLE', `cannot run ${this.binary}: install the nftables package`, { cause })),
+        reject(
+          new PortcullisError('NFT_UNAVAILABLE', `cannot run ${this.binary}: install the nftables package`, {
+            cause,
+          }),
+        ),
       );
       child.on('close', (code) => {
         const errText = Buffer.concat(err).toString().trim();
         if (code !== 0) {
-          reject(new PortcullisError('NFT_APPLY_FAILED', `nftables rejected the transaction: ${errText || `exit ${code}`}`, { context: { nft: errText } }));
+          reject(
+            new PortcullisError(
+              'NFT_APPLY_FAILED',
+              `nftables rejected the transaction: ${errText || `exit ${code}`}`,
+              { context: { nft: errText } },
+            ),
+          );
         } else resolve(Buffer.concat(out).toString());
       });
     });
@@ -66,7 +85,7 @@ function writePieces(file: string, pieces: Iterable<string>): void {
   const fd = openSync(file, 'wx', 0o600);
   const write = (text: string): void => {
     const bytes = Buffer.from(text);
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
   };
   try {
     let pending = '';
@@ -84,7 +103,9 @@ function writePieces(file: string, pieces: Iterable<string>): void {
 }
 
 /** The in-process library when it loads, else the nft binary. */
-export async function openNftBackend(prefer: 'auto' | 'libnftables' | 'nft-cli' = 'auto'): Promise<NftBackend> {
+export async function openNftBackend(
+  prefer: 'auto' | 'libnftables' | 'nft-cli' = 'auto',
+): Promise<NftBackend> {
   if (prefer !== 'nft-cli') {
     const { LibNftables } = await import('./libnftables.js');
     if (prefer === 'libnftables' || LibNftables.available()) return new LibNftables();

@@ -101,17 +101,25 @@ export class LibNftables implements NftBackend {
     const ctx = this.#ctx;
     if (!ctx) return Promise.reject(new PortcullisError('NFT_UNAVAILABLE', 'nft context is closed'));
     this.#b.setDryRun(ctx, dryRun);
-    this.#b.setOutputFlags(ctx, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE | (terse ? NFT_CTX_OUTPUT_TERSE : 0));
+    this.#b.setOutputFlags(
+      ctx,
+      NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE | (terse ? NFT_CTX_OUTPUT_TERSE : 0),
+    );
     return new Promise((resolve, reject) => {
       this.#b.runCmd.async(ctx, buffer, (err: unknown, rc: number) => {
         const out = this.#b.getOutput(ctx) ?? '';
         const errText = (this.#b.getError(ctx) ?? '').trim();
-        if (err) return reject(new PortcullisError('NFT_APPLY_FAILED', `libnftables call failed: ${String(err)}`));
+        if (err)
+          return reject(new PortcullisError('NFT_APPLY_FAILED', `libnftables call failed: ${String(err)}`));
         if (rc !== 0) {
           return reject(
-            new PortcullisError('NFT_APPLY_FAILED', `nftables rejected the transaction: ${errText || `error ${rc}`}`, {
-              context: { nft: errText },
-            }),
+            new PortcullisError(
+              'NFT_APPLY_FAILED',
+              `nftables rejected the transaction: ${errText || `error ${rc}`}`,
+              {
+                context: { nft: errText },
+              },
+            ),
           );
         }
         resolve(out);

@@ -2,7 +2,13 @@ import type { Counter, Registry } from 'prom-client';
 import { Counter as PromCounter, Gauge, Histogram } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { CompileCache, compile, type PrefixGroups, type QueueSettings, type Ruleset } from '../policy/compile.js';
+import {
+  CompileCache,
+  compile,
+  type PrefixGroups,
+  type QueueSettings,
+  type Ruleset,
+} from '../policy/compile.js';
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
@@ -60,11 +66,35 @@ export class NftSync {
     this.#now = options.now ?? Date.now;
     const r = options.registry;
     if (r) {
-      this.#applies = new PromCounter({ name: 'portcullis_nft_applies_total', help: 'Ruleset transactions applied, by kind', labelNames: ['kind'], registers: [r] });
-      this.#failures = new PromCounter({ name: 'portcullis_nft_apply_failures_total', help: 'Ruleset transactions the kernel rejected', registers: [r] });
-      this.#drifts = new PromCounter({ name: 'portcullis_nft_drift_repairs_total', help: 'Times the kernel table differed from the applied ruleset and was restored', registers: [r] });
-      this.#duration = new Histogram({ name: 'portcullis_nft_apply_duration_seconds', help: 'Time to apply a ruleset transaction', labelNames: ['kind'], buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 3], registers: [r] });
-      new Gauge({ name: 'portcullis_nft_backend_info', help: 'The nftables backend in use (1)', labelNames: ['backend'], registers: [r] }).set({ backend: options.applier.backend.kind }, 1);
+      this.#applies = new PromCounter({
+        name: 'portcullis_nft_applies_total',
+        help: 'Ruleset transactions applied, by kind',
+        labelNames: ['kind'],
+        registers: [r],
+      });
+      this.#failures = new PromCounter({
+        name: 'portcullis_nft_apply_failures_total',
+        help: 'Ruleset transactions the kernel rejected',
+        registers: [r],
+      });
+      this.#drifts = new PromCounter({
+        name: 'portcullis_nft_drift_repairs_total',
+        help: 'Times the kernel table differed from the applied ruleset and was restored',
+        registers: [r],
+      });
+      this.#duration = new Histogram({
+        name: 'portcullis_nft_apply_duration_seconds',
+        help: 'Time to apply a ruleset transaction',
+        labelNames: ['kind'],
+        buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 3],
+        registers: [r],
+      });
+      new Gauge({
+        name: 'portcullis_nft_backend_info',
+        help: 'The nftables backend in use (1)',
+        labelNames: ['backend'],
+        registers: [r],
+      }).set({ backend: options.applier.backend.kind }, 1);
     }
   }
 
@@ -78,7 +108,11 @@ export class NftSync {
     return this.#compile(policy, new Date(this.#now())).ruleset;
   }
 
-  #compile(policy: Policy, at: Date, cache?: CompileCache): { ruleset: Ruleset; validUntil: Date | undefined } {
+  #compile(
+    policy: Policy,
+    at: Date,
+    cache?: CompileCache,
+  ): { ruleset: Ruleset; validUntil: Date | undefined } {
     const { byVm, services, validUntil } = windowsByVm(policy.schedules, at);
     const ruleset = compile({
       policy,
@@ -116,7 +150,10 @@ export class NftSync {
     this.#duration?.observe({ kind: result.kind }, result.ms / 1000);
     this.#policy = next;
     if (this.#o.driftIntervalSeconds !== 0) await this.#o.applier.snapshot().catch(() => undefined);
-    this.#log.info({ kind: result.kind, commands: result.commands, ms: Math.round(result.ms * 10) / 10 }, 'policy applied to the kernel');
+    this.#log.info(
+      { kind: result.kind, commands: result.commands, ms: Math.round(result.ms * 10) / 10 },
+      'policy applied to the kernel',
+    );
     if (prev) await this.#purgeChangedBindings(prev, next);
     this.#scheduleDst(validUntil);
   }
@@ -127,7 +164,11 @@ export class NftSync {
     const stale = new Set<string>();
     for (const old of prev.vms) {
       const cur = now.get(old.name);
-      const changed = !cur || cur.mac.toLowerCase() !== old.mac.toLowerCase() || cur.ipv4 !== old.ipv4 || cur.ipv6 !== old.ipv6;
+      const changed =
+        !cur ||
+        cur.mac.toLowerCase() !== old.mac.toLowerCase() ||
+        cur.ipv4 !== old.ipv4 ||
+        cur.ipv6 !== old.ipv6;
       const quarantined = cur?.quarantine !== undefined && old.quarantine === undefined;
       if (changed || quarantined) {
         stale.add(old.ipv4);
@@ -146,11 +187,16 @@ export class NftSync {
     if (!validUntil) return;
     const ms = Math.max(1000, validUntil.getTime() - this.#now() + 1000);
     // setTimeout takes at most ~24.8 days; re-arm on the way
-    this.#dstTimer = setTimeout(() => {
-      this.#dstTimer = undefined;
-      if (!this.#policy) return;
-      this.apply(this.#policy).catch((err: unknown) => this.#log.error({ err }, 're-applying schedules at a UTC offset change failed'));
-    }, Math.min(ms, 2 ** 31 - 1));
+    this.#dstTimer = setTimeout(
+      () => {
+        this.#dstTimer = undefined;
+        if (!this.#policy) return;
+        this.apply(this.#policy).catch((err: unknown) =>
+          this.#log.error({ err }, 're-applying schedules at a UTC offset change failed'),
+        );
+      },
+      Math.min(ms, 2 ** 31 - 1),
+    );
     this.#dstTimer.unref();
   }
 

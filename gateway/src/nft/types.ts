@@ -54,7 +54,16 @@ export type NftStatement =
   | { queue: { num?: number | { range: [number, number] }; flags?: string | string[] } }
   | { xt: { type: string; name: string } }
   | { vmap: { key: NftValue; data: string | NftValue } }
-  | { limit: { rate: number; per: string; rate_unit?: string; burst?: number; burst_unit?: string; inv?: boolean } }
+  | {
+      limit: {
+        rate: number;
+        per: string;
+        rate_unit?: string;
+        burst?: number;
+        burst_unit?: string;
+        inv?: boolean;
+      };
+    }
   | { log: { prefix?: string; group?: number } }
   | { notrack: null }
   | { set: { op: 'add' | 'update' | 'delete'; elem: NftValue; set: string } };

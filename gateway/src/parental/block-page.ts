@@ -68,7 +68,13 @@ export class BlockPageServer {
       res.end(html);
     };
     if (!who) {
-      send(403, page('Blocked', '<h1>This page is blocked</h1><p>This device is not registered with the gateway yet. Ask a parent or the administrator to add it.</p>'));
+      send(
+        403,
+        page(
+          'Blocked',
+          '<h1>This page is blocked</h1><p>This device is not registered with the gateway yet. Ask a parent or the administrator to add it.</p>',
+        ),
+      );
       return;
     }
     if (req.method === 'POST' && req.url?.startsWith('/.portcullis/ask')) {
@@ -82,10 +88,19 @@ export class BlockPageServer {
         const reason = (form.get('reason') ?? '').slice(0, 500);
         try {
           const r = this.#o.ask(who.vm, domain, form.get('url') ?? url, reason);
-          send(201, page('Asked', `<h1>Your request was sent</h1><p>A parent will see that you asked for <strong>${escape(domain)}</strong> (request #${r.id}). Try again after they said yes.</p>`));
+          send(
+            201,
+            page(
+              'Asked',
+              `<h1>Your request was sent</h1><p>A parent will see that you asked for <strong>${escape(domain)}</strong> (request #${r.id}). Try again after they said yes.</p>`,
+            ),
+          );
         } catch (err) {
           this.#log.warn({ err, vm: who.vm, domain }, 'access request failed');
-          send(429, page('Not sent', `<h1>Your request was not sent</h1><p>${escape((err as Error).message)}</p>`));
+          send(
+            429,
+            page('Not sent', `<h1>Your request was not sent</h1><p>${escape((err as Error).message)}</p>`),
+          );
         }
       });
       return;

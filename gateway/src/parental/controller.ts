@@ -26,7 +26,12 @@ export function budgetRule(vm: Vm, policy: Policy): BudgetRule | undefined {
   const profile = effectiveProfiles(policy.profiles).get(vm.profile);
   const p = profile?.parental;
   if (p?.dailyMinutes === undefined) return undefined;
-  return { key: vm.owner ?? vm.name, dailyMinutes: p.dailyMinutes, idleBytesPerMinute: p.idleBytesPerMinute ?? 20_000, timezone: p.timezone ?? 'UTC' };
+  return {
+    key: vm.owner ?? vm.name,
+    dailyMinutes: p.dailyMinutes,
+    idleBytesPerMinute: p.idleBytesPerMinute ?? 20_000,
+    timezone: p.timezone ?? 'UTC',
+  };
 }
 
 /**
@@ -99,10 +104,15 @@ export class BudgetController {
   async #update(): Promise<void> {
     this.#persist();
     const next = this.#compute();
-    const same = next.size === this.#blocked.size && [...next].every(([k, v]) => this.#blocked.get(k)?.getTime() === v.getTime());
+    const same =
+      next.size === this.#blocked.size &&
+      [...next].every(([k, v]) => this.#blocked.get(k)?.getTime() === v.getTime());
     this.#blocked = next;
     if (!same) {
-      this.#log.info({ blocked: Object.fromEntries([...next].map(([k, v]) => [k, v.toISOString()])) }, 'time budgets changed');
+      this.#log.info(
+        { blocked: Object.fromEntries([...next].map(([k, v]) => [k, v.toISOString()])) },
+        'time budgets changed',
+      );
       await this.#o.onChange();
     }
   }

@@ -69,9 +69,13 @@ function fastCheck(s: string): boolean {
 }
 
 function listError(name: string, line: number, what: string): PortcullisError {
-  return new PortcullisError('BUNDLE_INVALID', `address list ${name}${line > 0 ? `, line ${line}` : ''}: ${what}`, {
-    context: { list: name, line },
-  });
+  return new PortcullisError(
+    'BUNDLE_INVALID',
+    `address list ${name}${line > 0 ? `, line ${line}` : ''}: ${what}`,
+    {
+      context: { list: name, line },
+    },
+  );
 }
 
 /** Read and parse an address list file. */
@@ -80,7 +84,11 @@ export function loadAddressList(file: string, limits?: AddressListLimits): strin
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new PortcullisError('BUNDLE_INVALID', `cannot read address list ${file}: ${(cause as Error).message}`, { cause });
+    throw new PortcullisError(
+      'BUNDLE_INVALID',
+      `cannot read address list ${file}: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   return parseAddressList(text, file, limits);
 }

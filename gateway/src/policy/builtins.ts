@@ -30,12 +30,18 @@ export const BUILTIN_PROFILES: readonly Profile[] = deepFreeze([
   },
   {
     name: 'kid',
-    description: 'filtered internet for a child: adult, gambling, dating and malware blocked, SafeSearch, no way around the filter; IPS inline, fail-closed',
+    description:
+      'filtered internet for a child: adult, gambling, dating and malware blocked, SafeSearch, no way around the filter; IPS inline, fail-closed',
     internet: 'open',
     rules: [],
     reach: [],
     ips: { mode: 'ips', failure: 'fail-closed' },
-    dns: { categories: ['adult', 'gambling', 'dating', 'malware'], safeSearch: true, youtube: 'strict', blockDoh: true },
+    dns: {
+      categories: ['adult', 'gambling', 'dating', 'malware'],
+      safeSearch: true,
+      youtube: 'strict',
+      blockDoh: true,
+    },
     parental: { closeBypass: true },
   },
   {

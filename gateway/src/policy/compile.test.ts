@@ -6,7 +6,11 @@ import { groupByPrefix, normaliseIntervals } from './intervals.js';
 import type { Policy } from './model.js';
 import { checkPolicy } from './validate.js';
 
-const network = { lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 }, wan: { iface: 'wan0' }, mgmt: { iface: 'mgmt0', ports: [8080] } };
+const network = {
+  lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 },
+  wan: { iface: 'wan0' },
+  mgmt: { iface: 'mgmt0', ports: [8080] },
+};
 
 function makePolicy(overrides: Partial<Policy> = {}): Policy {
   return {
@@ -27,7 +31,8 @@ function build(overrides: Partial<CompileInput> = {}): ReturnType<typeof compile
   return compile({ policy: makePolicy(), network, now: new Date('2026-11-25T12:00:00Z'), ...overrides });
 }
 
-const chain = (rs: ReturnType<typeof compile>, name: string): NftStatement[][] => rs.chains.find((c) => c.name === name)!.rules;
+const chain = (rs: ReturnType<typeof compile>, name: string): NftStatement[][] =>
+  rs.chains.find((c) => c.name === name)!.rules;
 const text = (x: unknown): string => JSON.stringify(x);
 
 describe('compile', () => {
@@ -41,7 +46,9 @@ describe('compile', () => {
       { concat: ['52:54:00:00:00:0a', '10.20.0.10'] },
       { concat: ['52:54:00:00:00:0b', '10.20.0.11'] },
     ]);
-    expect(text(rs.sets.find((s) => s.name === 'vm_chains')!.elements)).toContain('"jump":{"target":"vm_kid"}');
+    expect(text(rs.sets.find((s) => s.name === 'vm_chains')!.elements)).toContain(
+      '"jump":{"target":"vm_kid"}',
+    );
   });
 
   it('checks anti-spoofing at priority raw, before anything else, and drops unknown MACs', () => {
@@ -60,7 +67,9 @@ describe('compile', () => {
 
   it('lets only work reach the VPN endpoints', () => {
     const rs = build();
-    expect(text(chain(rs, 'vm_work'))).toContain('[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"wan0"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@vpn4"}},{"accept":null}]');
+    expect(text(chain(rs, 'vm_work'))).toContain(
+      '[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"wan0"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@vpn4"}},{"accept":null}]',
+    );
     expect(text(chain(rs, 'vm_kid'))).toContain('"right":"@vpn4"}},{"drop":null}');
     expect(text(chain(rs, 'vm_kid'))).not.toContain('"right":"@vpn4"}},{"accept":null}');
   });
@@ -79,7 +88,13 @@ describe('compile', () => {
     p.vms[0] = {
       ...p.vms[0]!,
       rules: [
-        { id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' }, proto: 'tcp', ports: ['80', '8000-8100'] },
+        {
+          id: 'a',
+          action: 'drop',
+          to: { cidr: '198.51.100.0/24' },
+          proto: 'tcp',
+          ports: ['80', '8000-8100'],
+        },
         { id: 'b', action: 'accept', to: { cidr: '192.0.2.0/24' }, expires: '2026-11-25T12:10:00Z' },
         { id: 'c', action: 'reject', to: { domain: 'example.test' } },
         { id: 'd', action: 'accept', to: { vm: 'work' }, proto: 'tcp', ports: ['22'] },
@@ -89,7 +104,9 @@ describe('compile', () => {
     const rs = build({ policy: p });
     const rules = text(chain(rs, 'vm_kid'));
     expect(rules).toContain('{"set":[80,{"range":[8000,8100]}]}');
-    expect(rules).toContain('"right":{"prefix":{"addr":"192.0.2.0","len":24}}}},{"match":{"op":"<","left":{"meta":{"key":"time"}},"right":"2026-11-25 12:10:00"}},{"accept":null}');
+    expect(rules).toContain(
+      '"right":{"prefix":{"addr":"192.0.2.0","len":24}}}},{"match":{"op":"<","left":{"meta":{"key":"time"}},"right":"2026-11-25 12:10:00"}},{"accept":null}',
+    );
     expect(rs.sets.some((s) => s.name.startsWith('r4_kid_a') || s.name.startsWith('r4_kid_b'))).toBe(false);
     expect(rs.sets.find((s) => s.name === 'r4_kid_c')).toMatchObject({ dynamic: true, flags: ['timeout'] });
     expect(rules).toContain('"reject":{"type":"tcp reset"}');
@@ -98,10 +115,20 @@ describe('compile', () => {
   });
 
   it('puts schedule windows first and sends allowlist windows to the allowlist chain', () => {
-    const windows = new Map([['kid', [{ days: [1], from: 75600, to: 86399, mode: 'deny' as const }, { days: [2], from: 0, to: 3600, mode: 'allowlist-only' as const }]]]);
+    const windows = new Map([
+      [
+        'kid',
+        [
+          { days: [1], from: 75600, to: 86399, mode: 'deny' as const },
+          { days: [2], from: 0, to: 3600, mode: 'allowlist-only' as const },
+        ],
+      ],
+    ]);
     const rs = build({ windows });
     const rules = chain(rs, 'vm_kid').map(text);
-    const deny = rules.indexOf('[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"drop":null}]');
+    const deny = rules.indexOf(
+      '[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"drop":null}]',
+    );
     expect(deny).toBeGreaterThan(0);
     expect(rules[deny + 1]).toContain('"goto":{"target":"vm_kid_allowlist"}');
     // before the VM's own rules and before established flows are let through
@@ -113,16 +140,30 @@ describe('compile', () => {
     const nft = text(chain(build({ queue: { kind: 'nft', num: 3 } }), 'vm_kid'));
     expect(nft).toContain('{"queue":{"num":3}}');
     // flows Suricata bypassed are accepted before the queue
-    expect(nft).toContain(`{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},${MARK.bypass}]},"right":0}},{"accept":null}`);
+    expect(nft).toContain(
+      `{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},${MARK.bypass}]},"right":0}},{"accept":null}`,
+    );
     const xt = text(chain(build({ queue: { kind: 'xt', num: 3 } }), 'vm_kid'));
     // the queue bit is OR-ed in: the bypass bit restored from the conntrack mark survives
     expect(xt).toContain(`"value":{"|":[{"meta":{"key":"mark"}},${MARK.queueClosed}]}`);
-    expect(text(chain(build({ queue: { kind: 'xt', num: 3 } }), 'to_guests'))).toContain('"right":"10.20.0.10"');
+    expect(text(chain(build({ queue: { kind: 'xt', num: 3 } }), 'to_guests'))).toContain(
+      '"right":"10.20.0.10"',
+    );
     expect(text(chain(build({ queue: { kind: 'nft', num: 3 } }), 'vm_work'))).not.toContain('queue');
   });
 
   it('sends an allowlist-only VM in ips mode to its allowlist chain, and queues its accept rules', () => {
-    const p = makePolicy({ profiles: [{ name: 'homework', internet: 'allowlist-only', rules: [{ id: 'ok', action: 'accept', to: { cidr: '192.0.2.0/24' } }], reach: [], ips: { mode: 'ips', failure: 'fail-closed' } }] });
+    const p = makePolicy({
+      profiles: [
+        {
+          name: 'homework',
+          internet: 'allowlist-only',
+          rules: [{ id: 'ok', action: 'accept', to: { cidr: '192.0.2.0/24' } }],
+          reach: [],
+          ips: { mode: 'ips', failure: 'fail-closed' },
+        },
+      ],
+    });
     p.vms[0] = { ...p.vms[0]!, profile: 'homework' };
     const rules = chain(build({ policy: p, queue: { kind: 'xt', num: 0 } }), 'vm_kid').map(text);
     expect(rules.at(-2)).toBe('[{"goto":{"target":"vm_kid_allowlist"}}]');
@@ -137,7 +178,9 @@ describe('compile', () => {
     expect(p24.elements).toEqual(Uint32Array.of((11 << 24) >>> 0));
     expect(p24.size).toBe(1024);
     expect(b.sets.find((s) => s.name === 'list4_p24')!.elements).toBe(p24.elements);
-    expect(text(chain(a, 'deny_list'))).toContain('{"&":[{"payload":{"protocol":"ip","field":"daddr"}},"255.255.255.0"]}');
+    expect(text(chain(a, 'deny_list'))).toContain(
+      '{"&":[{"payload":{"protocol":"ip","field":"daddr"}},"255.255.255.0"]}',
+    );
   });
 });
 
@@ -153,19 +196,27 @@ describe('CompileCache', () => {
       return cached;
     };
   }
-  const vmChain = (rs: ReturnType<typeof compile>, name: string): unknown => rs.chains.find((c) => c.name === name);
+  const vmChain = (rs: ReturnType<typeof compile>, name: string): unknown =>
+    rs.chains.find((c) => c.name === name);
   const withVm = (p: Policy, name: string, change: (vm: Policy['vms'][number]) => void): Policy => {
     const next = cloneJson(p);
     change(next.vms.find((v) => v.name === name)!);
     // what the policy service does: every VM the change left alone is the frozen one of before
-    return deepFreeze({ ...next, vms: next.vms.map((v) => (v.name === name ? v : p.vms.find((o) => o.name === v.name)!)) });
+    return deepFreeze({
+      ...next,
+      vms: next.vms.map((v) => (v.name === name ? v : p.vms.find((o) => o.name === v.name)!)),
+    });
   };
 
   it('gives the same output as no cache, reusing the chains of VMs that did not change', () => {
     const run = compiler();
     const p1 = deepFreeze(makePolicy());
     const a = run({ policy: p1 });
-    const p2 = withVm(p1, 'kid', (vm) => (vm.rules = [{ id: 'x', action: 'drop', to: { cidr: '198.51.100.7' } }]));
+    const p2 = withVm(
+      p1,
+      'kid',
+      (vm) => (vm.rules = [{ id: 'x', action: 'drop', to: { cidr: '198.51.100.7' } }]),
+    );
     const b = run({ policy: p2 });
     expect(vmChain(b, 'vm_work')).toBe(vmChain(a, 'vm_work'));
     expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
@@ -186,7 +237,19 @@ describe('CompileCache', () => {
 
   it('recompiles a VM when a VM it may reach changes its address', () => {
     const run = compiler();
-    const p1 = deepFreeze(makePolicy({ profiles: [{ name: 'kid', internet: 'open', rules: [], reach: ['work'], ips: { mode: 'off', failure: 'fail-open' } }] }));
+    const p1 = deepFreeze(
+      makePolicy({
+        profiles: [
+          {
+            name: 'kid',
+            internet: 'open',
+            rules: [],
+            reach: ['work'],
+            ips: { mode: 'off', failure: 'fail-open' },
+          },
+        ],
+      }),
+    );
     const a = run({ policy: p1 });
     const b = run({ policy: withVm(p1, 'work', (vm) => (vm.ipv4 = '10.20.0.99')) });
     expect(vmChain(b, 'vm_kid')).not.toBe(vmChain(a, 'vm_kid'));
@@ -196,14 +259,36 @@ describe('CompileCache', () => {
 
   it('recompiles a VM whose rule expired since, and one whose windows or budget changed', () => {
     const run = compiler();
-    const p = deepFreeze(makePolicy({ vms: [{ name: 'kid', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.10', profile: 'kid', rules: [{ id: 'soon', action: 'drop', to: { cidr: '192.0.2.9' }, expires: '2026-11-25T12:10:00Z' }] }] }));
+    const p = deepFreeze(
+      makePolicy({
+        vms: [
+          {
+            name: 'kid',
+            mac: '52:54:00:00:00:0a',
+            ipv4: '10.20.0.10',
+            profile: 'kid',
+            rules: [
+              { id: 'soon', action: 'drop', to: { cidr: '192.0.2.9' }, expires: '2026-11-25T12:10:00Z' },
+            ],
+          },
+        ],
+      }),
+    );
     const a = run({ policy: p });
     expect(text(vmChain(a, 'vm_kid'))).toContain('192.0.2.9');
     const b = run({ policy: p, now: new Date('2026-11-25T12:20:00Z') });
     expect(text(vmChain(b, 'vm_kid'))).not.toContain('192.0.2.9');
-    const c = run({ policy: p, now: new Date('2026-11-25T12:20:00Z'), windows: new Map([['kid', [{ days: [1], from: 0, to: 3600, mode: 'deny' as const }]]]) });
+    const c = run({
+      policy: p,
+      now: new Date('2026-11-25T12:20:00Z'),
+      windows: new Map([['kid', [{ days: [1], from: 0, to: 3600, mode: 'deny' as const }]]]),
+    });
     expect(vmChain(c, 'vm_kid')).not.toBe(vmChain(b, 'vm_kid'));
-    const d = run({ policy: p, now: new Date('2026-11-25T12:20:00Z'), budgetBlocked: new Map([['kid', new Date('2026-11-26T00:00:00Z')]]) });
+    const d = run({
+      policy: p,
+      now: new Date('2026-11-25T12:20:00Z'),
+      budgetBlocked: new Map([['kid', new Date('2026-11-26T00:00:00Z')]]),
+    });
     expect(vmChain(d, 'vm_kid')).not.toBe(vmChain(c, 'vm_kid'));
   });
 
@@ -233,9 +318,13 @@ describe('CompileCache', () => {
 
 describe('address lists', () => {
   it('merges overlapping and adjacent prefixes for interval sets', () => {
-    expect(normaliseIntervals(['10.0.0.0/25', '10.0.0.128/25', '10.0.0.5', '10.0.1.0/24', '192.0.2.1']).v4).toEqual([{ prefix: { addr: '10.0.0.0', len: 23 } }, '192.0.2.1']);
+    expect(
+      normaliseIntervals(['10.0.0.0/25', '10.0.0.128/25', '10.0.0.5', '10.0.1.0/24', '192.0.2.1']).v4,
+    ).toEqual([{ prefix: { addr: '10.0.0.0', len: 23 } }, '192.0.2.1']);
     expect(normaliseIntervals(['10.0.0.1', '10.0.0.2']).v4).toEqual([{ range: ['10.0.0.1', '10.0.0.2'] }]);
-    expect(normaliseIntervals(['2001:db8::/33', '2001:db8:8000::/33']).v6).toEqual([{ prefix: { addr: '2001:db8::', len: 32 } }]);
+    expect(normaliseIntervals(['2001:db8::/33', '2001:db8:8000::/33']).v6).toEqual([
+      { prefix: { addr: '2001:db8::', len: 32 } },
+    ]);
   });
 
   it('groups by prefix length, clears host bits, dedups, and skips junk', () => {
@@ -250,16 +339,33 @@ describe('address lists', () => {
 describe('checkPolicy', () => {
   it('names the bad field: bad CIDR, unknown VM, duplicate MAC', () => {
     const p = makePolicy();
-    p.vms.push({ name: 'evil', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.66', profile: 'open', rules: [{ action: 'drop', to: { cidr: '10.0.0.300/8' } }, { action: 'accept', to: { vm: 'ghost' } }] });
+    p.vms.push({
+      name: 'evil',
+      mac: '52:54:00:00:00:0a',
+      ipv4: '10.20.0.66',
+      profile: 'open',
+      rules: [
+        { action: 'drop', to: { cidr: '10.0.0.300/8' } },
+        { action: 'accept', to: { vm: 'ghost' } },
+      ],
+    });
     const issues = checkPolicy(p);
-    expect(issues.map((i) => i.path)).toEqual(expect.arrayContaining(['/vms/2/mac', '/vms/2/rules/0/to/cidr', '/vms/2/rules/1/to/vm']));
+    expect(issues.map((i) => i.path)).toEqual(
+      expect.arrayContaining(['/vms/2/mac', '/vms/2/rules/0/to/cidr', '/vms/2/rules/1/to/vm']),
+    );
   });
 
   it('finds the same issues in frozen policies as in mutable ones, every time', () => {
     const bad = (): Policy =>
       makePolicy({
         vms: [
-          { name: 'kid', mac: '01:54:00:00:00:0a', ipv4: '10.20.0.300', profile: 'kid', rules: [{ id: 'a', action: 'drop', to: { cidr: '10.0.0.1/8' }, ports: ['80'] }] },
+          {
+            name: 'kid',
+            mac: '01:54:00:00:00:0a',
+            ipv4: '10.20.0.300',
+            profile: 'kid',
+            rules: [{ id: 'a', action: 'drop', to: { cidr: '10.0.0.1/8' }, ports: ['80'] }],
+          },
           { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'nope' },
         ],
         vpnEndpoints: ['10.0.0.1/8'],
@@ -285,6 +391,9 @@ describe('checkPolicy', () => {
 
   it('rejects host bits in a prefix with a hint', () => {
     const issues = checkPolicy(makePolicy({ vpnEndpoints: ['10.0.0.1/8'] }));
-    expect(issues[0]).toEqual({ path: '/vpnEndpoints/0', message: '"10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?' });
+    expect(issues[0]).toEqual({
+      path: '/vpnEndpoints/0',
+      message: '"10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?',
+    });
   });
 });

@@ -192,11 +192,18 @@ export function allowSet(vm: string, family: 4 | 6): string {
 
 /** The name of a rule's address set. */
 export function ruleSet(vm: string, rule: Rule, index: number, family: 4 | 6): string {
-  const id = rule.id ?? createHash('sha256').update(`${vm}/${index}/${JSON.stringify(rule)}`).digest('hex').slice(0, 10);
+  const id =
+    rule.id ??
+    createHash('sha256')
+      .update(`${vm}/${index}/${JSON.stringify(rule)}`)
+      .digest('hex')
+      .slice(0, 10);
   return `r${family}_${nftName(vm)}_${nftName(id)}`;
 }
 
-const m = (left: NftValue, right: NftValue, op: '==' | '!=' | '<' = '=='): NftStatement => ({ match: { op, left, right } });
+const m = (left: NftValue, right: NftValue, op: '==' | '!=' | '<' = '=='): NftStatement => ({
+  match: { op, left, right },
+});
 const meta = (key: string): NftValue => ({ meta: { key } });
 const payload = (protocol: string, field: string): NftValue => ({ payload: { protocol, field } });
 const counter = (name?: string): NftStatement => ({ counter: name ?? null });
@@ -211,46 +218,60 @@ export const IPS_BLOCK6 = 'ips_block6';
 export function compile(spec: CompileInput): Ruleset {
   const { policy, network, now, cache } = spec;
   cache?.begin(network);
-  const reuse = <T>(slot: string, key: () => readonly unknown[], make: () => T): T => (cache ? cache.reuse(slot, key(), make) : make());
+  const reuse = <T>(slot: string, key: () => readonly unknown[], make: () => T): T =>
+    cache ? cache.reuse(slot, key(), make) : make();
   const profiles = effectiveProfiles(policy.profiles);
-  const counters = ['spoof_dropped', 'unknown_mac_dropped', 'ipv6_dropped', 'guest_input_dropped', 'forward_dropped', 'guest_to_guest_dropped'];
+  const counters = [
+    'spoof_dropped',
+    'unknown_mac_dropped',
+    'ipv6_dropped',
+    'guest_input_dropped',
+    'forward_dropped',
+    'guest_to_guest_dropped',
+  ];
   const sets: SetSpec[] = [];
   const chains: ChainSpec[] = [];
   const vms = [...policy.vms].sort((a, b) => a.name.localeCompare(b.name));
 
   // --- identity sets -------------------------------------------------------------
-  const identityKey = (): string[] => [vms.map((vm) => `${vm.name} ${vm.mac} ${vm.ipv4} ${vm.ipv6 ?? ''}`).join('\n')];
-  sets.push(...reuse('identity', identityKey, (): SetSpec[] => [
-    {
-      name: 'macip4',
-      type: ['ether_addr', 'ipv4_addr'],
-      flags: [],
-      elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
-      comment: 'registered MAC . IPv4 pairs',
-    },
-    {
-      name: 'macip6',
-      type: ['ether_addr', 'ipv6_addr'],
-      flags: [],
-      elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
-      comment: 'registered MAC . IPv6 pairs',
-    },
-    {
-      name: 'macs',
-      type: 'ether_addr',
-      flags: [],
-      elements: vms.map((vm) => normaliseMac(vm.mac)),
-      comment: 'registered MACs',
-    },
-    {
-      name: 'vm_chains',
-      type: 'ether_addr',
-      map: 'verdict',
-      flags: [],
-      elements: vms.map((vm) => [normaliseMac(vm.mac), { jump: { target: vmChain(vm.name) } }] as unknown as NftValue),
-      comment: 'guest MAC → its chain',
-    },
-  ]));
+  const identityKey = (): string[] => [
+    vms.map((vm) => `${vm.name} ${vm.mac} ${vm.ipv4} ${vm.ipv6 ?? ''}`).join('\n'),
+  ];
+  sets.push(
+    ...reuse('identity', identityKey, (): SetSpec[] => [
+      {
+        name: 'macip4',
+        type: ['ether_addr', 'ipv4_addr'],
+        flags: [],
+        elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
+        comment: 'registered MAC . IPv4 pairs',
+      },
+      {
+        name: 'macip6',
+        type: ['ether_addr', 'ipv6_addr'],
+        flags: [],
+        elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
+        comment: 'registered MAC . IPv6 pairs',
+      },
+      {
+        name: 'macs',
+        type: 'ether_addr',
+        flags: [],
+        elements: vms.map((vm) => normaliseMac(vm.mac)),
+        comment: 'registered MACs',
+      },
+      {
+        name: 'vm_chains',
+        type: 'ether_addr',
+        map: 'verdict',
+        flags: [],
+        elements: vms.map(
+          (vm) => [normaliseMac(vm.mac), { jump: { target: vmChain(vm.name) } }] as unknown as NftValue,
+        ),
+        comment: 'guest MAC → its chain',
+      },
+    ]),
+  );
 
   // --- address lists, deny lists, the base chains: the same for every VM -----------------
   const sharedKey = (): unknown[] => [
@@ -279,7 +300,8 @@ export function compile(spec: CompileInput): Ruleset {
     const windows = spec.windows?.get(vm.name) ?? [];
     const serviceWindows = spec.serviceWindows?.get(vm.name) ?? [];
     const budgetUntil = spec.budgetBlocked?.get(vm.name);
-    const key = (): string[] => vmKey(vm, profile, { byName, now, windows, serviceWindows, budgetUntil, queue: spec.queue });
+    const key = (): string[] =>
+      vmKey(vm, profile, { byName, now, windows, serviceWindows, budgetUntil, queue: spec.queue });
     const out = reuse(`vm ${vm.name}`, key, (): VmOutput => {
       const vmSets: SetSpec[] = [];
       const vmToGuests: NftStatement[][] = [];
@@ -339,36 +361,70 @@ function compileShared(spec: CompileInput): SharedOutput {
   // the deny lists (the policy's own and the bundles'): one hash set per prefix
   // length, matched as `ip daddr & mask`, all checked in one chain
   const denyRules: NftStatement[][] = [];
-  const lists: Array<[string, ReturnType<typeof groupByPrefix>, string]> = [['deny', groupByPrefix(policy.deny ?? []), 'policy deny list']];
+  const lists: Array<[string, ReturnType<typeof groupByPrefix>, string]> = [
+    ['deny', groupByPrefix(policy.deny ?? []), 'policy deny list'],
+  ];
   if (spec.lists?.deny) lists.push(['list', spec.lists.deny, 'bundle deny list']);
   for (const [prefix, groups, what] of lists) {
-    for (const [family, byLen] of [[4, groups.v4], [6, groups.v6]] as const) {
+    for (const [family, byLen] of [
+      [4, groups.v4],
+      [6, groups.v6],
+    ] as const) {
       for (const [len, addrs] of byLen) {
         const name = `${prefix}${family}_p${len}`;
         // a size hint makes the kernel use a fixed-size hash; rounded up so that small
         // list updates fit without re-creating the set
-        const size = prefix === 'list' ? 2 ** Math.ceil(Math.log2(Math.max(1024, addrs.length * 1.25))) : undefined;
-        sets.push({ name, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: [], elements: addrs, comment: `${what}, /${len}`, ...(size ? { size } : {}) });
+        const size =
+          prefix === 'list' ? 2 ** Math.ceil(Math.log2(Math.max(1024, addrs.length * 1.25))) : undefined;
+        sets.push({
+          name,
+          type: family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+          flags: [],
+          elements: addrs,
+          comment: `${what}, /${len}`,
+          ...(size ? { size } : {}),
+        });
         const daddr = payload(family === 4 ? 'ip' : 'ip6', 'daddr');
         const full = family === 4 ? 32 : 128;
-        const left: NftValue = len === full ? daddr : { '&': [daddr, family === 4 ? maskV4(len) : maskV6(len)] };
+        const left: NftValue =
+          len === full ? daddr : { '&': [daddr, family === 4 ? maskV4(len) : maskV6(len)] };
         denyRules.push([m(left, `@${name}`), counter('deny_list_dropped'), DROP]);
       }
     }
   }
   counters.push('deny_list_dropped');
   chains.push({ name: 'deny_list', rules: denyRules });
-  sets.push({ name: IPS_BLOCK4, type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
-  sets.push({ name: IPS_BLOCK6, type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: 'remote hosts blocked by IPS alerts' });
+  sets.push({
+    name: IPS_BLOCK4,
+    type: 'ipv4_addr',
+    flags: ['timeout'],
+    elements: [],
+    dynamic: true,
+    comment: 'remote hosts blocked by IPS alerts',
+  });
+  sets.push({
+    name: IPS_BLOCK6,
+    type: 'ipv6_addr',
+    flags: ['timeout'],
+    elements: [],
+    dynamic: true,
+    comment: 'remote hosts blocked by IPS alerts',
+  });
 
   // --- prerouting, raw: anti-spoofing before anything else --------------------------
-  const antispoof: NftStatement[][] = [
-    [m(meta('iifname'), lan, '!='), ACCEPT],
-  ];
+  const antispoof: NftStatement[][] = [[m(meta('iifname'), lan, '!='), ACCEPT]];
   if (policy.ipv6) {
-    antispoof.push([m(meta('nfproto'), 'ipv6'), m({ concat: [payload('ether', 'saddr'), payload('ip6', 'saddr')] }, '@macip6'), ACCEPT]);
+    antispoof.push([
+      m(meta('nfproto'), 'ipv6'),
+      m({ concat: [payload('ether', 'saddr'), payload('ip6', 'saddr')] }, '@macip6'),
+      ACCEPT,
+    ]);
     // link-local (neighbour discovery) from a registered MAC
-    antispoof.push([m(payload('ether', 'saddr'), '@macs'), m(payload('ip6', 'saddr'), { prefix: { addr: 'fe80::', len: 10 } }), ACCEPT]);
+    antispoof.push([
+      m(payload('ether', 'saddr'), '@macs'),
+      m(payload('ip6', 'saddr'), { prefix: { addr: 'fe80::', len: 10 } }),
+      ACCEPT,
+    ]);
   }
   antispoof.push([m(meta('nfproto'), 'ipv6'), counter('ipv6_dropped'), DROP]);
   antispoof.push([m({ concat: [payload('ether', 'saddr'), payload('ip', 'saddr')] }, '@macip4'), ACCEPT]);
@@ -384,18 +440,33 @@ function compileShared(spec: CompileInput): SharedOutput {
   if (spec.unassigned) {
     // unknown devices (new or randomised MACs) from the unassigned pool: DHCP, DNS and
     // the block page on the appliance; the forward chain has no chain for them
-    antispoof.push([m(payload('ip', 'saddr'), { range: [spec.unassigned.from, spec.unassigned.to] }), counter('unassigned_seen'), ACCEPT]);
+    antispoof.push([
+      m(payload('ip', 'saddr'), { range: [spec.unassigned.from, spec.unassigned.to] }),
+      counter('unassigned_seen'),
+      ACCEPT,
+    ]);
     antispoof.push([m(payload('ip', 'saddr'), '0.0.0.0'), m(payload('udp', 'dport'), 67), ACCEPT]);
     counters.push('unassigned_seen');
   }
   antispoof.push([counter('unknown_mac_dropped'), DROP]);
-  chains.push({ name: 'antispoof', base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' }, rules: antispoof });
+  chains.push({
+    name: 'antispoof',
+    base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' },
+    rules: antispoof,
+  });
 
   // --- prerouting, dstnat: every guest DNS query goes to the appliance ---------------
   chains.push({
     name: 'dns_redirect',
     base: { type: 'nat', hook: 'prerouting', prio: PRIO.dstnat, policy: 'accept' },
-    rules: [[m(meta('iifname'), lan), m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 53), { redirect: { port: 53 } }]],
+    rules: [
+      [
+        m(meta('iifname'), lan),
+        m(meta('l4proto'), { set: ['tcp', 'udp'] }),
+        m(payload('th', 'dport'), 53),
+        { redirect: { port: 53 } },
+      ],
+    ],
   });
 
   // --- input: guests reach only DHCP, DNS (and the block page) ------------------------
@@ -404,20 +475,34 @@ function compileShared(spec: CompileInput): SharedOutput {
     [m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
     [m({ ct: { key: 'state' } }, 'invalid'), DROP],
     [m(meta('iifname'), lan), m(payload('udp', 'dport'), 67), ACCEPT],
-    [m(meta('iifname'), lan), m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 53), ACCEPT],
+    [
+      m(meta('iifname'), lan),
+      m(meta('l4proto'), { set: ['tcp', 'udp'] }),
+      m(payload('th', 'dport'), 53),
+      ACCEPT,
+    ],
   ];
   const blockPort = network.blockPagePort ?? 80;
   if (blockPort > 0) input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), blockPort), ACCEPT]);
   // HTTPS to a blocked name lands here: refuse it at once instead of letting it time out
   input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), 443), { reject: { type: 'tcp reset' } }]);
-  input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'icmp'), m(payload('icmp', 'type'), 'echo-request'), ACCEPT]);
+  input.push([
+    m(meta('iifname'), lan),
+    m(meta('l4proto'), 'icmp'),
+    m(payload('icmp', 'type'), 'echo-request'),
+    ACCEPT,
+  ]);
   if (policy.ipv6) {
     input.push([m(meta('iifname'), lan), m(meta('l4proto'), 'ipv6-icmp'), ACCEPT]);
   }
   input.push([m(meta('iifname'), lan), counter('guest_input_dropped'), DROP]);
   input.push([m(meta('iifname'), mgmt), m(payload('tcp', 'dport'), { set: network.mgmt.ports }), ACCEPT]);
   input.push([m(meta('iifname'), mgmt), m(meta('l4proto'), { set: ['icmp', 'ipv6-icmp'] }), ACCEPT]);
-  chains.push({ name: 'input', base: { type: 'filter', hook: 'input', prio: PRIO.filter, policy: 'drop' }, rules: input });
+  chains.push({
+    name: 'input',
+    base: { type: 'filter', hook: 'input', prio: PRIO.filter, policy: 'drop' },
+    rules: input,
+  });
 
   // --- forward: each guest to its own chain --------------------------------------------
   const forward: NftStatement[][] = [];
@@ -438,10 +523,19 @@ function compileShared(spec: CompileInput): SharedOutput {
     [m({ ct: { key: 'state' } }, 'invalid'), DROP],
     [m(meta('iifname'), lan), { vmap: { key: payload('ether', 'saddr'), data: '@vm_chains' } }],
     [m(meta('oifname'), lan), { jump: { target: 'to_guests' } }],
-    [m(meta('iifname'), wan), m(meta('oifname'), lan), m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
+    [
+      m(meta('iifname'), wan),
+      m(meta('oifname'), lan),
+      m({ ct: { key: 'state' } }, { set: ['established', 'related'] }),
+      ACCEPT,
+    ],
     [counter('forward_dropped'), DROP],
   );
-  chains.push({ name: 'forward', base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' }, rules: forward });
+  chains.push({
+    name: 'forward',
+    base: { type: 'filter', hook: 'forward', prio: PRIO.filter - 10, policy: 'drop' },
+    rules: forward,
+  });
 
   const before = chains.splice(0);
 
@@ -481,8 +575,18 @@ export function vmKey(
       if (r.expires !== undefined) deps += `expired ${remaining(r.expires, ctx.now)! <= 0}\n`;
     }
   }
-  const plain = ctx.windows.length === 0 && ctx.serviceWindows.length === 0 && ctx.budgetUntil === undefined && ctx.queue === undefined;
-  if (!plain) deps += JSON.stringify([ctx.windows, ctx.serviceWindows, ctx.budgetUntil?.getTime() ?? null, ctx.queue ?? null]);
+  const plain =
+    ctx.windows.length === 0 &&
+    ctx.serviceWindows.length === 0 &&
+    ctx.budgetUntil === undefined &&
+    ctx.queue === undefined;
+  if (!plain)
+    deps += JSON.stringify([
+      ctx.windows,
+      ctx.serviceWindows,
+      ctx.budgetUntil?.getTime() ?? null,
+      ctx.queue ?? null,
+    ]);
   return [fingerprint(vm), fingerprint(profile), deps];
 }
 
@@ -505,7 +609,16 @@ export function serviceSet(vm: string, service: string, family: 4 | 6): string {
   return `svc${family}_${nftName(vm)}_${nftName(service)}`;
 }
 
-const limitOver = (kbytes: number): NftStatement => ({ limit: { rate: kbytes, per: 'second', rate_unit: 'kbytes', burst: Math.max(kbytes, 64), burst_unit: 'kbytes', inv: true } });
+const limitOver = (kbytes: number): NftStatement => ({
+  limit: {
+    rate: kbytes,
+    per: 'second',
+    rate_unit: 'kbytes',
+    burst: Math.max(kbytes, 64),
+    burst_unit: 'kbytes',
+    inv: true,
+  },
+});
 const REJECT: NftStatement = { reject: null };
 
 function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
@@ -545,30 +658,58 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
     rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
     rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
     // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
-    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }), DROP]);
+    rules.push([
+      m(meta('l4proto'), 'udp'),
+      m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }),
+      DROP,
+    ]);
     rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
     rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
   }
 
   // per-service schedules and slow-downs: by the addresses the services' names resolved to
-  const services = new Set<string>([...ctx.serviceWindows.flatMap((w) => w.services), ...(parental.slowServices ?? []).map((x) => x.service)]);
+  const services = new Set<string>([
+    ...ctx.serviceWindows.flatMap((w) => w.services),
+    ...(parental.slowServices ?? []).map((x) => x.service),
+  ]);
   for (const svc of [...services].sort()) {
     for (const family of [4, 6] as const) {
-      sets.push({ name: serviceSet(vm.name, svc, family), type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: ${svc} addresses` });
+      sets.push({
+        name: serviceSet(vm.name, svc, family),
+        type: family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+        flags: ['timeout'],
+        elements: [],
+        dynamic: true,
+        comment: `${vm.name}: ${svc} addresses`,
+      });
     }
   }
   for (const sw of ctx.serviceWindows) {
     for (const svc of sw.services) {
       for (const w of sw.windows) {
         for (const family of [4, 6] as const) {
-          rules.push([m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${serviceSet(vm.name, svc, family)}`), m(meta('day'), { set: w.days }), m(meta('hour'), { range: [w.from, w.to] }), REJECT]);
+          rules.push([
+            m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${serviceSet(vm.name, svc, family)}`),
+            m(meta('day'), { set: w.days }),
+            m(meta('hour'), { range: [w.from, w.to] }),
+            REJECT,
+          ]);
         }
       }
     }
   }
   for (const slow of parental.slowServices ?? []) {
-    rules.push([m(payload('ip', 'daddr'), `@${serviceSet(vm.name, slow.service, 4)}`), limitOver(slow.kbytes), DROP]);
-    ctx.toGuests.push([m(payload('ip', 'saddr'), `@${serviceSet(vm.name, slow.service, 4)}`), m(payload('ip', 'daddr'), vm.ipv4), limitOver(slow.kbytes), DROP]);
+    rules.push([
+      m(payload('ip', 'daddr'), `@${serviceSet(vm.name, slow.service, 4)}`),
+      limitOver(slow.kbytes),
+      DROP,
+    ]);
+    ctx.toGuests.push([
+      m(payload('ip', 'saddr'), `@${serviceSet(vm.name, slow.service, 4)}`),
+      m(payload('ip', 'daddr'), vm.ipv4),
+      limitOver(slow.kbytes),
+      DROP,
+    ]);
   }
   if (parental.slowKbytes) {
     rules.push([limitOver(parental.slowKbytes), DROP]);
@@ -579,7 +720,10 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   const allowlistChain = `${chain}_allowlist`;
   let needsAllowlist = profile.internet === 'allowlist-only';
   for (const w of ctx.windows) {
-    const when: NftStatement[] = [m(meta('day'), { set: w.days }), m(meta('hour'), { range: [w.from, w.to] })];
+    const when: NftStatement[] = [
+      m(meta('day'), { set: w.days }),
+      m(meta('hour'), { range: [w.from, w.to] }),
+    ];
     if (w.mode === 'deny') rules.push([...when, DROP]);
     else {
       needsAllowlist = true;
@@ -606,18 +750,41 @@ function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
   rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), DROP]);
 
   // VPN endpoints: only for profiles that may use them
-  if (profile.vpn) rules.push(...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4')], profile, ctx));
+  if (profile.vpn)
+    rules.push(...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4')], profile, ctx));
   else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
   rules.push([{ jump: { target: 'deny_list' } }]);
 
   const chains: ChainSpec[] = [];
   if (needsAllowlist) {
-    sets.push({ name: allowSet(vm.name, 4), type: 'ipv4_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
-    sets.push({ name: allowSet(vm.name, 6), type: 'ipv6_addr', flags: ['timeout'], elements: [], dynamic: true, comment: `${vm.name}: addresses of allowed names` });
+    sets.push({
+      name: allowSet(vm.name, 4),
+      type: 'ipv4_addr',
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      comment: `${vm.name}: addresses of allowed names`,
+    });
+    sets.push({
+      name: allowSet(vm.name, 6),
+      type: 'ipv6_addr',
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      comment: `${vm.name}: addresses of allowed names`,
+    });
     const allowRules: NftStatement[][] = [
       ...accepting([established], profile, ctx),
-      ...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`)], profile, ctx),
-      ...accepting([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`)], profile, ctx),
+      ...accepting(
+        [m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`)],
+        profile,
+        ctx,
+      ),
+      ...accepting(
+        [m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`)],
+        profile,
+        ctx,
+      ),
       [DROP],
     ];
     chains.push({ name: allowlistChain, rules: allowRules });
@@ -725,7 +892,10 @@ function compileRule(vm: Vm, rule: Rule, index: number, ctx: VmContext): NftStat
     targets.push([m(meta('oifname'), ctx.network.lan.iface), m(payload('ip', 'daddr'), t.ipv4)]);
     if (left !== undefined) expiry.push(m(meta('time'), utcTime(rule.expires!), '<'));
   } else if (to.special === 'dns') {
-    targets.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), { set: [53, 853] })]);
+    targets.push([
+      m(meta('l4proto'), { set: ['tcp', 'udp'] }),
+      m(payload('th', 'dport'), { set: [53, 853] }),
+    ]);
     if (left !== undefined) expiry.push(m(meta('time'), utcTime(rule.expires!), '<'));
   } else {
     targets.push([m(meta('oifname'), ctx.network.wan.iface)]);

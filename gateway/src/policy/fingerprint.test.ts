@@ -1,11 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { cloneJson, deepFreeze, fingerprint, frozenCopy, isDeepFrozen, sameJson, share } from './fingerprint.js';
+import {
+  cloneJson,
+  deepFreeze,
+  fingerprint,
+  frozenCopy,
+  isDeepFrozen,
+  sameJson,
+  share,
+} from './fingerprint.js';
 import type { Policy } from './model.js';
 
 function makePolicy(): Policy {
   return {
     vms: [
-      { name: 'kid', mac: '52:54:00:00:00:0a', ipv4: '10.20.0.10', profile: 'kid', rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }] },
+      {
+        name: 'kid',
+        mac: '52:54:00:00:00:0a',
+        ipv4: '10.20.0.10',
+        profile: 'kid',
+        rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }],
+      },
       { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'work' },
       { name: 'guest', mac: '52:54:00:00:00:0c', ipv4: '10.20.0.12', profile: 'open' },
     ],
@@ -67,14 +81,18 @@ describe('sameJson', () => {
       [{ a: 1, b: undefined }, { a: 1 }],
       [{ a: [1, 2] }, { a: [2, 1] }],
       [{ a: { b: 'x' } }, { a: { b: 'x' } }],
-      [[1, undefined], [1, null]],
+      [
+        [1, undefined],
+        [1, null],
+      ],
       [{ a: 1 }, { a: 1, b: 2 }],
       [null, {}],
       [[], {}],
       ['1', 1],
       [Number.NaN, null],
     ];
-    for (const [a, b] of pairs) expect(sameJson(a, b), JSON.stringify([a, b])).toBe(fingerprint(a) === fingerprint(b));
+    for (const [a, b] of pairs)
+      expect(sameJson(a, b), JSON.stringify([a, b])).toBe(fingerprint(a) === fingerprint(b));
   });
 
   it('finds a deep difference', () => {

@@ -187,7 +187,13 @@ export function share<T>(prev: T, next: T): T {
 
 function shareValue(prev: unknown, next: unknown): unknown {
   if (prev === next) return prev;
-  if (typeof prev !== 'object' || typeof next !== 'object' || prev === null || next === null || Array.isArray(prev) !== Array.isArray(next)) {
+  if (
+    typeof prev !== 'object' ||
+    typeof next !== 'object' ||
+    prev === null ||
+    next === null ||
+    Array.isArray(prev) !== Array.isArray(next)
+  ) {
     return sameJson(prev, next) ? prev : next;
   }
   // parts are swapped in place; a frozen part of `next` keeps its own (equal) children

@@ -97,7 +97,10 @@ function rangeToValue6(a: bigint, b: bigint): NftValue {
  * are cleared; IPv4 networks come back as 32-bit integers (nft's JSON takes them and
  * parses them faster than dotted text), packed, sorted and unique. Pure.
  */
-export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, PackedIpv4>; v6: Map<number, string[]> } {
+export function groupByPrefix(cidrs: readonly string[]): {
+  v4: Map<number, PackedIpv4>;
+  v6: Map<number, string[]>;
+} {
   const buckets: Array<Uint32Array | undefined> = new Array(33);
   const counts = new Int32Array(33);
   const v6 = new Map<number, string[]>();
@@ -167,7 +170,8 @@ export function groupByPrefix(cidrs: readonly string[]): { v4: Map<number, Packe
     if (!b) continue;
     const sorted = b.subarray(0, counts[len]).sort();
     let n = 0;
-    for (let k = 0; k < sorted.length; k++) if (k === 0 || sorted[k] !== sorted[k - 1]) sorted[n++] = sorted[k]!;
+    for (let k = 0; k < sorted.length; k++)
+      if (k === 0 || sorted[k] !== sorted[k - 1]) sorted[n++] = sorted[k]!;
     // a copy of exactly the unique entries: the growth buffer goes
     v4.set(len, sorted.slice(0, n));
   }

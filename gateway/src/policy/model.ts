@@ -20,7 +20,8 @@ export const Ipv4 = Type.String({ description: 'IPv4 address, dotted quad' });
 export const Ipv6 = Type.String({ description: 'IPv6 address' });
 export const Cidr = Type.String({ description: 'IPv4 or IPv6 address or prefix (CIDR)' });
 export const Domain = Type.String({
-  pattern: '^(\\*\\.)?([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\\.)*[a-zA-Z0-9_]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\\.?$',
+  pattern:
+    '^(\\*\\.)?([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\\.)*[a-zA-Z0-9_]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\\.?$',
   maxLength: 253,
   description: 'domain name; matches its subdomains too',
 });
@@ -30,9 +31,12 @@ export const PortSpec = Type.String({
 });
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 date and time' });
 
-export const InternetAccess = Type.Union([Type.Literal('open'), Type.Literal('deny'), Type.Literal('allowlist-only')], {
-  description: 'open: anything not denied; deny: nothing; allowlist-only: only allowed destinations',
-});
+export const InternetAccess = Type.Union(
+  [Type.Literal('open'), Type.Literal('deny'), Type.Literal('allowlist-only')],
+  {
+    description: 'open: anything not denied; deny: nothing; allowlist-only: only allowed destinations',
+  },
+);
 export type InternetAccess = Static<typeof InternetAccess>;
 
 export const IpsMode = Type.Union([Type.Literal('off'), Type.Literal('ids'), Type.Literal('ips')]);
@@ -50,7 +54,10 @@ export const RuleTarget = Type.Union([
   Type.Object({ cidr: Cidr }, { additionalProperties: false }),
   Type.Object({ domain: Domain }, { additionalProperties: false }),
   Type.Object({ vm: Name }, { additionalProperties: false }),
-  Type.Object({ special: Type.Union([Type.Literal('dns'), Type.Literal('internet')]) }, { additionalProperties: false }),
+  Type.Object(
+    { special: Type.Union([Type.Literal('dns'), Type.Literal('internet')]) },
+    { additionalProperties: false },
+  ),
 ]);
 export type RuleTarget = Static<typeof RuleTarget>;
 
@@ -60,10 +67,14 @@ export const Rule = Type.Object(
     action: Type.Union([Type.Literal('accept'), Type.Literal('reject'), Type.Literal('drop')]),
     to: RuleTarget,
     proto: Type.Optional(
-      Type.Union([Type.Literal('any'), Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('icmp')], { default: 'any' }),
+      Type.Union([Type.Literal('any'), Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('icmp')], {
+        default: 'any',
+      }),
     ),
     ports: Type.Optional(Type.Array(PortSpec, { maxItems: 64 })),
-    icmpType: Type.Optional(Type.String({ pattern: '^[a-z-]+$', description: 'nft ICMP type name, e.g. echo-request' })),
+    icmpType: Type.Optional(
+      Type.String({ pattern: '^[a-z-]+$', description: 'nft ICMP type name, e.g. echo-request' }),
+    ),
     expires: Type.Optional(Timestamp),
     comment: Type.Optional(Type.String({ maxLength: 200 })),
   },
@@ -75,13 +86,19 @@ export const Weekday = Type.Union(
   ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => Type.Literal(d)),
 );
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
-export const ClockTime = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM, 24-hour' });
+export const ClockTime = Type.String({
+  pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$',
+  description: 'HH:MM, 24-hour',
+});
 
 export const Window = Type.Object(
   {
     days: Type.Array(Weekday, { minItems: 1, uniqueItems: true, description: 'days the window starts on' }),
     start: ClockTime,
-    end: Type.String({ pattern: '^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$', description: 'HH:MM; before start means the next day' }),
+    end: Type.String({
+      pattern: '^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$',
+      description: 'HH:MM; before start means the next day',
+    }),
   },
   { additionalProperties: false },
 );
@@ -95,7 +112,9 @@ export const Schedule = Type.Object(
     timezone: Type.String({ description: 'IANA time zone, e.g. Europe/Berlin', default: 'UTC' }),
     windows: Type.Array(Window, { minItems: 1, maxItems: 32 }),
     /** Only these services (DNS service lists) are affected; absent: the whole VM. */
-    services: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 64, uniqueItems: true })),
+    services: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 64, uniqueItems: true }),
+    ),
     /** What the VMs are switched to while a window is open. */
     mode: Type.Union([Type.Literal('deny'), Type.Literal('allowlist-only')]),
     enabled: Type.Optional(Type.Boolean({ default: true })),
@@ -108,14 +127,34 @@ export type Schedule = Static<typeof Schedule>;
 export const DnsSettings = Type.Object(
   {
     paused: Type.Optional(Type.Boolean({ description: 'every name answers the block page' })),
-    categories: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 256, uniqueItems: true, description: 'blocked category lists' })),
-    services: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 256, uniqueItems: true, description: 'blocked service lists' })),
-    allow: Type.Optional(Type.Array(Domain, { maxItems: 10000, description: 'always allowed names (and subdomains)' })),
-    deny: Type.Optional(Type.Array(Domain, { maxItems: 10000, description: 'always blocked names (and subdomains)' })),
+    categories: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), {
+        maxItems: 256,
+        uniqueItems: true,
+        description: 'blocked category lists',
+      }),
+    ),
+    services: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), {
+        maxItems: 256,
+        uniqueItems: true,
+        description: 'blocked service lists',
+      }),
+    ),
+    allow: Type.Optional(
+      Type.Array(Domain, { maxItems: 10000, description: 'always allowed names (and subdomains)' }),
+    ),
+    deny: Type.Optional(
+      Type.Array(Domain, { maxItems: 10000, description: 'always blocked names (and subdomains)' }),
+    ),
     allowlistOnly: Type.Optional(Type.Boolean()),
-    safeSearch: Type.Optional(Type.Boolean({ description: 'rewrite search engines and YouTube to their safe endpoints' })),
+    safeSearch: Type.Optional(
+      Type.Boolean({ description: 'rewrite search engines and YouTube to their safe endpoints' }),
+    ),
     youtube: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('moderate')])),
-    blockDoh: Type.Optional(Type.Boolean({ description: 'answer known DNS-over-HTTPS endpoint names with NXDOMAIN' })),
+    blockDoh: Type.Optional(
+      Type.Boolean({ description: 'answer known DNS-over-HTTPS endpoint names with NXDOMAIN' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -134,7 +173,16 @@ export const Parental = Type.Object(
     slowKbytes: Type.Optional(Type.Integer({ minimum: 8, maximum: 1_000_000 })),
     /** Slow these services down (by the addresses their names resolve to), kilobytes per second. */
     slowServices: Type.Optional(
-      Type.Array(Type.Object({ service: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), kbytes: Type.Integer({ minimum: 8, maximum: 1_000_000 }) }, { additionalProperties: false }), { maxItems: 64 }),
+      Type.Array(
+        Type.Object(
+          {
+            service: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
+            kbytes: Type.Integer({ minimum: 8, maximum: 1_000_000 }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 64 },
+      ),
     ),
     /** Minutes of active internet use a day; when spent, the VM is blocked until the daily reset. */
     dailyMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1440 })),
@@ -187,11 +235,21 @@ export const Vm = Type.Object(
     rules: Type.Optional(Type.Array(Rule, { maxItems: 1000 })),
     /** Set while the VM's internet is paused: until a time, or (no `until`) until resumed. */
     pause: Type.Optional(
-      Type.Object({ since: Timestamp, until: Type.Optional(Timestamp), reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+      Type.Object(
+        {
+          since: Timestamp,
+          until: Type.Optional(Timestamp),
+          reason: Type.Optional(Type.String({ maxLength: 200 })),
+        },
+        { additionalProperties: false },
+      ),
     ),
     /** Set while the VM is quarantined, with the reason. */
     quarantine: Type.Optional(
-      Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }), since: Timestamp }, { additionalProperties: false }),
+      Type.Object(
+        { reason: Type.String({ minLength: 1, maxLength: 500 }), since: Timestamp },
+        { additionalProperties: false },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -201,7 +259,10 @@ export type Vm = Static<typeof Vm>;
 export const Policy = Type.Object(
   {
     vms: Type.Array(Vm, { maxItems: 1024 }),
-    profiles: Type.Array(Profile, { maxItems: 256, description: 'custom profiles; built-ins are always present' }),
+    profiles: Type.Array(Profile, {
+      maxItems: 256,
+      description: 'custom profiles; built-ins are always present',
+    }),
     schedules: Type.Array(Schedule, { maxItems: 1024 }),
     /** Corporate VPN endpoints, reachable only by profiles with `vpn: true`. */
     vpnEndpoints: Type.Array(Cidr, { maxItems: 1024 }),

@@ -69,7 +69,7 @@ export function formatIpv6(g: number[]): string {
   // RFC 5952: compress the longest run of zero groups (length >= 2).
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -93,7 +93,8 @@ export function parseCidr(s: string): ParsedCidr | { error: string } {
   if (extra !== undefined || addr === undefined) return { error: `"${s}" is not an address or CIDR prefix` };
   if (isIpv4(addr)) {
     const prefix = len === undefined ? 32 : Number(len);
-    if (!/^\d{1,2}$/.test(len ?? '32') || prefix > 32) return { error: `"${s}": IPv4 prefix length must be 0 to 32` };
+    if (!/^\d{1,2}$/.test(len ?? '32') || prefix > 32)
+      return { error: `"${s}": IPv4 prefix length must be 0 to 32` };
     const n = ipv4ToInt(addr);
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
     if ((n & ~mask) >>> 0 !== 0) {
@@ -104,7 +105,8 @@ export function parseCidr(s: string): ParsedCidr | { error: string } {
   const g = parseIpv6(addr);
   if (g) {
     const prefix = len === undefined ? 128 : Number(len);
-    if (!/^\d{1,3}$/.test(len ?? '128') || prefix > 128) return { error: `"${s}": IPv6 prefix length must be 0 to 128` };
+    if (!/^\d{1,3}$/.test(len ?? '128') || prefix > 128)
+      return { error: `"${s}": IPv6 prefix length must be 0 to 128` };
     for (let bit = prefix; bit < 128; bit++) {
       if ((g[bit >> 4]! >> (15 - (bit & 15))) & 1) return { error: `"${s}" has host bits set` };
     }

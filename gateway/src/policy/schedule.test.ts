@@ -3,7 +3,14 @@ import type { Schedule } from './model.js';
 import { kernelWindows, nextOffsetChange, scheduleActive, utcOffsetMinutes } from './schedule.js';
 
 function makeSchedule(overrides: Partial<Schedule> = {}): Schedule {
-  return { name: 'bedtime', vms: ['kid'], timezone: 'UTC', windows: [{ days: ['mon'], start: '21:00', end: '07:00' }], mode: 'deny', ...overrides };
+  return {
+    name: 'bedtime',
+    vms: ['kid'],
+    timezone: 'UTC',
+    windows: [{ days: ['mon'], start: '21:00', end: '07:00' }],
+    mode: 'deny',
+    ...overrides,
+  };
 }
 
 describe('schedule math', () => {
@@ -15,7 +22,9 @@ describe('schedule math', () => {
 
   it('finds the next DST change to the minute', () => {
     // EU: last Sunday of March 2026 is the 29th, 01:00 UTC
-    expect(nextOffsetChange('Europe/Berlin', new Date('2026-03-01T00:00:00Z'))?.toISOString()).toBe('2026-03-29T01:00:00.000Z');
+    expect(nextOffsetChange('Europe/Berlin', new Date('2026-03-01T00:00:00Z'))?.toISOString()).toBe(
+      '2026-03-29T01:00:00.000Z',
+    );
     expect(nextOffsetChange('UTC', new Date('2026-03-01T00:00:00Z'))).toBeUndefined();
   });
 
@@ -29,7 +38,10 @@ describe('schedule math', () => {
 
   it('shifts local windows to UTC, across the week boundary', () => {
     // Monday 00:30-01:30 in Berlin (UTC+1) is Sunday 23:30 - Monday 00:30 UTC
-    const s = makeSchedule({ timezone: 'Europe/Berlin', windows: [{ days: ['mon'], start: '00:30', end: '01:30' }] });
+    const s = makeSchedule({
+      timezone: 'Europe/Berlin',
+      windows: [{ days: ['mon'], start: '00:30', end: '01:30' }],
+    });
     const { windows, validUntil } = kernelWindows(s, new Date('2026-01-15T12:00:00Z'));
     expect(windows).toEqual([
       { days: [1], from: 0, to: 30 * 60 - 1, mode: 'deny' },
@@ -39,7 +51,10 @@ describe('schedule math', () => {
   });
 
   it('merges the same hours on several days', () => {
-    const s = makeSchedule({ windows: [{ days: ['mon', 'tue', 'wed'], start: '08:00', end: '15:00' }], mode: 'allowlist-only' });
+    const s = makeSchedule({
+      windows: [{ days: ['mon', 'tue', 'wed'], start: '08:00', end: '15:00' }],
+      mode: 'allowlist-only',
+    });
     expect(kernelWindows(s, new Date('2026-01-15T12:00:00Z')).windows).toEqual([
       { days: [1, 2, 3], from: 8 * 3600, to: 15 * 3600 - 1, mode: 'allowlist-only' },
     ]);

@@ -87,7 +87,10 @@ export function scheduleActive(s: Schedule, at: Date): boolean {
  * The kernel windows of a schedule with the UTC offset in force at `at`.
  * Returns them with the instant they stop being right (next DST change).
  */
-export function kernelWindows(s: Schedule, at: Date): { windows: KernelWindow[]; validUntil: Date | undefined } {
+export function kernelWindows(
+  s: Schedule,
+  at: Date,
+): { windows: KernelWindow[]; validUntil: Date | undefined } {
   if (s.enabled === false) return { windows: [], validUntil: undefined };
   const offset = utcOffsetMinutes(s.timezone, at);
   // UTC minute-of-week segments split at day boundaries
@@ -130,7 +133,11 @@ export interface ServiceWindows {
 export function windowsByVm(
   schedules: readonly Schedule[],
   at: Date,
-): { byVm: Map<string, KernelWindow[]>; services: Map<string, ServiceWindows[]>; validUntil: Date | undefined } {
+): {
+  byVm: Map<string, KernelWindow[]>;
+  services: Map<string, ServiceWindows[]>;
+  validUntil: Date | undefined;
+} {
   const byVm = new Map<string, KernelWindow[]>();
   const services = new Map<string, ServiceWindows[]>();
   let validUntil: Date | undefined;

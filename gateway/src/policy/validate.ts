@@ -49,7 +49,8 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
 
   const seenProfiles = new Set<string>();
   policy.profiles.forEach((p, i) => {
-    if (seenProfiles.has(p.name)) issues.push({ path: `/profiles/${i}/name`, message: `duplicate profile "${p.name}"` });
+    if (seenProfiles.has(p.name))
+      issues.push({ path: `/profiles/${i}/name`, message: `duplicate profile "${p.name}"` });
     seenProfiles.add(p.name);
   });
 
@@ -71,22 +72,34 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     vmNames.add(vm.name);
     const mac = normaliseMac(vm.mac);
     const macOwner = macs.get(mac);
-    if (macOwner) issues.push({ path: `${at}/mac`, message: `MAC ${vm.mac} is already used by VM "${macOwner}"` });
+    if (macOwner)
+      issues.push({ path: `${at}/mac`, message: `MAC ${vm.mac} is already used by VM "${macOwner}"` });
     else macs.set(mac, vm.name);
-    if (!known && (/^(01|03|05|07|09|0b|0d|0f)/i.test(mac.replace(/:/g, '').slice(0, 2)) || mac === '00:00:00:00:00:00')) {
-      ownIssue({ path: `${at}/mac`, message: `MAC ${vm.mac} is a multicast or zero address; use a unicast MAC` });
+    if (
+      !known &&
+      (/^(01|03|05|07|09|0b|0d|0f)/i.test(mac.replace(/:/g, '').slice(0, 2)) || mac === '00:00:00:00:00:00')
+    ) {
+      ownIssue({
+        path: `${at}/mac`,
+        message: `MAC ${vm.mac} is a multicast or zero address; use a unicast MAC`,
+      });
     }
-    if (!known && !isIpv4(vm.ipv4)) ownIssue({ path: `${at}/ipv4`, message: `"${vm.ipv4}" is not an IPv4 address` });
+    if (!known && !isIpv4(vm.ipv4))
+      ownIssue({ path: `${at}/ipv4`, message: `"${vm.ipv4}" is not an IPv4 address` });
     else {
       const ipOwner = ipv4s.get(vm.ipv4);
-      if (ipOwner) issues.push({ path: `${at}/ipv4`, message: `${vm.ipv4} is already leased to VM "${ipOwner}"` });
+      if (ipOwner)
+        issues.push({ path: `${at}/ipv4`, message: `${vm.ipv4} is already leased to VM "${ipOwner}"` });
       else ipv4s.set(vm.ipv4, vm.name);
     }
     if (!known && vm.ipv6 !== undefined && !isIpv6(vm.ipv6)) {
       ownIssue({ path: `${at}/ipv6`, message: `"${vm.ipv6}" is not an IPv6 address` });
     }
     if (!profiles.has(vm.profile)) {
-      issues.push({ path: `${at}/profile`, message: `unknown profile "${vm.profile}"; known: ${[...profiles.keys()].join(', ')}` });
+      issues.push({
+        path: `${at}/profile`,
+        message: `unknown profile "${vm.profile}"; known: ${[...profiles.keys()].join(', ')}`,
+      });
     }
     if (known) return;
     const before = issues.length;
@@ -99,7 +112,11 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     const before = issues.length;
     p.rules.forEach((r, j) => checkRule(r, `/profiles/${i}/rules/${j}`, issues, now));
     const tz = p.parental?.timezone;
-    if (tz !== undefined && !isTimeZone(tz)) issues.push({ path: `/profiles/${i}/parental/timezone`, message: `unknown time zone "${tz}"; use an IANA name such as Europe/Berlin` });
+    if (tz !== undefined && !isTimeZone(tz))
+      issues.push({
+        path: `/profiles/${i}/parental/timezone`,
+        message: `unknown time zone "${tz}"; use an IANA name such as Europe/Berlin`,
+      });
     remember(p, issues.length - before);
   });
   // references to VMs need the full VM list
@@ -120,17 +137,28 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
 
   const schedNames = new Set<string>();
   policy.schedules.forEach((s, i) => {
-    if (schedNames.has(s.name)) issues.push({ path: `/schedules/${i}/name`, message: `duplicate schedule "${s.name}"` });
+    if (schedNames.has(s.name))
+      issues.push({ path: `/schedules/${i}/name`, message: `duplicate schedule "${s.name}"` });
     schedNames.add(s.name);
     s.vms.forEach((n, j) => checkVmRef(n, `/schedules/${i}/vms/${j}`));
     if (!isTimeZone(s.timezone)) {
-      issues.push({ path: `/schedules/${i}/timezone`, message: `unknown time zone "${s.timezone}"; use an IANA name such as Europe/Berlin` });
+      issues.push({
+        path: `/schedules/${i}/timezone`,
+        message: `unknown time zone "${s.timezone}"; use an IANA name such as Europe/Berlin`,
+      });
     }
     if (s.services && s.services.length > 0 && s.mode !== 'deny') {
-      issues.push({ path: `/schedules/${i}/mode`, message: 'a schedule for services blocks them in its windows: use mode "deny"' });
+      issues.push({
+        path: `/schedules/${i}/mode`,
+        message: 'a schedule for services blocks them in its windows: use mode "deny"',
+      });
     }
     s.windows.forEach((w, j) => {
-      if (w.start === w.end) issues.push({ path: `/schedules/${i}/windows/${j}/end`, message: 'a window must not start and end at the same time' });
+      if (w.start === w.end)
+        issues.push({
+          path: `/schedules/${i}/windows/${j}/end`,
+          message: 'a window must not start and end at the same time',
+        });
     });
   });
 
@@ -203,7 +231,10 @@ function checkRule(r: Rule, at: string, issues: Issue[], _now: Date): void {
     r.ports.forEach((p, k) => {
       const [a, b] = p.split('-').map(Number);
       if (a! < 1 || a! > 65535 || (b !== undefined && (b < 1 || b > 65535 || b < a!))) {
-        issues.push({ path: `${at}/ports/${k}`, message: `"${p}" is not a port 1-65535 or an ascending range` });
+        issues.push({
+          path: `${at}/ports/${k}`,
+          message: `"${p}" is not a port 1-65535 or an ascending range`,
+        });
       }
     });
   }

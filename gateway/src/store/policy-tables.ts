@@ -323,7 +323,8 @@ export class PolicyTables {
     for (const { item } of changed) if (prevByName.has(item.name)) this.#stmt(del).run(item.name);
     for (const { item, position } of changed) insert(item, position);
     next.forEach((item, position) => {
-      if (!changedNames.has(item.name) && prevByName.get(item.name)?.position !== position) this.#stmt(move).run(position, item.name, position);
+      if (!changedNames.has(item.name) && prevByName.get(item.name)?.position !== position)
+        this.#stmt(move).run(position, item.name, position);
     });
   }
 

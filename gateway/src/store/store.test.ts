@@ -218,7 +218,10 @@ describe('Store', () => {
     store.commitPolicy(p, audit);
     // two rules with one id: the tables refuse it, after the work VM's row went
     const kid = p.vms[0]!;
-    const clash: Policy = { ...p, vms: [{ ...kid, rules: [kid.rules![0]!, { ...kid.rules![1]!, id: kid.rules![0]!.id }] }] };
+    const clash: Policy = {
+      ...p,
+      vms: [{ ...kid, rules: [kid.rules![0]!, { ...kid.rules![1]!, id: kid.rules![0]!.id }] }],
+    };
     expect(() => store.commitPolicy(clash, audit)).toThrow(/could not write/);
     expect(store.loadPolicy()).toEqual(p);
     const next: Policy = { ...p, vms: [kid] };

@@ -176,9 +176,13 @@ export class Store implements PolicyStore {
    * @throws STORE_FAILED if the write fails; nothing is then stored.
    */
   replacePolicy(policy: Policy, actor: string, reason?: string): AuditRecord {
-    return this.#writePolicy(policy, (before) => ({ actor, action: 'policy.replace', target: 'policy', reason, before, after: policy }), {
-      fresh: true,
-    });
+    return this.#writePolicy(
+      policy,
+      (before) => ({ actor, action: 'policy.replace', target: 'policy', reason, before, after: policy }),
+      {
+        fresh: true,
+      },
+    );
   }
 
   /**
@@ -188,7 +192,11 @@ export class Store implements PolicyStore {
    * cache is renewed once the (outermost) transaction has committed, and dropped on any
    * failure.
    */
-  #writePolicy(next: Policy, audit: (before: Policy) => AuditInput, options: { fresh?: boolean } = {}): AuditRecord {
+  #writePolicy(
+    next: Policy,
+    audit: (before: Policy) => AuditInput,
+    options: { fresh?: boolean } = {},
+  ): AuditRecord {
     const outermost = !this.#db.inTransaction;
     let written: { policy: Policy; version: number } | undefined;
     try {

@@ -189,7 +189,9 @@ export function checkSuricataSetup(s: SuricataSetup): void {
 
 /** Suricata's command line for `setup` (NFQ mode, in the foreground). */
 export function suricataArgs(setup: SuricataSetup): string[] {
-  const capture = setup.afPacket ? [`--af-packet=${setup.afPacket.interface}`] : ['-q', String(setup.nfq.queue)];
+  const capture = setup.afPacket
+    ? [`--af-packet=${setup.afPacket.interface}`]
+    : ['-q', String(setup.nfq.queue)];
   return ['-c', setup.configFile, ...capture, '--pidfile', setup.pidFile];
 }
 
@@ -209,7 +211,14 @@ export function renderSuricataConfig(setup: SuricataSetup): string {
     ...(setup.afPacket
       ? {
           'af-packet': [
-            { interface: setup.afPacket.interface, 'bpf-filter': setup.afPacket.bpfFilter, 'copy-mode': 'none', 'cluster-id': 97, 'cluster-type': 'cluster_flow', defrag: true },
+            {
+              interface: setup.afPacket.interface,
+              'bpf-filter': setup.afPacket.bpfFilter,
+              'copy-mode': 'none',
+              'cluster-id': 97,
+              'cluster-type': 'cluster_flow',
+              defrag: true,
+            },
           ],
         }
       : {}),

@@ -40,7 +40,16 @@ export async function detectQueueKind(nft: NftBackend): Promise<QueueKind> {
       [
         { add: { table } },
         { add: { chain: { family: 'inet', table: table.name, name: 'c' } } },
-        { add: { rule: { family: 'inet', table: table.name, chain: 'c', expr: [{ queue: { num: 0, flags: 'bypass' } }] } } },
+        {
+          add: {
+            rule: {
+              family: 'inet',
+              table: table.name,
+              chain: 'c',
+              expr: [{ queue: { num: 0, flags: 'bypass' } }],
+            },
+          },
+        },
       ],
       { dryRun: true },
     );
@@ -53,7 +62,13 @@ export async function detectQueueKind(nft: NftBackend): Promise<QueueKind> {
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, (err, stdout, stderr) => {
-      if (err) reject(new PortcullisError('NFT_APPLY_FAILED', `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      if (err)
+        reject(
+          new PortcullisError(
+            'NFT_APPLY_FAILED',
+            `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`,
+          ),
+        );
       else resolve(stdout);
     });
   });
@@ -89,7 +104,9 @@ export async function installXtQueue(queue: number): Promise<void> {
   ].join('\n');
   await new Promise<void>((resolve, reject) => {
     const child = execFile('iptables-restore', ['--noflush'], (err, _out, stderr) =>
-      err ? reject(new PortcullisError('NFT_APPLY_FAILED', `iptables-restore: ${stderr.trim() || err.message}`)) : resolve(),
+      err
+        ? reject(new PortcullisError('NFT_APPLY_FAILED', `iptables-restore: ${stderr.trim() || err.message}`))
+        : resolve(),
     );
     child.stdin?.end(rules);
   });
@@ -152,12 +169,21 @@ export class IpsService {
     this.#log = options.log ?? silentLogger;
     const now = options.now ?? Date.now;
     mkdirSync(options.setup.logDir, { recursive: true });
-    this.supervisor = new SuricataSupervisor({ setup: options.setup, log: this.#log.child({ part: 'suricata' }), events: options.events });
+    this.supervisor = new SuricataSupervisor({
+      setup: options.setup,
+      log: this.#log.child({ part: 'suricata' }),
+      events: options.events,
+    });
     this.control = new SuricataControl({ path: options.setup.commandSocket });
     this.#engine = new ActionEngine({ clock: { now }, actionsFor: (vm) => this.#actionsFor(vm) });
     const metrics = new EveMetrics(options.registry);
     this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
-    this.#actions = new Counter({ name: 'portcullis_ips_actions_total', help: 'Actions taken on IPS alerts, by kind', labelNames: ['kind'], registers: [options.registry] });
+    this.#actions = new Counter({
+      name: 'portcullis_ips_actions_total',
+      help: 'Actions taken on IPS alerts, by kind',
+      labelNames: ['kind'],
+      registers: [options.registry],
+    });
     const notifier = new WebhookNotifier();
     this.#executor = {
       blockHost: async (remote, seconds) => {
@@ -189,7 +215,11 @@ export class IpsService {
       log: this.#log.child({ part: 'eve' }),
       metrics,
     });
-    this.#reader = new EveSocketReader({ path: options.setup.eveSocket, sink: ingest, log: this.#log.child({ part: 'eve' }) });
+    this.#reader = new EveSocketReader({
+      path: options.setup.eveSocket,
+      sink: ingest,
+      log: this.#log.child({ part: 'eve' }),
+    });
     options.events.on(this, 'policy.applied', ({ policy }) => this.#setPolicy(policy));
     // a VM let out of quarantine starts with a clean slate of alerts
     options.events.on(this, 'vm.released', ({ vm }) => this.#engine.release(vm));
@@ -201,7 +231,10 @@ export class IpsService {
       this.#leases.add({ vm: vm.name, address: vm.ipv4 });
       if (vm.ipv6) this.#leases.add({ vm: vm.name, address: vm.ipv6 });
     }
-    if (this.#started) this.#idsChange = this.#idsChange.then(() => this.#syncIds()).catch((err: unknown) => this.#log.error({ err }, 'IDS instance update failed'));
+    if (this.#started)
+      this.#idsChange = this.#idsChange
+        .then(() => this.#syncIds())
+        .catch((err: unknown) => this.#log.error({ err }, 'IDS instance update failed'));
   }
 
   /** The BPF filter of the VMs whose profile has IPS mode `ids`; empty when none. */
@@ -210,7 +243,11 @@ export class IpsService {
     if (!p) return '';
     const profiles = new Map(p.profiles.map((x) => [x.name, x]));
     const macs = p.vms
-      .filter((v) => !v.quarantine && (profiles.get(v.profile) ?? BUILTIN_PROFILES.find((b) => b.name === v.profile))?.ips.mode === 'ids')
+      .filter(
+        (v) =>
+          !v.quarantine &&
+          (profiles.get(v.profile) ?? BUILTIN_PROFILES.find((b) => b.name === v.profile))?.ips.mode === 'ids',
+      )
       .map((v) => v.mac.toLowerCase())
       .sort();
     return macs.map((m) => `ether host ${m}`).join(' or ');
@@ -275,7 +312,9 @@ export class IpsService {
   /** Active blocks of remote hosts. */
   blocks(): IpsBlock[] {
     return [IPS_BLOCK4, IPS_BLOCK6].flatMap((set) =>
-      this.#o.applier.dynamicElements(set).map((e) => ({ address: String(e.val), until: e.expiresAt.toISOString() })),
+      this.#o.applier
+        .dynamicElements(set)
+        .map((e) => ({ address: String(e.val), until: e.expiresAt.toISOString() })),
     );
   }
 
@@ -309,7 +348,13 @@ export class IpsService {
 }
 
 /** The Suricata setup of the appliance, from the service's data dir. */
-export function applianceSuricataSetup(dataDir: string, queue: number, ruleFiles: readonly string[], homeNet: readonly string[], bypass = true): SuricataSetup {
+export function applianceSuricataSetup(
+  dataDir: string,
+  queue: number,
+  ruleFiles: readonly string[],
+  homeNet: readonly string[],
+  bypass = true,
+): SuricataSetup {
   const dir = join(dataDir, 'suricata');
   return {
     configFile: join(dir, 'suricata.yaml'),
