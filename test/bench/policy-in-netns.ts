@@ -15,7 +15,7 @@ import { NftCli, openNftBackend } from '../../gateway/src/nft/cli.js';
 import { groupByPrefix } from '../../gateway/src/policy/intervals.js';
 import { NftSync } from '../../gateway/src/nft/sync.js';
 import type { GatewayNetwork } from '../../gateway/src/policy/network.js';
-import { PolicyService } from '../../gateway/src/policy/service.js';
+import { PolicyService } from '../../gateway/src/control/policy-service.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { benchPolicy, denyEntries } from './fixtures.js';
 

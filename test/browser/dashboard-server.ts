@@ -17,7 +17,7 @@ import { vmStateRoutes } from '../../gateway/src/http/vm-state.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
 import { clientPolicies } from '../../gateway/src/parental/client-policy.js';
 import { BudgetController } from '../../gateway/src/parental/controller.js';
-import { PolicyService } from '../../gateway/src/policy/service.js';
+import { PolicyService } from '../../gateway/src/control/policy-service.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import type { Registry } from 'prom-client';
 import { PortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import type { PolicyService } from '../policy/service.js';
+import type { PolicyService } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
 import { accessRequestRoutes } from './access-requests.js';
 import { auditRoutes } from './audit.js';

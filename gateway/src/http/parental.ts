@@ -4,7 +4,7 @@ import type { DhcpServer } from '../dhcp/dnsmasq.js';
 import { PortcullisError } from '../errors.js';
 import type { BudgetController } from '../parental/controller.js';
 import type { Vm } from '../policy/model.js';
-import type { PolicyService } from '../policy/service.js';
+import type { PolicyService } from '../control/policy-service.js';
 
 export interface ParentalRoutesOptions {
   readonly policy: PolicyService;

@@ -1,6 +1,6 @@
 import type { FastifyRequest, FastifySchema } from 'fastify';
 import { PortcullisError } from '../errors.js';
-import type { PolicyService, MutationContext } from '../policy/service.js';
+import type { PolicyService, MutationContext } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
 import type { OpenApiSchemaExtras } from './openapi.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Rule } from '../policy/model.js';
-import type { RuleOwner } from '../policy/service.js';
+import type { RuleOwner } from '../control/policy-service.js';
 import { doc, mutationContext, type ResourceOptions } from './route-helpers.js';
 import { NameParams, RuleParams, RuleQuery } from './schemas.js';
 

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { EventBus } from '../events.js';
 import type { Policy } from '../policy/model.js';
-import { PolicyService, type Enforcer } from '../policy/service.js';
+import { PolicyService, type Enforcer } from '../control/policy-service.js';
 import { Store } from '../store/store.js';
 import { makePolicy } from '../store/test-fixtures.js';
 import { API_PREFIX, registerApi } from './api.js';

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { PortcullisError } from '../errors.js';
 import { effectiveProfiles } from '../policy/builtins.js';
-import type { PolicyService } from '../policy/service.js';
+import type { PolicyService } from '../control/policy-service.js';
 import { scheduleActive } from '../policy/schedule.js';
 
 export const VmState = Type.Object({

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { PortcullisError } from '../errors.js';
 import { parseCidr } from './net.js';
 
@@ -76,19 +75,4 @@ function listError(name: string, line: number, what: string): PortcullisError {
       context: { list: name, line },
     },
   );
-}
-
-/** Read and parse an address list file. */
-export function loadAddressList(file: string, limits?: AddressListLimits): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new PortcullisError(
-      'BUNDLE_INVALID',
-      `cannot read address list ${file}: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
-  return parseAddressList(text, file, limits);
 }

@@ -1,9 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PortcullisError } from '../errors.js';
-import { Store } from '../store/store.js';
 import { makePolicy } from '../store/test-fixtures.js';
-import { PolicyService } from './service.js';
-import { importPolicyYaml, parsePolicyYaml, policyToYaml, type YamlIssue } from './yaml.js';
+import { parsePolicyYaml, policyToYaml, type YamlIssue } from './yaml.js';
 
 function parseError(text: string): PortcullisError {
   try {
@@ -104,35 +102,5 @@ ipv6: false
       expect.arrayContaining(['/vms/1/ipv4', '/profiles/0/internet']),
     );
     expect(issues.find((i) => i.path === '/vms/1/ipv4')?.line).toBeDefined();
-  });
-
-  describe('importPolicyYaml', () => {
-    let store: Store;
-    let service: PolicyService;
-
-    beforeEach(async () => {
-      store = Store.open({ path: ':memory:' });
-      service = new PolicyService({ store, enforcer: { apply: async () => {} } });
-      await service.start();
-    });
-    afterEach(async () => {
-      await service.stop();
-      store.close();
-    });
-
-    it('applies a valid file as one change', async () => {
-      await importPolicyYaml(service, policyToYaml(makePolicy()), { actor: 'cli:alice' });
-      expect(store.loadPolicy()).toEqual(makePolicy());
-      expect(store.audit.list().items.map((a) => a.action)).toEqual(['policy.import']);
-    });
-
-    it('rejects a bad file whole', async () => {
-      const text = policyToYaml(makePolicy()).replace('203.0.113.0/24', '203.0.113.1/24');
-      await expect(importPolicyYaml(service, text, { actor: 'cli:alice' })).rejects.toThrow(
-        /\/vms\/0\/rules\/0\/to\/cidr: .*host bits/,
-      );
-      expect(store.audit.count()).toBe(0);
-      expect(store.loadPolicy().vms).toEqual([]);
-    });
   });
 });

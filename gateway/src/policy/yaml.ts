@@ -1,7 +1,6 @@
 import { Document, LineCounter, parseDocument, type Node } from 'yaml';
 import { invalid, type Issue } from '../errors.js';
 import type { Policy } from './model.js';
-import type { MutationContext, PolicyService } from './service.js';
 import { checkPolicy } from './validate.js';
 
 /**
@@ -79,19 +78,6 @@ export function parsePolicyYaml(text: string): Policy {
     );
   }
   return value as Policy;
-}
-
-/**
- * Import a policy file: parse, validate and apply it as one change through the
- * policy service, or reject it whole.
- * @throws POLICY_INVALID (see `parsePolicyYaml`), or whatever `PolicyService.importPolicy` throws.
- */
-export async function importPolicyYaml(
-  service: PolicyService,
-  text: string,
-  ctx: MutationContext,
-): Promise<Policy> {
-  return service.importPolicy(parsePolicyYaml(text), ctx);
 }
 
 /** Where the node at a JSON pointer starts, or its nearest ancestor that exists. */

@@ -15,7 +15,7 @@ import type { NftBackend } from '../nft/backend.js';
 import { IPS_BLOCK4, IPS_BLOCK6, MARK, type QueueSettings } from '../policy/compile.js';
 import { BUILTIN_PROFILES } from '../policy/builtins.js';
 import type { Policy } from '../policy/model.js';
-import type { PolicyService } from '../policy/service.js';
+import type { PolicyService } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
 import { NFQ_MARK, type SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';

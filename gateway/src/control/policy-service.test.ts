@@ -3,8 +3,9 @@ import { PortcullisError } from '../errors.js';
 import { EventBus, type PortcullisEvents } from '../events.js';
 import { Store, type PolicyStore } from '../store/store.js';
 import { makePolicy } from '../store/test-fixtures.js';
-import { emptyPolicy, type Policy, type Vm } from './model.js';
-import { PolicyService, type Enforcer } from './service.js';
+import { emptyPolicy, type Policy, type Vm } from '../policy/model.js';
+import { policyToYaml } from '../policy/yaml.js';
+import { importPolicyYaml, PolicyService, type Enforcer } from './policy-service.js';
 
 /** An enforcer that records what it was asked to apply and fails on demand. */
 class FakeEnforcer implements Enforcer {
@@ -529,5 +530,35 @@ describe('PolicyService', () => {
     p.vms.length = 0;
     service.getVm('kid').name = 'changed';
     expect(service.current()).toEqual(makePolicy());
+  });
+});
+
+describe('importPolicyYaml', () => {
+  let store: Store;
+  let service: PolicyService;
+
+  beforeEach(async () => {
+    store = Store.open({ path: ':memory:' });
+    service = new PolicyService({ store, enforcer: { apply: async () => {} } });
+    await service.start();
+  });
+  afterEach(async () => {
+    await service.stop();
+    store.close();
+  });
+
+  it('applies a valid file as one change', async () => {
+    await importPolicyYaml(service, policyToYaml(makePolicy()), { actor: 'cli:alice' });
+    expect(store.loadPolicy()).toEqual(makePolicy());
+    expect(store.audit.list().items.map((a) => a.action)).toEqual(['policy.import']);
+  });
+
+  it('rejects a bad file whole', async () => {
+    const text = policyToYaml(makePolicy()).replace('203.0.113.0/24', '203.0.113.1/24');
+    await expect(importPolicyYaml(service, text, { actor: 'cli:alice' })).rejects.toThrow(
+      /\/vms\/0\/rules\/0\/to\/cidr: .*host bits/,
+    );
+    expect(store.audit.count()).toBe(0);
+    expect(store.loadPolicy().vms).toEqual([]);
   });
 });

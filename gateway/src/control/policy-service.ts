@@ -4,10 +4,18 @@ import type { EventBus } from '../events.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { PolicyStore } from '../store/store.js';
 import type { AuditRecord } from '../store/types.js';
-import { BUILTIN_PROFILES } from './builtins.js';
-import { cloneJson, deepFreeze, share } from './fingerprint.js';
-import { emptyPolicy, type Policy, type Profile, type Rule, type Schedule, type Vm } from './model.js';
-import { checkPolicy } from './validate.js';
+import { BUILTIN_PROFILES } from '../policy/builtins.js';
+import { cloneJson, deepFreeze, share } from '../policy/fingerprint.js';
+import {
+  emptyPolicy,
+  type Policy,
+  type Profile,
+  type Rule,
+  type Schedule,
+  type Vm,
+} from '../policy/model.js';
+import { checkPolicy } from '../policy/validate.js';
+import { parsePolicyYaml } from '../policy/yaml.js';
 
 /**
  * Puts a policy into force in the kernel. `apply` is atomic: when it throws, the
@@ -866,4 +874,17 @@ function ruleSpec(action: string, owner: RuleOwner): MutationSpec {
         ? (p.vms.find((v) => v.name === name)?.rules ?? [])
         : p.profiles.find((x) => x.name === name)?.rules,
   };
+}
+
+/**
+ * Import a policy file: parse, validate and apply it as one change through the
+ * policy service, or reject it whole.
+ * @throws POLICY_INVALID (see `parsePolicyYaml`), or whatever `PolicyService.importPolicy` throws.
+ */
+export async function importPolicyYaml(
+  service: PolicyService,
+  text: string,
+  ctx: MutationContext,
+): Promise<Policy> {
+  return service.importPolicy(parsePolicyYaml(text), ctx);
 }
