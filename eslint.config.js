@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dashboard/static/vendor/**', '**/*.js.map'] },
+  { ignores: ['node_modules/**', 'dist/**', 'dashboard/static/vendor/**', '**/*.js.map'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
