@@ -3,9 +3,9 @@ import { PortcullisError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { reclaimMemory } from '../memory.js';
-import { TABLE, type ChainSpec, type Ruleset, type SetSpec } from '../policy/compile.js';
 import type { NftBackend } from './backend.js';
-import type { ChainObj, NftCommand, NftValue, PackedIpv4 } from './types.js';
+import { TABLE } from './names.js';
+import type { ChainObj, ChainSpec, NftCommand, NftValue, PackedIpv4, Ruleset, SetSpec } from './types.js';
 
 const FAMILY = 'inet' as const;
 

@@ -2,18 +2,13 @@ import type { Counter, Registry } from 'prom-client';
 import { Counter as PromCounter, Gauge, Histogram } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import {
-  CompileCache,
-  compile,
-  type PrefixGroups,
-  type QueueSettings,
-  type Ruleset,
-} from '../policy/compile.js';
+import { CompileCache, compile, type PrefixGroups } from '../policy/compile.js';
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
 import type { NftApplier } from './applier.js';
 import type { Conntrack } from './conntrack.js';
+import type { QueueSettings, Ruleset } from './types.js';
 
 export interface NftSyncOptions {
   readonly applier: NftApplier;

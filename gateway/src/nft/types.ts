@@ -158,3 +158,54 @@ export const PRIO = {
   security: 50,
   srcnat: 100,
 } as const;
+
+// --- the table model: what the compiler makes and the applier puts into the kernel ---
+
+/** A set or verdict map of the table. */
+export interface SetSpec {
+  readonly name: string;
+  readonly type: string | string[];
+  readonly flags: string[];
+  /** For maps: the data type (`verdict`). */
+  readonly map?: string;
+  /**
+   * Elements the compiler owns. For maps: `[key, data]` pairs. Big IPv4 lists come
+   * packed, sorted and unique (as `groupByPrefix` makes them).
+   */
+  readonly elements: NftValue[] | PackedIpv4;
+  /** Elements are added at run time (DNS answers, IPS blocks); the compiler never lists them. */
+  readonly dynamic?: boolean;
+  /** Most elements the set holds (a fixed-size hash in the kernel: faster to load). */
+  readonly size?: number;
+  readonly comment?: string;
+}
+
+/** Where a base chain hooks into netfilter. */
+export interface BaseHook {
+  readonly type: 'filter' | 'nat';
+  readonly hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+  readonly prio: number;
+  readonly policy: 'accept' | 'drop';
+}
+
+/** A chain of the table: its rules in order; a base chain has a hook. */
+export interface ChainSpec {
+  readonly name: string;
+  readonly base?: BaseHook;
+  readonly rules: NftStatement[][];
+}
+
+/** The whole table as compiled: named counters, sets and chains, in the order made. */
+export interface Ruleset {
+  readonly counters: string[];
+  readonly sets: SetSpec[];
+  readonly chains: ChainSpec[];
+}
+
+/** How queued (IPS) traffic reaches Suricata. */
+export interface QueueSettings {
+  /** `nft`: the nft queue statement; `xt`: mark here, the xtables NFQUEUE target queues. */
+  readonly kind: 'nft' | 'xt';
+  /** NFQUEUE number. */
+  readonly num: number;
+}

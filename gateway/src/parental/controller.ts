@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { effectiveProfiles } from '../policy/builtins.js';
-import { vmCounter } from '../policy/compile.js';
+import { vmCounter } from '../nft/names.js';
 import type { Policy, Vm } from '../policy/model.js';
 import { BudgetBook, type BudgetRule, type BudgetState, type BudgetUsage } from './budget.js';
 

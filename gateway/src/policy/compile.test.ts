@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NftStatement } from '../nft/types.js';
-import { CompileCache, compile, MARK, type CompileInput } from './compile.js';
+import { MARK } from '../nft/marks.js';
+import { CompileCache, compile, type CompileInput } from './compile.js';
 import { cloneJson, deepFreeze } from './fingerprint.js';
 import { groupByPrefix, normaliseIntervals } from './intervals.js';
 import type { Policy } from './model.js';

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
-import type { NftStatement, NftValue, PackedIpv4 } from '../nft/types.js';
+import { MARK, NFQ_REPEAT_MARK } from '../nft/marks.js';
+import { allowSet, IPS_BLOCK4, IPS_BLOCK6, ruleSet, serviceSet, vmChain, vmCounter } from '../nft/names.js';
+import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec } from '../nft/types.js';
 import { PRIO } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
 import { fingerprint } from './fingerprint.js';
@@ -15,45 +16,6 @@ import { normaliseMac, parseCidr } from './net.js';
  * into incremental updates against the model applied before.
  */
 
-export const TABLE = 'portcullis';
-
-export interface SetSpec {
-  readonly name: string;
-  readonly type: string | string[];
-  readonly flags: string[];
-  /** For maps: the data type (`verdict`). */
-  readonly map?: string;
-  /**
-   * Elements the compiler owns. For maps: `[key, data]` pairs. Big IPv4 lists come
-   * packed, sorted and unique (as `groupByPrefix` makes them).
-   */
-  readonly elements: NftValue[] | PackedIpv4;
-  /** Elements are added at run time (DNS answers, IPS blocks); the compiler never lists them. */
-  readonly dynamic?: boolean;
-  /** Most elements the set holds (a fixed-size hash in the kernel: faster to load). */
-  readonly size?: number;
-  readonly comment?: string;
-}
-
-export interface BaseHook {
-  readonly type: 'filter' | 'nat';
-  readonly hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
-  readonly prio: number;
-  readonly policy: 'accept' | 'drop';
-}
-
-export interface ChainSpec {
-  readonly name: string;
-  readonly base?: BaseHook;
-  readonly rules: NftStatement[][];
-}
-
-export interface Ruleset {
-  readonly counters: string[];
-  readonly sets: SetSpec[];
-  readonly chains: ChainSpec[];
-}
-
 /** A weekly time window in UTC as the kernel matches it: nft day (0 = Sunday) and seconds of day. */
 export interface KernelWindow {
   readonly days: number[];
@@ -62,14 +24,6 @@ export interface KernelWindow {
   /** Seconds since UTC midnight, inclusive (≤ 86399). */
   readonly to: number;
   readonly mode: 'deny' | 'allowlist-only';
-}
-
-/** How queued (IPS) traffic reaches Suricata. */
-export interface QueueSettings {
-  /** `nft`: the nft queue statement; `xt`: mark here, the xtables NFQUEUE target queues. */
-  readonly kind: 'nft' | 'xt';
-  /** NFQUEUE number. */
-  readonly num: number;
 }
 
 export interface CompileInput {
@@ -159,48 +113,6 @@ function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
 /** An address list grouped by prefix length (`groupByPrefix`): what the compiler needs of a big list. */
 export type PrefixGroups = ReturnType<typeof groupByPrefix>;
 
-/** Packet marks the table sets; the xtables compat layer and Suricata read them. */
-/** Suricata's repeat mark (its `nfq.repeat-mark`): the packet was judged already. */
-export const NFQ_REPEAT_MARK = 0x08000000;
-
-export const MARK = {
-  /** Queue this packet, fail-closed. */
-  queueClosed: 0x10,
-  /** Queue this packet, fail-open (bypass when Suricata is not listening). */
-  queueOpen: 0x20,
-  /** Suricata is done with this flow: it leaves the queue (saved in the conntrack mark). */
-  bypass: 0x40000000,
-} as const;
-
-/** nft identifiers: VM names may hold dashes, nft names are safest with underscores. */
-export function nftName(s: string): string {
-  return s.replace(/-/g, '_');
-}
-
-export function vmChain(vm: string): string {
-  return `vm_${nftName(vm)}`;
-}
-
-export function vmCounter(vm: string): string {
-  return `vm_${nftName(vm)}`;
-}
-
-/** Per-VM set of addresses learned from allowed DNS answers (allowlist-only mode). */
-export function allowSet(vm: string, family: 4 | 6): string {
-  return `allow${family}_${nftName(vm)}`;
-}
-
-/** The name of a rule's address set. */
-export function ruleSet(vm: string, rule: Rule, index: number, family: 4 | 6): string {
-  const id =
-    rule.id ??
-    createHash('sha256')
-      .update(`${vm}/${index}/${JSON.stringify(rule)}`)
-      .digest('hex')
-      .slice(0, 10);
-  return `r${family}_${nftName(vm)}_${nftName(id)}`;
-}
-
 const m = (left: NftValue, right: NftValue, op: '==' | '!=' | '<' = '=='): NftStatement => ({
   match: { op, left, right },
 });
@@ -209,10 +121,6 @@ const payload = (protocol: string, field: string): NftValue => ({ payload: { pro
 const counter = (name?: string): NftStatement => ({ counter: name ?? null });
 const ACCEPT: NftStatement = { accept: null };
 const DROP: NftStatement = { drop: null };
-
-/** The dynamic sets the runtime fills: IPS blocks. */
-export const IPS_BLOCK4 = 'ips_block4';
-export const IPS_BLOCK6 = 'ips_block6';
 
 /** Compile the whole policy. Pure and deterministic: the same input gives the same output. */
 export function compile(spec: CompileInput): Ruleset {
@@ -602,11 +510,6 @@ interface VmContext {
   readonly queue: QueueSettings | undefined;
   /** The profile in force for the VM (quarantine's while quarantined). */
   readonly profile: Profile;
-}
-
-/** Per-VM set of the addresses a service's names resolved to (filled by the DNS learner). */
-export function serviceSet(vm: string, service: string, family: 4 | 6): string {
-  return `svc${family}_${nftName(vm)}_${nftName(service)}`;
 }
 
 const limitOver = (kbytes: number): NftStatement => ({

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isPortcullisError } from '../errors.js';
-import { MARK } from '../policy/compile.js';
+import { MARK } from '../nft/marks.js';
 import {
   checkSuricataSetup,
   NFQ_MARK,

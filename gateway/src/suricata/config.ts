@@ -1,6 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { invalid, type Issue } from '../errors.js';
-import { MARK } from '../policy/compile.js';
+import { MARK, NFQ_REPEAT_MARK } from '../nft/marks.js';
 
 /**
  * The Suricata configuration of the appliance, generated (pure): one YAML file that
@@ -50,7 +50,7 @@ export const DEBIAN_SURICATA_CONFIG = '/etc/suricata/suricata.yaml';
  */
 export const NFQ_MARK = {
   /** Suricata's verdict was given (repeat mode): accept, after saving the bypass bit. */
-  repeat: 0x08000000,
+  repeat: NFQ_REPEAT_MARK,
   /** Suricata bypassed the flow: save in the conntrack mark; packets with it skip the queue. */
   bypass: MARK.bypass,
 } as const;

@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import type { Rule } from '../policy/model.js';
+
+/**
+ * The names of what Portcullis owns in nftables: its table, and the sets, chains and
+ * counters the compiler makes and the runtime (DNS learner, IPS, budgets) fills or
+ * reads. One place, so that writer and reader cannot disagree.
+ */
+
+/** The one table the service owns (`inet portcullis`). */
+export const TABLE = 'portcullis';
+
+/** nft identifiers: VM names may hold dashes, nft names are safest with underscores. */
+export function nftName(s: string): string {
+  return s.replace(/-/g, '_');
+}
+
+/** The chain of a VM's traffic (its allowlist chain adds `_allowlist`). */
+export function vmChain(vm: string): string {
+  return `vm_${nftName(vm)}`;
+}
+
+/** The named counter of a VM's forwarded traffic (budgets read its bytes). */
+export function vmCounter(vm: string): string {
+  return `vm_${nftName(vm)}`;
+}
+
+/** Per-VM set of addresses learned from allowed DNS answers (allowlist-only mode). */
+export function allowSet(vm: string, family: 4 | 6): string {
+  return `allow${family}_${nftName(vm)}`;
+}
+
+/** The name of a rule's address set. */
+export function ruleSet(vm: string, rule: Rule, index: number, family: 4 | 6): string {
+  const id =
+    rule.id ??
+    createHash('sha256')
+      .update(`${vm}/${index}/${JSON.stringify(rule)}`)
+      .digest('hex')
+      .slice(0, 10);
+  return `r${family}_${nftName(vm)}_${nftName(id)}`;
+}
+
+/** Per-VM set of the addresses a service's names resolved to (filled by the DNS learner). */
+export function serviceSet(vm: string, service: string, family: 4 | 6): string {
+  return `svc${family}_${nftName(vm)}_${nftName(service)}`;
+}
+
+/** The dynamic sets the runtime fills: IPS blocks. */
+export const IPS_BLOCK4 = 'ips_block4';
+export const IPS_BLOCK6 = 'ips_block6';
