@@ -20,6 +20,7 @@ import type { NftBackend } from './nft/backend.js';
 import { NftCli } from './nft/cli.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { allowSet, ruleSet, serviceSet } from './nft/names.js';
+import { detectQueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
 import { BlockPageServer } from './parental/block-page.js';
@@ -33,7 +34,7 @@ import { ipv4ToInt } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { Store } from './store/store.js';
-import { applianceSuricataSetup, detectQueueKind, IpsService } from './suricata/ips.js';
+import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
 
 /** What the service needs from the outside world; tests choose their own. */
 export interface AppDeps {

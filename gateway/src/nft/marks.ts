@@ -1,5 +1,5 @@
 /**
- * Packet marks the table sets; the xtables compat layer (`xt-queue.ts`) and Suricata
+ * Packet marks the table sets; the xtables compat layer (`queue.ts`) and Suricata
  * (its `nfq` settings) read them.
  */
 

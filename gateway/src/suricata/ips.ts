@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Registry } from 'prom-client';
@@ -6,20 +5,17 @@ import { Counter } from 'prom-client';
 import { ActionEngine, type Decision } from '../actions/engine.js';
 import { execute, WebhookNotifier, type ActionExecutor } from '../actions/executor.js';
 import { BUILTIN_ALERT_ACTIONS, DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
-import { PortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { NftApplier } from '../nft/applier.js';
-import type { NftBackend } from '../nft/backend.js';
-import { MARK } from '../nft/marks.js';
 import { IPS_BLOCK4, IPS_BLOCK6 } from '../nft/names.js';
-import type { QueueSettings } from '../nft/types.js';
+import { installXtQueue, type QueueKind } from '../nft/queue.js';
 import { BUILTIN_PROFILES } from '../policy/builtins.js';
 import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
-import { NFQ_MARK, type SuricataSetup } from './config.js';
+import type { SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
@@ -27,102 +23,6 @@ import { EveMetrics } from './eve/metrics.js';
 import { EvePipeline } from './eve/pipeline.js';
 import { EveSocketReader } from './eve/socket-reader.js';
 import { SuricataSupervisor } from './supervisor.js';
-
-/** How the kernel hands packets to Suricata. */
-export type QueueKind = QueueSettings['kind'];
-
-/**
- * Find out whether this kernel has the nft `queue` expression: a dry-run transaction
- * with a queue rule (the kernel checks it, then the transaction is aborted).
- */
-export async function detectQueueKind(nft: NftBackend): Promise<QueueKind> {
-  const table = { family: 'inet' as const, name: 'portcullis_probe' };
-  try {
-    await nft.run(
-      [
-        { add: { table } },
-        { add: { chain: { family: 'inet', table: table.name, name: 'c' } } },
-        {
-          add: {
-            rule: {
-              family: 'inet',
-              table: table.name,
-              chain: 'c',
-              expr: [{ queue: { num: 0, flags: 'bypass' } }],
-            },
-          },
-        },
-      ],
-      { dryRun: true },
-    );
-    return 'nft';
-  } catch {
-    return 'xt';
-  }
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, (err, stdout, stderr) => {
-      if (err)
-        reject(
-          new PortcullisError(
-            'NFT_APPLY_FAILED',
-            `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`,
-          ),
-        );
-      else resolve(stdout);
-    });
-  });
-}
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
-
-/**
- * The xtables side of the IPS when the kernel lacks nft `queue`: Portcullis' own chains
- * in iptables' mangle and filter tables (iptables-nft, i.e. xtables inside nf_tables),
- * replaced whole with iptables-restore. The inet portcullis table marks what to queue;
- * these rules restore and save Suricata's bypass bit and queue by the mark.
- */
-export async function installXtQueue(queue: number): Promise<void> {
-  const B = hex(MARK.bypass);
-  const R = hex(NFQ_MARK.repeat);
-  const RB = hex(NFQ_MARK.repeat | MARK.bypass);
-  const Q = hex(MARK.queueClosed | MARK.queueOpen);
-  const rules = [
-    '*mangle',
-    ':PORTCULLIS-PRE - [0:0]',
-    `-A PORTCULLIS-PRE -j CONNMARK --restore-mark --nfmask ${B} --ctmask ${B}`,
-    'COMMIT',
-    '*filter',
-    ':PORTCULLIS-FWD - [0:0]',
-    `-A PORTCULLIS-FWD -m mark --mark ${RB}/${RB} -j CONNMARK --save-mark --nfmask ${B} --ctmask ${B}`,
-    `-A PORTCULLIS-FWD -m mark --mark ${R}/${R} -j ACCEPT`,
-    `-A PORTCULLIS-FWD -m mark --mark ${B}/${B} -j ACCEPT`,
-    `-A PORTCULLIS-FWD -m mark --mark ${hex(MARK.queueClosed)}/${Q} -j NFQUEUE --queue-num ${queue}`,
-    `-A PORTCULLIS-FWD -m mark --mark ${hex(MARK.queueOpen)}/${Q} -j NFQUEUE --queue-num ${queue} --queue-bypass`,
-    'COMMIT',
-    '',
-  ].join('\n');
-  await new Promise<void>((resolve, reject) => {
-    const child = execFile('iptables-restore', ['--noflush'], (err, _out, stderr) =>
-      err
-        ? reject(new PortcullisError('NFT_APPLY_FAILED', `iptables-restore: ${stderr.trim() || err.message}`))
-        : resolve(),
-    );
-    child.stdin?.end(rules);
-  });
-  for (const [table, chain, target] of [
-    ['mangle', 'PREROUTING', 'PORTCULLIS-PRE'],
-    ['filter', 'FORWARD', 'PORTCULLIS-FWD'],
-  ] as const) {
-    const present = await run('iptables', ['-t', table, '-C', chain, '-j', target]).then(
-      () => true,
-      () => false,
-    );
-    if (!present) await run('iptables', ['-t', table, '-I', chain, '1', '-j', target]);
-  }
-}
 
 export interface IpsOptions {
   readonly setup: SuricataSetup;
