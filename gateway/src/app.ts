@@ -252,7 +252,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // resources the service adds beside the policy API: same token, errors and OpenAPI
     plugins: [
       async (scope) => {
-        await scope.register(vmStateRoutes, { policy, now: () => new Date(now()) });
+        await scope.register(vmStateRoutes, {
+          policy,
+          now: () => new Date(now()),
+          budgetBlocked: () => budgets.blocked(),
+        });
         await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
         await scope.register(ipsRoutes, { ips, store });
         await scope.register(dnsRoutes, { dns, client: (vm) => clientsByVm.get(vm)?.policy });

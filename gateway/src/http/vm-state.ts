@@ -1,29 +1,45 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { PortcullisError } from '../errors.js';
-import { effectiveProfiles } from '../policy/builtins.js';
 import type { PolicyService } from '../control/policy-service.js';
-import { scheduleActive } from '../policy/schedule.js';
+import { vmInForce } from '../policy/in-force.js';
 
 export const VmState = Type.Object({
   vm: Type.String(),
   profile: Type.String({ description: 'the profile in force (quarantine while quarantined)' }),
   quarantined: Type.Boolean(),
   paused: Type.Boolean({ description: 'paused now (a pause without end, or one that has not ended)' }),
+  budgetSpentUntil: Type.Optional(
+    Type.String({
+      format: 'date-time',
+      description: "set while today's time budget is spent: when the internet comes back (the daily reset)",
+    }),
+  ),
   internet: Type.Union([Type.Literal('open'), Type.Literal('deny'), Type.Literal('allowlist-only')], {
-    description: 'internet access now, schedules applied',
+    description: 'internet access now: schedules, pause, spent budget and quarantine applied',
   }),
   schedules: Type.Array(Type.Object({ name: Type.String(), mode: Type.String(), active: Type.Boolean() })),
 });
 
+/** Options of `vmStateRoutes`. */
+export interface VmStateRoutesOptions {
+  /** Where the policy in force comes from. */
+  readonly policy: Pick<PolicyService, 'current'>;
+  /** The clock; default `() => new Date()`. */
+  readonly now?: () => Date;
+  /**
+   * VMs whose daily time budget is spent, with the instant it comes back
+   * (`BudgetController.blocked()`); default: none.
+   */
+  readonly budgetBlocked?: () => ReadonlyMap<string, Date>;
+}
+
 /**
- * `GET /vms/:name/state`: what is in force for a VM right now — the same schedule
- * math the kernel rules were compiled from, evaluated at the service's clock.
+ * `GET /vms/:name/state`: what is in force for a VM right now (`vmInForce`) — the same
+ * answer the kernel rules, the DNS filter and the block page come from, evaluated at
+ * the service's clock.
  */
-export const vmStateRoutes: FastifyPluginAsync<{ policy: PolicyService; now?: () => Date }> = async (
-  app,
-  opts,
-) => {
+export const vmStateRoutes: FastifyPluginAsync<VmStateRoutesOptions> = async (app, opts) => {
   app.get<{ Params: { name: string } }>(
     '/vms/:name/state',
     { schema: { params: Type.Object({ name: Type.String() }), response: { 200: VmState } } },
@@ -35,21 +51,17 @@ export const vmStateRoutes: FastifyPluginAsync<{ policy: PolicyService; now?: ()
           path: '/params/name',
         });
       const at = opts.now?.() ?? new Date();
-      const profile = vm.quarantine ? 'quarantine' : vm.profile;
-      const schedules = policy.schedules
-        .filter((s) => s.vms.includes(vm.name))
-        .map((s) => ({ name: s.name, mode: s.mode, active: scheduleActive(s, at) }));
-      const paused =
-        vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > at.getTime());
-      let internet = effectiveProfiles(policy.profiles).get(profile)?.internet ?? 'deny';
-      // schedules for some services only leave the VM's own access as it is
-      const wholeVm = policy.schedules.filter(
-        (s) => s.vms.includes(vm.name) && !s.services?.length && scheduleActive(s, at),
-      );
-      if (wholeVm.some((s) => s.mode === 'deny') || vm.quarantine || paused) internet = 'deny';
-      else if (wholeVm.some((s) => s.mode === 'allowlist-only') && internet === 'open')
-        internet = 'allowlist-only';
-      return { vm: vm.name, profile, quarantined: vm.quarantine !== undefined, paused, internet, schedules };
+      const budgetBlocked = opts.budgetBlocked?.();
+      const s = vmInForce(policy, vm, at, budgetBlocked ? { budgetBlocked } : {});
+      return {
+        vm: vm.name,
+        profile: s.profile.name,
+        quarantined: s.quarantine !== undefined,
+        paused: s.pause !== undefined,
+        ...(s.budgetSpentUntil ? { budgetSpentUntil: s.budgetSpentUntil.toISOString() } : {}),
+        internet: s.internet,
+        schedules: s.schedules.map(({ name, mode, active }) => ({ name, mode, active })),
+      };
     },
   );
 };

@@ -52,6 +52,53 @@ describe('clientPolicies', () => {
   });
 });
 
+describe('clientPolicies and what is in force', () => {
+  it('names the first cause when several hold, and carries the state it came from', () => {
+    const p = makePolicy();
+    p.vms[0] = { ...p.vms[0]!, pause: { since: '2026-01-10T11:00:00Z' } };
+    p.schedules[0] = { ...p.schedules[0]!, windows: [{ days: ['sat'], start: '12:00', end: '14:00' }] };
+    const spent = new Map([['kid', new Date('2026-01-10T23:00:00Z')]]);
+    const kid = clientPolicies(p, SATURDAY, spent).get('10.20.0.11');
+    expect(kid?.blocked).toBe('a parent paused the internet.');
+    expect(kid?.state).toMatchObject({ internet: 'deny', denySchedules: ['bedtime'] });
+    expect(kid?.state.budgetSpentUntil).toEqual(new Date('2026-01-10T23:00:00Z'));
+    // resumed: the spent budget is next, then the schedule
+    delete p.vms[0]!.pause;
+    expect(clientPolicies(p, SATURDAY, spent).get('10.20.0.11')?.blocked).toBe(
+      "today's internet time is used up; it comes back at 23:00.",
+    );
+    expect(clientPolicies(p, SATURDAY, NONE).get('10.20.0.11')?.blocked).toBe(
+      'the "bedtime" schedule has the internet off right now.',
+    );
+  });
+
+  it('adds the services of active per-service schedules and narrows to the allowlist in an allowlist-only window', () => {
+    const p = makePolicy();
+    p.schedules = [
+      {
+        name: 'evenings',
+        vms: ['kid'],
+        timezone: 'UTC',
+        windows: [{ days: ['sat'], start: '11:00', end: '13:00' }],
+        services: ['youtube'],
+        mode: 'deny',
+      },
+      {
+        name: 'homework',
+        vms: ['kid'],
+        timezone: 'UTC',
+        windows: [{ days: ['sat'], start: '11:00', end: '13:00' }],
+        mode: 'allowlist-only',
+      },
+    ];
+    const kid = clientPolicies(p, SATURDAY, NONE).get('10.20.0.11');
+    expect(kid?.policy).toMatchObject({ services: ['youtube'], allowlistOnly: true, paused: false });
+    expect(kid?.blocked).toBeUndefined();
+    const later = clientPolicies(p, new Date('2026-01-10T13:00:00Z'), NONE).get('10.20.0.11');
+    expect(later?.policy).toMatchObject({ services: [], allowlistOnly: false });
+  });
+});
+
 describe('explain', () => {
   it('puts the reason a VM is blocked on the block page, and the list for a blocked name', () => {
     const paused = { action: 'block', reason: { kind: 'paused' } } as const;

@@ -1,11 +1,12 @@
 import type { ClientPolicy, Verdict } from '../dns/model.js';
-import { effectiveProfiles } from '../policy/builtins.js';
+import { policyInForce, type CutOff, type VmInForce } from '../policy/in-force.js';
 import type { Policy, Vm } from '../policy/model.js';
-import { scheduleActive } from '../policy/schedule.js';
 
 /** What the DNS filter and the block page know of one VM at one instant. */
 export interface ClientView {
   readonly vm: Vm;
+  /** What is in force for the VM at the instant the view was made. */
+  readonly state: VmInForce;
   readonly policy: ClientPolicy;
   /**
    * Why every name of this VM answers the block page, in words for the kid; absent
@@ -32,8 +33,25 @@ function clock(at: Date, tz: string): string {
 }
 
 /**
+ * Why a VM is cut off as a whole, in words for the kid; times in `tz`.
+ * @param tz IANA time zone of the times in the words.
+ */
+export function cutOffWords(cut: CutOff, tz: string): string {
+  switch (cut.kind) {
+    case 'pause':
+      return `a parent paused the internet${cut.until === undefined ? '' : ` until ${clock(cut.until, tz)}`}.`;
+    case 'budget':
+      return `today's internet time is used up; it comes back at ${clock(cut.until, tz)}.`;
+    case 'schedule':
+      return `the "${cut.schedule}" schedule has the internet off right now.`;
+    case 'profile':
+      return 'the internet is off for this computer.';
+  }
+}
+
+/**
  * The DNS view of each VM, by address: its profile's DNS settings with the schedules,
- * pauses, budgets and approved domains in force at `at`. Pure.
+ * pauses, budgets and approved domains in force at `at` (`policyInForce`). Pure.
  * @param budgetBlocked VMs whose daily budget is spent, with the instant it resets.
  */
 export function clientPolicies(
@@ -41,31 +59,12 @@ export function clientPolicies(
   at: Date,
   budgetBlocked: ReadonlyMap<string, Date>,
 ): Map<string, ClientView> {
-  const profiles = effectiveProfiles(p.profiles);
   const out = new Map<string, ClientView>();
   const now = at.getTime();
-  for (const vm of p.vms) {
-    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
-    const tz = profile.parental?.timezone ?? 'UTC';
-    const active = p.schedules.filter((s) => s.vms.includes(vm.name) && scheduleActive(s, at));
-    const wholeVm = active.filter((s) => !s.services?.length);
-    const blockedServices = active.flatMap((s) => s.services ?? []);
-    const pause =
-      vm.pause !== undefined && (vm.pause.until === undefined || Date.parse(vm.pause.until) > now)
-        ? vm.pause
-        : undefined;
-    const budgetUntil = budgetBlocked.get(vm.name);
-    const denySchedule = wholeVm.find((s) => s.mode === 'deny');
+  for (const state of policyInForce(p, at, { budgetBlocked }).values()) {
+    const { vm, profile } = state;
     const blocked =
-      pause !== undefined
-        ? `a parent paused the internet${pause.until === undefined ? '' : ` until ${clock(new Date(pause.until), tz)}`}.`
-        : budgetUntil !== undefined && budgetUntil.getTime() > now
-          ? `today's internet time is used up; it comes back at ${clock(budgetUntil, tz)}.`
-          : denySchedule !== undefined
-            ? `the "${denySchedule.name}" schedule has the internet off right now.`
-            : profile.dns?.paused === true
-              ? 'the internet is off for this computer.'
-              : undefined;
+      state.cutOff === undefined ? undefined : cutOffWords(state.cutOff, profile.parental?.timezone ?? 'UTC');
     // domains a rule (or an approved access request) accepts resolve whatever the lists say
     const accepted = [...(vm.rules ?? []), ...profile.rules]
       .filter((r) => r.action === 'accept' && 'domain' in r.to && (!r.expires || Date.parse(r.expires) > now))
@@ -74,15 +73,15 @@ export function clientPolicies(
     const policy: ClientPolicy = {
       ...dns,
       client: vm.name,
-      services: [...new Set([...(dns.services ?? []), ...blockedServices])],
+      services: [...new Set([...(dns.services ?? []), ...state.blockedServices])],
       allow: [...new Set([...(dns.allow ?? []), ...(profile.allowDomains ?? []), ...accepted])],
       allowlistOnly:
         profile.internet === 'allowlist-only' ||
-        wholeVm.some((s) => s.mode === 'allowlist-only') ||
+        state.allowlistSchedules.length > 0 ||
         (dns.allowlistOnly ?? false),
       paused: blocked !== undefined,
     };
-    const view: ClientView = blocked === undefined ? { vm, policy } : { vm, policy, blocked };
+    const view: ClientView = blocked === undefined ? { vm, state, policy } : { vm, state, policy, blocked };
     out.set(vm.ipv4, view);
     if (vm.ipv6) out.set(vm.ipv6, view);
   }

@@ -4,14 +4,15 @@ import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 import { ActionEngine, type Decision } from '../actions/engine.js';
 import { execute, WebhookNotifier, type ActionExecutor } from '../actions/executor.js';
-import { BUILTIN_ALERT_ACTIONS, DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
+import { DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
 import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { NftApplier } from '../nft/applier.js';
 import { IPS_BLOCK4, IPS_BLOCK6 } from '../nft/names.js';
 import { installXtQueue, type QueueKind } from '../nft/queue.js';
-import { BUILTIN_PROFILES } from '../policy/builtins.js';
+import { effectiveProfiles } from '../policy/builtins.js';
+import { alertActionsOf, profileInForce } from '../policy/in-force.js';
 import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
@@ -139,17 +140,13 @@ export class IpsService {
         .catch((err: unknown) => this.#log.error({ err }, 'IDS instance update failed'));
   }
 
-  /** The BPF filter of the VMs whose profile has IPS mode `ids`; empty when none. */
+  /** The BPF filter of the VMs whose profile in force has IPS mode `ids` (never quarantined ones); empty when none. */
   #idsFilter(): string {
     const p = this.#policy;
     if (!p) return '';
-    const profiles = new Map(p.profiles.map((x) => [x.name, x]));
+    const profiles = effectiveProfiles(p.profiles);
     const macs = p.vms
-      .filter(
-        (v) =>
-          !v.quarantine &&
-          (profiles.get(v.profile) ?? BUILTIN_PROFILES.find((b) => b.name === v.profile))?.ips.mode === 'ids',
-      )
+      .filter((v) => !v.quarantine && profileInForce(v, profiles).ips.mode === 'ids')
       .map((v) => v.mac.toLowerCase())
       .sort();
     return macs.map((m) => `ether host ${m}`).join(' or ');
@@ -194,9 +191,7 @@ export class IpsService {
     const p = this.#policy;
     const v = vm === undefined ? undefined : p?.vms.find((x) => x.name === vm);
     if (!p || !v) return DEFAULT_ALERT_ACTIONS;
-    const profileName = v.quarantine ? 'quarantine' : v.profile;
-    const profile = p.profiles.find((x) => x.name === profileName);
-    return profile?.alerts ?? BUILTIN_ALERT_ACTIONS[profileName] ?? DEFAULT_ALERT_ACTIONS;
+    return alertActionsOf(profileInForce(v, effectiveProfiles(p.profiles)));
   }
 
   async #handle(decisions: readonly Decision[]): Promise<void> {
