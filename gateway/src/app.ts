@@ -32,6 +32,7 @@ import { effectiveProfiles } from './policy/builtins.js';
 import type { Policy, Vm } from './policy/model.js';
 import { ipv4ToInt } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
+import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
@@ -295,13 +296,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       log.info({ vms: current.vms.length, backend: deps.nft.kind }, 'portcullis is enforcing');
     },
     async stop() {
+      // every child gets SIGKILL at this deadline at the latest: one budget for all
+      const children = { deadline: Date.now() + SHUTDOWN_BUDGET_MS };
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
       // the guests' services first: their sockets are free at once for a new instance
       await Promise.all([blockPage.stop(), dns.stop()]);
-      dhcp.stop();
       // Suricata takes seconds to stop; the kernel keeps the ruleset meanwhile
-      await ips?.stop();
+      await Promise.all([dhcp.stop(children), ips?.stop(children)]);
       budgets.stop();
       sync.stop();
       await policy.stop();

@@ -1,10 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PortcullisError } from '../errors.js';
+import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Vm } from '../policy/model.js';
+import {
+  ChildSupervisor,
+  processComm,
+  procPidTable,
+  replaceStaleProcess,
+  type BackoffOptions,
+  type ChildState,
+  type PidTable,
+  type Spawner,
+  type StopOptions,
+} from '../process/supervisor.js';
+
+declare module '../events.js' {
+  interface PortcullisEvents {
+    /** The DHCP server's dnsmasq changed state (its supervisor's status). */
+    'dhcp.status': ChildState;
+  }
+}
 
 export interface DhcpOptions {
   /** Interface facing the guests. */
@@ -22,7 +40,31 @@ export interface DhcpOptions {
   readonly unassignedRange?: string;
   /** The dnsmasq binary. Default `dnsmasq`. */
   readonly binary?: string;
+  /** Where `dhcp.status` is published on every state change of dnsmasq. */
+  readonly events?: EventBus;
+  /** Restarts after a crash. Default: 1 s doubling up to 30 s, reset after 60 s up. */
+  readonly backoff?: BackoffOptions;
+  /** SIGTERM to SIGKILL, ms. Default 5,000 (dnsmasq exits at once on SIGTERM). */
+  readonly stopTimeoutMs?: number;
+  /** A dnsmasq that is still up this many ms after it was spawned is running. Default 300. */
+  readonly settleMs?: number;
+  /** Default: node:child_process. */
+  readonly spawner?: Spawner;
+  /** Pid files and signals for replacing a dnsmasq of a previous run. Default {@link procDnsmasqTable}. */
+  readonly processes?: DnsmasqProcessTable;
 }
+
+/** Processes the server did not start: a dnsmasq left by a previous run. */
+export interface DnsmasqProcessTable extends PidTable {
+  /** Whether `pid` is a dnsmasq, not another process that got the pid since. */
+  isDnsmasq(pid: number): Promise<boolean>;
+}
+
+/** The real process table: pid files, /proc and kill(2). */
+export const procDnsmasqTable: DnsmasqProcessTable = {
+  ...procPidTable,
+  isDnsmasq: async (pid) => (await processComm(pid)) === 'dnsmasq',
+};
 
 function netmask(prefix: number): string {
   const m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
@@ -40,18 +82,54 @@ function network(gateway: string, prefix: number): string {
 /**
  * DHCP for the guests: dnsmasq in DHCP-only mode (`--port=0`), static leases only,
  * one per registered VM (MAC → IPv4). The hosts file is rewritten and dnsmasq
- * re-reads it on SIGHUP when the VMs change. A dnsmasq left by a previous run of the
- * service (after a crash) is replaced at start.
+ * re-reads it on SIGHUP when the VMs change. dnsmasq is supervised like every child
+ * (process/supervisor.ts): restarted with capped backoff when it dies, SIGTERM then
+ * SIGKILL on stop, every state change published as `dhcp.status`. A dnsmasq left by a
+ * previous run of the service (after a crash) is replaced at start.
  */
 export class DhcpServer {
   readonly #o: DhcpOptions;
   readonly #log: Logger;
-  #child: ChildProcess | undefined;
-  #stopping = false;
+  readonly #supervisor: ChildSupervisor;
+  /** While start() waits for the first outcome: told every state. */
+  #onStart: ((state: ChildState) => void) | undefined;
+  #vms: readonly Vm[] = [];
 
   constructor(options: DhcpOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
+    const stopTimeoutMs = options.stopTimeoutMs ?? 5000;
+    const processes = options.processes ?? procDnsmasqTable;
+    this.#supervisor = new ChildSupervisor({
+      name: 'dnsmasq (DHCP)',
+      command: options.binary ?? 'dnsmasq',
+      args: () => this.#args(),
+      ...(options.spawner ? { spawner: options.spawner } : {}),
+      prepare: async () => {
+        await replaceStaleProcess({
+          pidFile: this.#pidFile,
+          isOurs: (pid) => processes.isDnsmasq(pid),
+          name: 'dnsmasq (DHCP)',
+          stopTimeoutMs,
+          processes,
+          log: this.#log,
+        });
+        // a restart serves the VMs of now
+        this.#writeHosts(this.#vms);
+      },
+      probeIntervalMs: options.settleMs ?? 300,
+      readyReason: 'serving',
+      stopTimeoutMs,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      errorCode: 'SPAWN_FAILED',
+      classify: (_line, stream) => (stream === 'stderr' ? 'info' : 'debug'),
+      outputKey: 'dnsmasq',
+      log: this.#log,
+      onStatus: (state) => {
+        options.events?.emit('dhcp.status', state);
+        this.#onStart?.(state);
+      },
+    });
   }
 
   get #hostsFile(): string {
@@ -62,22 +140,29 @@ export class DhcpServer {
     return join(this.#o.dir, 'dnsmasq-dhcp.pid');
   }
 
+  /** The state of dnsmasq's supervisor. */
+  status(): ChildState {
+    return this.#supervisor.status();
+  }
+
   /** Write the static leases; signal dnsmasq to re-read them when it runs. */
   setVms(vms: readonly Vm[]): void {
+    this.#vms = vms;
+    this.#writeHosts(vms);
+    this.#supervisor.signal('SIGHUP');
+  }
+
+  #writeHosts(vms: readonly Vm[]): void {
     mkdirSync(this.#o.dir, { recursive: true });
     const lines = vms.map((vm) => `${vm.mac.toLowerCase()},${vm.ipv4},${vm.name}`);
     const tmp = `${this.#hostsFile}.tmp`;
     writeFileSync(tmp, lines.join('\n') + '\n');
     renameSync(tmp, this.#hostsFile);
-    if (this.#child?.pid) this.#child.kill('SIGHUP');
   }
 
-  async start(vms: readonly Vm[]): Promise<void> {
-    this.#stopping = false;
-    this.#killLeftover();
-    this.setVms(vms);
+  #args(): string[] {
     const o = this.#o;
-    const args = [
+    return [
       '--keep-in-foreground',
       '--conf-file=/dev/null',
       '--port=0',
@@ -96,47 +181,41 @@ export class DhcpServer {
       '--log-facility=-',
       '--user=root',
     ];
-    const child = spawn(o.binary ?? 'dnsmasq', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.#child = child;
-    child.stdout?.on('data', (b: Buffer) => this.#log.debug({ dnsmasq: b.toString().trim() }, 'dhcp'));
-    child.stderr?.on('data', (b: Buffer) => this.#log.info({ dnsmasq: b.toString().trim() }, 'dhcp'));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(), 300);
-      child.once('error', (cause) => {
-        clearTimeout(timer);
-        reject(
-          new PortcullisError('SPAWN_FAILED', `cannot start dnsmasq for DHCP: install dnsmasq-base`, {
-            cause,
-          }),
-        );
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        if (!this.#stopping)
-          reject(
-            new PortcullisError(
-              'SPAWN_FAILED',
-              `dnsmasq (DHCP) exited at start with code ${code}; see the log above`,
-            ),
-          );
-      });
-    });
-    child.on('exit', (code, sig) => {
-      if (!this.#stopping) this.#log.error({ code, sig }, 'dnsmasq (DHCP) exited');
-    });
-    this.#log.info({ iface: o.iface, leases: vms.length }, 'DHCP serving static leases');
   }
 
-  #killLeftover(): void {
-    if (!existsSync(this.#pidFile)) return;
-    const pid = Number(readFileSync(this.#pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 1) return;
+  /**
+   * Start dnsmasq with the static leases of `vms`. Resolves once it is up (still alive
+   * `settleMs` after the spawn); from then on it is restarted whenever it dies. Rejects
+   * with SPAWN_FAILED, and stops supervising, when the first run fails (no dnsmasq,
+   * the interface is missing, the port is taken): that is a setup error, not a crash.
+   */
+  async start(vms: readonly Vm[]): Promise<void> {
+    this.#vms = vms;
+    this.#writeHosts(vms);
+    const first = new Promise<ChildState>((resolve) => {
+      this.#onStart = (state) => {
+        if (state.status === 'running' || state.status === 'backoff' || state.status === 'failed')
+          resolve(state);
+      };
+    });
     try {
-      const cmd = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (cmd === 'dnsmasq') process.kill(pid, 'SIGTERM');
-    } catch {
-      /* not running */
+      await this.#supervisor.start();
+      const state = await first;
+      if (state.status !== 'running') {
+        await this.#supervisor.stop();
+        const reason = state.reason ?? state.status;
+        throw new PortcullisError(
+          'SPAWN_FAILED',
+          /ENOENT/.test(reason)
+            ? `cannot start dnsmasq for DHCP: install dnsmasq-base (${reason})`
+            : `dnsmasq (DHCP) failed at start: ${reason}; see the log above`,
+          { context: { status: state } },
+        );
+      }
+    } finally {
+      this.#onStart = undefined;
     }
+    this.#log.info({ iface: this.#o.iface, leases: vms.length }, 'DHCP serving static leases');
   }
 
   /** Current leases of MACs that are not registered VMs (unknown devices). */
@@ -163,9 +242,11 @@ export class DhcpServer {
     return out;
   }
 
-  stop(): void {
-    this.#stopping = true;
-    this.#child?.kill('SIGTERM');
-    this.#child = undefined;
+  /**
+   * Stop dnsmasq: SIGTERM, SIGKILL after `stopTimeoutMs` or at `options.deadline`
+   * (the service's shutdown budget), whichever is first. Resolves once it has exited.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    return this.#supervisor.stop(options);
   }
 }

@@ -23,7 +23,7 @@ import { LeaseTable } from './eve/leases.js';
 import { EveMetrics } from './eve/metrics.js';
 import { EvePipeline } from './eve/pipeline.js';
 import { EveSocketReader } from './eve/socket-reader.js';
-import { SuricataSupervisor } from './supervisor.js';
+import { SuricataSupervisor, type StopOptions } from './supervisor.js';
 
 export interface IpsOptions {
   readonly setup: SuricataSetup;
@@ -235,11 +235,12 @@ export class IpsService {
     this.#log.info({ queue: this.#o.setup.nfq.queue, kind: this.#o.kind }, 'IPS: Suricata on NFQUEUE');
   }
 
-  async stop(): Promise<void> {
+  /** Stop both Suricatas (SIGKILL at `options.deadline` at the latest) and the EVE reader. */
+  async stop(options: StopOptions = {}): Promise<void> {
     this.#o.events.off(this);
     this.#started = false;
     await this.#idsChange;
-    await Promise.all([this.#ids?.supervisor.stop(), this.supervisor.stop()]);
+    await Promise.all([this.#ids?.supervisor.stop(options), this.supervisor.stop(options)]);
     await this.#reader.stop();
   }
 }
