@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static } from 'typebox';
 import { parse as parseYaml } from 'yaml';
 import { invalid } from '../../gateway/src/errors.js';
+import { schemaIssues } from '../../gateway/src/schema.js';
 import { Mac, Name } from '../../gateway/src/policy/model.js';
 
 /** The lab topology file (appliance/lab/lab.yaml). */
@@ -40,7 +40,7 @@ export type LabTopology = Static<typeof LabTopology>;
 
 export function loadTopology(file: string): LabTopology {
   const doc: unknown = parseYaml(readFileSync(file, 'utf8'));
-  const issues = [...Value.Errors(LabTopology, doc)].map((e) => ({ path: e.path, message: e.message }));
+  const issues = schemaIssues(LabTopology, doc);
   if (issues.length > 0) throw invalid('CONFIG_INVALID', `lab topology ${file} is invalid`, issues);
   return doc as LabTopology;
 }

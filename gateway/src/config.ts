@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { invalid, PortcullisError } from './errors.js';
 import { GatewayNetwork } from './policy/network.js';
+import { schemaIssues } from './schema.js';
 
 /** The service configuration (`portcullis serve --config FILE`), YAML. */
 export const Config = Type.Object(
@@ -117,7 +118,7 @@ export function loadConfig(file: string): Config {
     });
   }
   const withDefaults = Value.Default(Config, Value.Clone(doc));
-  const issues = [...Value.Errors(Config, withDefaults)].map((e) => ({ path: e.path, message: e.message }));
+  const issues = schemaIssues(Config, withDefaults);
   if (issues.length > 0) throw invalid('CONFIG_INVALID', `config ${file} is invalid`, issues);
   return withDefaults as Config;
 }

@@ -1,6 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static } from 'typebox';
 import { invalid, type Issue } from '../errors.js';
+import { schemaIssues } from '../schema.js';
 
 /**
  * What a profile does when Suricata raises an alert for one of its VMs. One schema
@@ -111,12 +111,7 @@ export const DEFAULT_ALERT_ACTIONS: AlertActions = {
 
 /** Every problem of an alert-actions value, as `{path, message}`; empty when valid. */
 export function checkAlertActions(input: unknown): Issue[] {
-  const issues: Issue[] = [];
-  for (const e of Value.Errors(AlertActions, input)) {
-    issues.push({ path: e.path || '/', message: e.message });
-    if (issues.length >= 20) break;
-  }
-  return issues;
+  return schemaIssues(AlertActions, input, 20).map((i) => ({ path: i.path || '/', message: i.message }));
 }
 
 /** The value as AlertActions, or a CONFIG_INVALID error listing every problem. */

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { PortcullisError } from '../errors.js';
 import { AccessRequest } from '../store/types.js';
 import { doc, mutationContext, type ResourceOptions } from './route-helpers.js';

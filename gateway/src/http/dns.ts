@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClientPolicy, Verdict } from '../dns/model.js';
 import type { QueryLogEntry } from '../dns/query-log.js';

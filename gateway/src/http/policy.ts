@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { PortcullisError, isPortcullisError } from '../errors.js';
 import { Policy } from '../policy/model.js';
 import { parsePolicyYaml, policyToYaml } from '../policy/yaml.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { Rule } from '../policy/model.js';
 import type { RuleOwner } from '../control/policy-service.js';
 import { doc, mutationContext, type ResourceOptions } from './route-helpers.js';

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import { Cidr, Domain, Ipv4, Ipv6, Mac, Name, Policy, Profile, Rule, Schedule, Vm } from '../policy/model.js';
 import { AccessRequest, AccessRequestStatus, AuditRecord } from '../store/types.js';
 
@@ -36,8 +36,8 @@ export const RuleParams = Type.Object(
 );
 export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
-/** A VM as created through the API: quarantine has its own routes. */
-export const VmInput = Type.Omit(Vm, ['quarantine']);
+/** A VM as created through the API: quarantine has its own routes. (Omit keeps no options: closed again here.) */
+export const VmInput = Type.Omit(Vm, ['quarantine'], { additionalProperties: false });
 
 /** A change to a VM; `null` removes an optional field. Name, rules and quarantine have their own routes. */
 export const VmPatch = Type.Object(

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { PortcullisError } from '../errors.js';
 import type { PolicyService } from '../control/policy-service.js';

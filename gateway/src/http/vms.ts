@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { Vm } from '../policy/model.js';
 import { doc, mutationContext, type ResourceOptions } from './route-helpers.js';
 import { NameParams, QuarantineBody, VmInput, VmPatch } from './schemas.js';

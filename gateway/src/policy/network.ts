@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 /**
  * The appliance's own network: which interface faces the guests, the uplink and

@@ -1,7 +1,7 @@
-import { Type, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type TSchema } from 'typebox';
+import type { Validator } from 'typebox/compile';
 import { invalid, type Issue } from '../errors.js';
+import { compiled, schemaIssues } from '../schema.js';
 import { effectiveProfiles } from './builtins.js';
 import { isDeepFrozen } from './fingerprint.js';
 import { Policy, Profile, Schedule, Vm, type Rule } from './model.js';
@@ -18,7 +18,7 @@ const schemaPassed = new WeakSet<object>();
 const ownChecksPassed = new WeakSet<object>();
 
 /** Whether a part passes its schema, remembered for deep-frozen parts that do. */
-function passesSchema(part: unknown, schema: TypeCheck<TSchema>): boolean {
+function passesSchema(part: unknown, schema: Validator): boolean {
   const key = typeof part === 'object' && part !== null ? part : undefined;
   if (key && schemaPassed.has(key)) return true;
   if (!schema.Check(part)) return false;
@@ -33,12 +33,8 @@ function passesSchema(part: unknown, schema: TypeCheck<TSchema>): boolean {
 export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
   const issues: Issue[] = [];
   if (!schemaCheck(input)) {
-    // the compiled check is fast; the interpreter says what is wrong
-    for (const e of Value.Errors(Policy, input)) {
-      issues.push({ path: e.path || '/', message: e.message });
-      if (issues.length >= 50) break;
-    }
-    return issues;
+    // the check in parts is fast; the whole schema's errors say what is wrong
+    return schemaIssues(Policy, input, 50).map((i) => ({ path: i.path || '/', message: i.message }));
   }
   const policy = input as Policy;
 
@@ -181,29 +177,31 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
  * The policy schema, checked in parts: the top level with the VM, profile and schedule
  * lists as lists of anything, then each VM, profile and schedule against its own
  * schema (skipped for deep-frozen ones that passed before). The same as checking
- * `Policy` in one go; what is wrong is then told by `Value.Errors(Policy, …)`.
+ * `Policy` in one go; what is wrong is then told by `schemaIssues(Policy, …)`.
  */
 interface SchemaParts {
-  readonly top: TypeCheck<TSchema>;
-  readonly vm: TypeCheck<TSchema>;
-  readonly profile: TypeCheck<TSchema>;
-  readonly schedule: TypeCheck<TSchema>;
+  readonly top: Validator;
+  readonly vm: Validator;
+  readonly profile: Validator;
+  readonly schedule: Validator;
 }
 let parts: SchemaParts | undefined;
 function schemaParts(): SchemaParts {
   if (parts) return parts;
   const { vms, profiles, schedules, ...rest } = Policy.properties;
-  const anyList = (list: { maxItems?: number }): TSchema =>
-    Type.Array(Type.Unknown(), list.maxItems === undefined ? {} : { maxItems: list.maxItems });
+  const anyList = (list: TSchema): TSchema => {
+    const { maxItems } = list as { maxItems?: number };
+    return Type.Array(Type.Unknown(), maxItems === undefined ? {} : { maxItems });
+  };
   const top = Type.Object(
     { ...rest, vms: anyList(vms), profiles: anyList(profiles), schedules: anyList(schedules) },
     { additionalProperties: false },
   );
   parts = {
-    top: TypeCompiler.Compile(top),
-    vm: TypeCompiler.Compile(Vm),
-    profile: TypeCompiler.Compile(Profile),
-    schedule: TypeCompiler.Compile(Schedule),
+    top: compiled(top),
+    vm: compiled(Vm),
+    profile: compiled(Profile),
+    schedule: compiled(Schedule),
   };
   return parts;
 }
@@ -212,7 +210,7 @@ function schemaCheck(input: unknown): boolean {
   const s = schemaParts();
   if (!s.top.Check(input)) return false;
   const p = input as Policy;
-  const each = (list: readonly unknown[], check: TypeCheck<TSchema>): boolean =>
+  const each = (list: readonly unknown[], check: Validator): boolean =>
     list.every((item) => passesSchema(item, check));
   return each(p.vms, s.vm) && each(p.profiles, s.profile) && each(p.schedules, s.schedule);
 }
