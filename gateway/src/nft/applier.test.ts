@@ -3,9 +3,11 @@ import { CompileCache, compile } from '../policy/compile.js';
 import { deepFreeze } from '../policy/fingerprint.js';
 import { groupByPrefix } from '../policy/intervals.js';
 import type { Policy } from '../policy/model.js';
-import { NftApplier, diffPacked, incrementalCommands } from './applier.js';
+import { NftApplier, diffPacked, incrementalCommands, skeletonDiff } from './applier.js';
 import { nftJsonPieces, toNftJson, type NftBackend } from './backend.js';
+import type { NftGeneration } from './generation.js';
 import type { NftCommand } from './types.js';
+import type { Ruleset } from './types.js';
 
 const network = {
   lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 },
@@ -283,5 +285,222 @@ describe('nftJsonPieces', () => {
     expect(toNftJson([commands[0]!, commands[2]!])).toBe(
       JSON.stringify({ nftables: [commands[0], commands[2]] }),
     );
+  });
+});
+
+/**
+ * A stand-in kernel: numbers committed transactions like the kernel's generation, and
+ * lists the table the way `nft -j` does (terse: elements only for `list set`/`list map`),
+ * from the last ruleset it was told it holds.
+ */
+class FakeKernel implements NftBackend, NftGeneration {
+  readonly kind = 'nft-cli' as const;
+  generation = 7;
+  listings: string[] = [];
+  objects: Array<Record<string, Record<string, unknown>>> = [];
+  async run(): Promise<string> {
+    this.generation++;
+    return '';
+  }
+  async runText(text: string, options: { terse?: boolean } = {}): Promise<string> {
+    this.listings.push(text);
+    const only = /^list (?:set|map) inet portcullis (\S+)$/.exec(text)?.[1];
+    const objects = only
+      ? this.objects.filter((o) => Object.values(o)[0]!.name === only && ('set' in o || 'map' in o))
+      : this.objects.map((o) => {
+          const [k, v] = Object.entries(o)[0]!;
+          const { elem: _elem, ...rest } = v;
+          return options.terse ? { [k]: rest } : o;
+        });
+    return JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, ...objects] });
+  }
+  read(): number {
+    return this.generation;
+  }
+  /** Hold `rs` as nft would list it. */
+  hold(rs: Ruleset): void {
+    const t = { family: 'inet', table: 'portcullis' };
+    this.objects = [
+      { table: { family: 'inet', name: 'portcullis', handle: 1 } },
+      ...rs.counters.map((name) => ({ counter: { ...t, name, packets: 0, bytes: 0 } })),
+      ...rs.sets.map((s) => ({
+        [s.map ? 'map' : 'set']: { ...t, name: s.name, ...(s.dynamic ? {} : { elem: [...s.elements] }) },
+      })),
+      ...rs.chains.map((c) => ({ chain: { ...t, name: c.name } })),
+      ...rs.chains.flatMap((c) => c.rules.map((expr) => ({ rule: { ...t, chain: c.name, expr } }))),
+    ];
+  }
+  /** Someone else commits a transaction that changes the listing. */
+  foreign(change: (objects: Array<Record<string, Record<string, unknown>>>) => void): void {
+    change(this.objects);
+    this.generation++;
+  }
+  close(): void {}
+}
+
+describe('NftApplier drift', () => {
+  async function applied(): Promise<{ kernel: FakeKernel; a: NftApplier; rs: Ruleset }> {
+    const kernel = new FakeKernel();
+    const a = new NftApplier(kernel, { generation: kernel });
+    const p = makePolicy();
+    p.vms[0]!.rules!.push({ id: 'd', action: 'drop', to: { domain: 'example.test' } });
+    const rs = compile({ policy: p, network, now });
+    await a.apply(rs);
+    kernel.hold(rs);
+    return { kernel, a, rs };
+  }
+
+  it('lists nothing while only its own transactions were committed', async () => {
+    const { kernel, a } = await applied();
+    // the first check takes the listing later checks compare with
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toEqual([
+      'list ruleset',
+      'list map inet portcullis vm_chains',
+      'list set inet portcullis macip4',
+      'list set inet portcullis macs',
+    ]);
+    kernel.listings = [];
+    await a.addElements('r4_kid_d', ['203.0.113.10'], 60);
+    await a.addElements('r4_kid_d', ['203.0.113.10', '203.0.113.11'], 60);
+    await a.deleteElements('r4_kid_d', ['203.0.113.11']);
+    expect(await a.drift()).toBeUndefined();
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toEqual([]);
+  });
+
+  it('lists after a foreign commit, and finds nothing when it left the table alone', async () => {
+    const { kernel, a } = await applied();
+    await a.drift();
+    kernel.foreign(() => undefined);
+    kernel.listings = [];
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toHaveLength(4);
+    // verified again: the next check lists nothing
+    kernel.listings = [];
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toEqual([]);
+  });
+
+  it('finds a deleted rule against the listing taken of its own state', async () => {
+    const { kernel, a } = await applied();
+    await a.drift();
+    kernel.foreign((o) => o.splice(o.findIndex((x) => 'rule' in x && x.rule!.chain === 'vm_kid')));
+    expect(await a.drift()).toMatch(/differs/);
+  });
+
+  it('finds drift after an apply before any listing was taken, by the skeleton', async () => {
+    const { kernel, a } = await applied();
+    kernel.foreign((o) => {
+      const macs = o.find((x) => 'set' in x && x.set!.name === 'macs')!;
+      macs.set!.elem = [];
+    });
+    expect(await a.drift()).toMatch(/^macs holds 0 elements instead of 2$/);
+    // a positive control: the same foreign commit with the table intact is no drift
+    const other = await applied();
+    other.kernel.foreign(() => undefined);
+    expect(await other.a.drift()).toBeUndefined();
+  });
+
+  it('heals: after a full apply its own state is verified without a listing', async () => {
+    const { kernel, a, rs } = await applied();
+    kernel.foreign((o) => o.splice(0));
+    expect(await a.drift()).toMatch(/table inet portcullis is missing/);
+    await a.apply(rs, { full: true });
+    kernel.hold(rs);
+    expect(await a.drift()).toBeUndefined();
+    kernel.listings = [];
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toEqual([]);
+  });
+
+  it('does not count a commit of its own that a foreign one crossed as drift', async () => {
+    const { kernel, a } = await applied();
+    await a.drift();
+    kernel.foreign(() => undefined);
+    await a.addElements('r4_kid_d', ['203.0.113.10'], 60);
+    expect(await a.drift()).toBeUndefined();
+    kernel.listings = [];
+    await a.addElements('r4_kid_d', ['203.0.113.12'], 60);
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toEqual([]);
+  });
+
+  it('lists every time when the generation cannot be read, and still finds drift', async () => {
+    const kernel = new FakeKernel();
+    const a = new NftApplier(kernel, {
+      generation: {
+        read: () => {
+          throw new Error('EPERM');
+        },
+        close: () => undefined,
+      },
+    });
+    const rs = compile({ policy: makePolicy(), network, now });
+    await a.apply(rs);
+    kernel.hold(rs);
+    expect(await a.drift()).toBeUndefined();
+    expect(await a.drift()).toBeUndefined();
+    expect(kernel.listings).toHaveLength(8);
+    kernel.foreign((o) =>
+      o.splice(
+        o.findIndex((x) => 'chain' in x && x.chain!.name === 'vm_work'),
+        1,
+      ),
+    );
+    expect(await a.drift()).toMatch(/differs/);
+  });
+});
+
+describe('skeletonDiff', () => {
+  const rs = compile({ policy: makePolicy(), network, now });
+  const t = { family: 'inet', table: 'portcullis' };
+  const listing = (): Array<Record<string, Record<string, unknown>>> => [
+    { table: { family: 'inet', name: 'portcullis' } },
+    ...rs.counters.map((name) => ({ counter: { ...t, name } })),
+    ...rs.sets.map((s) => ({ [s.map ? 'map' : 'set']: { ...t, name: s.name, elem: [...s.elements] } })),
+    ...rs.chains.map((c) => ({ chain: { ...t, name: c.name } })),
+    ...rs.chains.flatMap((c) => c.rules.map(() => ({ rule: { ...t, chain: c.name } }))),
+  ];
+
+  it('passes the listing of the ruleset itself', () => {
+    expect(skeletonDiff(rs, listing())).toBeUndefined();
+  });
+
+  it('names what is missing or different', () => {
+    const cases: Array<[(o: Array<Record<string, Record<string, unknown>>>) => void, RegExp]> = [
+      [(o) => o.splice(0), /table inet portcullis is missing/],
+      [
+        (o) =>
+          o.splice(
+            o.findIndex((x) => x.chain?.name === 'vm_kid'),
+            1,
+          ),
+        /chain vm_kid is missing/,
+      ],
+      [
+        (o) =>
+          o.splice(
+            o.findIndex((x) => x.rule?.chain === 'vm_kid'),
+            1,
+          ),
+        /chain vm_kid has \d+ rules instead/,
+      ],
+      [(o) => (o.find((x) => x.set?.name === 'macip4')!.set!.elem = []), /macip4 holds 0 elements/],
+      [(o) => (o.find((x) => x.map?.name === 'vm_chains')!.map!.elem = []), /vm_chains holds 0/],
+      [
+        (o) =>
+          o.splice(
+            o.findIndex((x) => 'counter' in x),
+            1,
+          ),
+        /counter \S+ is missing/,
+      ],
+    ];
+    for (const [change, message] of cases) {
+      const o = listing();
+      change(o);
+      expect(skeletonDiff(rs, o)).toMatch(message);
+    }
   });
 });

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { reclaimMemory } from '../memory.js';
 import type { NftBackend } from './backend.js';
+import { NetlinkGeneration, type NftGeneration } from './generation.js';
 import { TABLE } from './names.js';
 import type { ChainObj, ChainSpec, NftCommand, NftValue, PackedIpv4, Ruleset, SetSpec } from './types.js';
 
@@ -23,19 +24,44 @@ interface DynamicElement {
   readonly expires: number;
 }
 
+/** The sets whose elements say which guest is which: compared element by element. */
+const IDENTITY = [
+  ['map', 'vm_chains'],
+  ['set', 'macip4'],
+  ['set', 'macs'],
+] as const;
+
+/** Most generations of our own transactions remembered while a check is pending. */
+const OWN_GENERATIONS = 100_000;
+
 /**
  * Applies compiled rulesets to the kernel. The first apply (and any change of the
  * table's structure that cannot be patched) replaces the whole table in one
  * transaction; later applies patch only the chains and set elements that changed,
  * still as one transaction each. Elements of dynamic sets are remembered so that a
  * full replace carries them over.
+ *
+ * Drift (someone else changing the table) is found without listing the table after
+ * every transaction: the kernel numbers its committed transactions (the ruleset
+ * generation), and a generation reached only by our own transactions needs no look.
+ * Only when someone else committed does `drift()` list the table, and then without set
+ * elements except the identity sets'.
  */
 export class NftApplier {
   readonly #backend: NftBackend;
   readonly #log: Logger;
   readonly #now: () => number;
   #applied: Ruleset | undefined;
-  #snapshot: string | undefined;
+  /** The kernel's listing of the applied ruleset, when one was taken since it was applied. */
+  #reference: string | undefined;
+  readonly #generation: NftGeneration;
+  /** A generation at which the table was known to be what we wrote. */
+  #verified: number | undefined;
+  /** Generations our own transactions committed (one each), not yet folded into #verified. */
+  readonly #own = new Set<number>();
+  /** Applies in flight, and applies begun or ended: a listing spanning one is no evidence. */
+  #applying = 0;
+  #applyEpoch = 0;
   readonly #dynamic = new Map<string, Map<string, DynamicElement>>();
   readonly #bulk: NftBackend | undefined;
   readonly #bulkElements: number;
@@ -48,6 +74,9 @@ export class NftApplier {
    * @param options.reclaim called after such a bulk transaction, to give back the
    *   memory of the one-off work around it (loading the list, writing the batch);
    *   default `reclaimMemory` (a full garbage collection, a few milliseconds).
+   * @param options.generation reads the kernel's ruleset generation (default: a netfilter
+   *   netlink socket, opened at the first read). When it cannot be read, every drift
+   *   check lists the table.
    */
   constructor(
     backend: NftBackend,
@@ -57,8 +86,10 @@ export class NftApplier {
       bulk?: NftBackend;
       bulkElements?: number;
       reclaim?: () => void;
+      generation?: NftGeneration;
     } = {},
   ) {
+    this.#generation = options.generation ?? new NetlinkGeneration();
     this.#backend = backend;
     this.#bulk = options.bulk;
     this.#bulkElements = options.bulkElements ?? 50_000;
@@ -97,10 +128,19 @@ export class NftApplier {
     }
     const count = commands.length;
     const bulk = this.#bulk !== undefined && countElements(commands) > this.#bulkElements;
-    if (commands.length > 0) await (bulk ? this.#bulk! : this.#backend).run(commands);
+    if (commands.length > 0) {
+      this.#applying++;
+      this.#applyEpoch++;
+      try {
+        await this.#commit(bulk ? this.#bulk! : this.#backend, commands, kind === 'full');
+        this.#reference = undefined;
+      } finally {
+        this.#applying--;
+        this.#applyEpoch++;
+      }
+    }
     this.#applied = next;
     this.#pruneDynamic(next);
-    this.#snapshot = undefined;
     // the garbage of the one-off work around a bulk transaction goes now, not some day
     if (bulk) this.#reclaim();
     const ms = performance.now() - started;
@@ -131,7 +171,7 @@ export class NftApplier {
     if (present.length > 0)
       cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } });
     cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set, elem } } });
-    await this.#backend.run(cmds);
+    await this.#commit(this.#backend, cmds, false);
     const map = known ?? new Map<string, DynamicElement>();
     const expires = this.#now() + timeout * 1000;
     for (const val of values) map.set(JSON.stringify(val), { val, expires });
@@ -146,9 +186,11 @@ export class NftApplier {
       return e !== undefined && e.expires > this.#now();
     });
     if (present.length > 0) {
-      await this.#backend.run([
-        { delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } },
-      ]);
+      await this.#commit(
+        this.#backend,
+        [{ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } }],
+        false,
+      );
     }
     for (const v of values) known?.delete(JSON.stringify(v));
   }
@@ -163,44 +205,106 @@ export class NftApplier {
 
   /**
    * Compare the kernel's table with what was applied. Returns undefined when they
-   * match, else a short description of the difference. Set contents of large sets
-   * are not compared (terse listing); identity sets are.
+   * match (or a listing could not tell, being crossed by an apply: the next check
+   * will), else a short description of the difference.
+   *
+   * When no one else committed a transaction since the table was last known to be
+   * ours, nothing is listed. Otherwise the table is listed without set elements (plus
+   * the identity sets with theirs, which are small) and compared with the listing taken
+   * of the applied ruleset; when there is none yet, with the ruleset's skeleton: its
+   * chains and how many rules each has, its sets, maps and counters, and how many
+   * elements the identity sets hold. Run-time elements of dynamic sets are never
+   * compared: they come and go.
    */
   async drift(): Promise<string | undefined> {
-    if (!this.#applied) return undefined;
-    let now: string;
+    const applied = this.#applied;
+    if (!applied || this.#applying > 0) return undefined;
+    const epoch = this.#applyEpoch;
+    const before = this.#readGeneration();
+    const ours = before !== undefined && this.#isVerified(before);
+    // ours, and the listing to compare with later is taken: nothing to do
+    if (ours && this.#reference !== undefined) return undefined;
+    let listing: Listing;
     try {
-      now = await this.#fingerprint();
+      listing = await this.#list();
     } catch (err) {
+      if (epoch !== this.#applyEpoch) return undefined;
       return `table inet ${TABLE} cannot be listed: ${(err as Error).message}`;
     }
-    if (this.#snapshot === undefined) {
-      this.#snapshot = now;
+    const after = this.#readGeneration();
+    // an apply crossed the listing: it shows neither the old ruleset nor the new one
+    if (epoch !== this.#applyEpoch || this.#applied !== applied) return undefined;
+    if (!ours) {
+      const diff =
+        this.#reference !== undefined
+          ? listing.text === this.#reference
+            ? undefined
+            : `table inet ${TABLE} differs from the applied ruleset`
+          : skeletonDiff(applied, listing.objects);
+      if (diff) return diff;
+      // it matches: what was committed meanwhile left our table as it was
+      if (before !== undefined) this.#verify(before);
+    }
+    // the listing to compare with from now on: one that matched, or one of our own
+    // state (no one else committed while it was taken)
+    if (this.#reference === undefined && (!ours || (after !== undefined && this.#isVerified(after))))
+      this.#reference = listing.text;
+    return undefined;
+  }
+
+  /** The generation, or undefined when it cannot be read (then every check lists). */
+  #readGeneration(): number | undefined {
+    try {
+      return this.#generation.read();
+    } catch (err) {
+      this.#log.debug({ err }, 'nftables generation unreadable; drift checks list the table');
       return undefined;
     }
-    return now === this.#snapshot ? undefined : `table inet ${TABLE} differs from the applied ruleset`;
   }
 
-  /** Record the kernel's current state as the expected one (right after apply). */
-  async snapshot(): Promise<void> {
-    this.#snapshot = await this.#fingerprint();
-  }
-
-  async #fingerprint(): Promise<string> {
-    // listings go through the bulk backend (the nft binary) when there is one: a listing
-    // fills nft's cache with every set element, which the in-process context would then
-    // carry into (and slow down) the next transaction
-    const nft = this.#bulk ?? this.#backend;
-    const structure = await nft.runText(`list table ${FAMILY} ${TABLE}`, { terse: true });
-    let identity = '';
-    for (const [kind, name] of [
-      ['map', 'vm_chains'],
-      ['set', 'macip4'],
-      ['set', 'macs'],
-    ] as const) {
-      identity += await nft.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`);
+  /**
+   * Run one transaction of ours, noting the generation it made: when exactly one
+   * transaction was committed between the reads around it, that one was ours.
+   */
+  async #commit(backend: NftBackend, commands: readonly NftCommand[], full: boolean): Promise<void> {
+    const before = this.#readGeneration();
+    await backend.run(commands);
+    const after = this.#readGeneration();
+    if (before === undefined || after === undefined || after !== before + 1) return;
+    // a full replace leaves nothing of what was there before: the table is ours whatever happened
+    if (full) this.#verify(after);
+    else {
+      if (this.#own.size >= OWN_GENERATIONS) this.#own.clear();
+      this.#own.add(after);
     }
-    return stripVolatile(structure) + stripVolatile(identity);
+  }
+
+  #verify(generation: number): void {
+    this.#verified = generation;
+    for (const g of this.#own) if (g <= generation) this.#own.delete(g);
+  }
+
+  /** Whether every transaction up to `generation` since the verified one was ours. */
+  #isVerified(generation: number): boolean {
+    let v = this.#verified;
+    if (v === undefined) return false;
+    while (v < generation && this.#own.has(v + 1)) this.#own.delete(++v);
+    this.#verified = v;
+    return v === generation;
+  }
+
+  async #list(): Promise<Listing> {
+    // listings go through the bulk backend (the nft binary) when there is one: a listing
+    // fills nft's cache, which the in-process context would then carry into (and slow
+    // down) the next transaction. `-t list ruleset` leaves set elements out (nft 1.0.6's
+    // `-t list table` still fetches them all: seconds for a million); `list set X`
+    // fetches only X's; one command an nft run (1.0.6 fails several `list set`s in one).
+    const nft = this.#bulk ?? this.#backend;
+    const objects = tableObjects(await nft.runText('list ruleset', { terse: true }));
+    for (const [kind, name] of IDENTITY) {
+      objects.push(...tableObjects(await nft.runText(`list ${kind} ${FAMILY} ${TABLE} ${name}`)));
+    }
+    return { objects, text: stripVolatile(JSON.stringify(objects)) };
   }
 
   #fullCommands(next: Ruleset): NftCommand[] {
@@ -243,6 +347,69 @@ function countElements(commands: readonly NftCommand[]): number {
       n += ('set' in c.add ? c.add.set : c.add.map).elem?.length ?? 0;
   }
   return n;
+}
+
+/** A listing of the table: its objects (nft JSON), and as text to compare. */
+interface Listing {
+  readonly objects: Array<Record<string, ListedObject>>;
+  readonly text: string;
+}
+
+interface ListedObject {
+  readonly family?: string;
+  readonly table?: string;
+  readonly name?: string;
+  readonly chain?: string;
+  readonly elem?: unknown[];
+}
+
+/** The objects of `inet portcullis` in an nft JSON listing. */
+function tableObjects(json: string): Array<Record<string, ListedObject>> {
+  if (json.trim() === '') return [];
+  const doc = JSON.parse(json) as { nftables?: Array<Record<string, ListedObject>> };
+  return (doc.nftables ?? []).filter((o) => {
+    const v = Object.values(o)[0];
+    return v?.family === FAMILY && (v.table === TABLE || ('table' in o && v.name === TABLE));
+  });
+}
+
+/**
+ * How a listing of the table (nft JSON objects, set elements only for the identity
+ * sets) falls short of a ruleset's skeleton: a missing table, chain, set, map or
+ * counter, a chain with another number of rules, an identity set with another number
+ * of elements. Undefined when it does not. Extra objects are not drift: the next
+ * full apply would drop them, and only the ones we name are ours.
+ */
+export function skeletonDiff(
+  ruleset: Ruleset,
+  objects: ReadonlyArray<Record<string, ListedObject>>,
+): string | undefined {
+  if (!objects.some((o) => 'table' in o)) return `table inet ${TABLE} is missing`;
+  const rules = new Map<string, number>();
+  const named = new Set<string>();
+  const elements = new Map<string, number>();
+  for (const o of objects) {
+    const [kind, v] = Object.entries(o)[0]!;
+    if (kind === 'rule' && v.chain) rules.set(v.chain, (rules.get(v.chain) ?? 0) + 1);
+    else if (v.name) named.add(`${kind} ${v.name}`);
+    if ((kind === 'set' || kind === 'map') && v.elem && v.name) elements.set(v.name, v.elem.length);
+  }
+  for (const c of ruleset.chains) {
+    if (!named.has(`chain ${c.name}`)) return `chain ${c.name} is missing`;
+    const n = rules.get(c.name) ?? 0;
+    if (n !== c.rules.length) return `chain ${c.name} has ${n} rules instead of ${c.rules.length}`;
+  }
+  for (const s of ruleset.sets) {
+    const kind = s.map ? 'map' : 'set';
+    if (!named.has(`${kind} ${s.name}`)) return `${kind} ${s.name} is missing`;
+  }
+  for (const name of ruleset.counters) if (!named.has(`counter ${name}`)) return `counter ${name} is missing`;
+  for (const [, name] of IDENTITY) {
+    const want = ruleset.sets.find((s) => s.name === name)?.elements.length;
+    const have = elements.get(name) ?? 0;
+    if (want !== undefined && have !== want) return `${name} holds ${have} elements instead of ${want}`;
+  }
+  return undefined;
 }
 
 function stripVolatile(listing: string): string {

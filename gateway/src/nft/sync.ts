@@ -144,7 +144,6 @@ export class NftSync {
     this.#applies?.inc({ kind: result.kind });
     this.#duration?.observe({ kind: result.kind }, result.ms / 1000);
     this.#policy = next;
-    if (this.#o.driftIntervalSeconds !== 0) await this.#o.applier.snapshot().catch(() => undefined);
     this.#log.info(
       { kind: result.kind, commands: result.commands, ms: Math.round(result.ms * 10) / 10 },
       'policy applied to the kernel',
