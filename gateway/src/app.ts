@@ -6,7 +6,7 @@ import { dashboardPlugin } from '../../dashboard/plugin.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir } from './dns/lists.js';
-import type { ClientPolicy } from './dns/model.js';
+import { ClientDirectory } from './dns/identity.js';
 import { DnsFilter } from './dns/server.js';
 import { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
@@ -19,18 +19,18 @@ import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
 import { NftCli } from './nft/cli.js';
 import type { Conntrack } from './nft/conntrack.js';
-import { allowSet, ruleSet, serviceSet } from './nft/names.js';
+import { readVmCounters } from './nft/counters.js';
+import { learnAddresses } from './nft/learned.js';
 import { detectQueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
 import { BlockPageServer } from './parental/block-page.js';
-import { clientPolicies, explain, type ClientView } from './parental/client-policy.js';
+import { clientPolicies, explain } from './parental/client-policy.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './control/address-list-file.js';
 import { groupByPrefix } from './policy/intervals.js';
-import { effectiveProfiles } from './policy/builtins.js';
-import type { Policy, Vm } from './policy/model.js';
-import { ipv4ToInt } from './policy/net.js';
+import type { Policy } from './policy/model.js';
+import { parseIpv4Range } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { parsePolicyYaml } from './policy/yaml.js';
@@ -61,9 +61,6 @@ export interface App {
   stop(): Promise<void>;
 }
 
-/** The client name DNS uses for devices from the unassigned DHCP pool. */
-export const UNASSIGNED = 'unassigned';
-
 /**
  * Wire the parts of the service in the order they start: kernel sync, store and
  * policy (applies the stored policy), DHCP, DNS, block page, budgets, HTTP. Never
@@ -85,7 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const lists = { deny: groupByPrefix(denyEntries) };
   if (denyEntries.length > 0) log.info({ entries: denyEntries.length }, 'deny lists loaded');
   const bypass = { doh: readLists(config.bypass?.doh), tor: readLists(config.bypass?.tor) };
-  const unassigned = parseRange(config.dhcp.unassignedRange);
+  const unassigned = config.dhcp.unassignedRange ? parseIpv4Range(config.dhcp.unassignedRange) : undefined;
 
   // big transactions and listings run through the nft binary: a listing would fill the
   // in-process context's cache with every set element and slow the next change down
@@ -155,35 +152,29 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   // --- DNS: who asks, by source address; learned addresses into the VM's sets ---------
-  let clients = new Map<string, ClientView>();
-  // the same entries by VM name: onResolved runs for every allowed answer
-  let clientsByVm = new Map<string, ClientView>();
-  const unassignedPolicy: ClientPolicy = { client: UNASSIGNED, paused: true };
-  const identify = (ip: string): { vm?: Vm; policy: ClientPolicy; blocked?: string } | undefined => {
-    const c = clients.get(ip);
-    if (c) return c;
-    if (unassigned && inRange(ip, unassigned)) return { policy: unassignedPolicy };
-    return undefined;
-  };
-  const refreshClients = (): void => {
-    clients = clientPolicies(policy.current(), new Date(now()), budgets.blocked());
-    clientsByVm = new Map([...clients.values()].map((c) => [c.vm.name, c]));
-  };
+  const clients = new ClientDirectory({ unassigned });
+  const refreshClients = (): void =>
+    clients.update(clientPolicies(policy.current(), new Date(now()), budgets.blocked()));
   const dns = new DnsFilter({
     listen: config.dns.listen.map((address) => ({ address, port: config.dns.port })),
     upstreams: config.dns.upstream.map((address) => ({ address, port: 53 })),
-    identify: (ip) => identify(ip)?.policy,
+    identify: (ip) => clients.identify(ip)?.policy,
     blockPage: { v4: config.network.lan.ipv4 },
     lists: config.dns.listsDir ? await listSourcesFromDir(config.dns.listsDir) : [],
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => {
-      const entry = clientsByVm.get(e.client);
-      if (!entry) return;
-      void learnAddresses(applier, dns, sync.policy, entry.vm, e.name, e.addresses, e.ttl, now()).catch(
-        (err: unknown) =>
-          log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
+      const vm = clients.vm(e.client)?.vm;
+      const applied = sync.policy;
+      if (!vm || !applied) return;
+      const inService = (name: string, svc: string): boolean => {
+        const v = dns.verdict(name, { client: vm.name, services: [svc] });
+        return v.reason?.kind === 'service' && v.reason.list === svc;
+      };
+      const answer = { vm, name: e.name, addresses: e.addresses, ttl: e.ttl };
+      void learnAddresses(applier, answer, { policy: applied, inService, now: now() }).catch((err: unknown) =>
+        log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
       );
     },
   });
@@ -203,7 +194,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     address: config.network.lan.ipv4,
     port: blockPort,
     explain: (ip, host) => {
-      const who = identify(ip);
+      const who = clients.identify(ip);
       if (!who?.vm) return undefined;
       return { vm: who.vm.name, reason: explain(dns.verdict(host, who.policy), who.blocked) };
     },
@@ -260,7 +251,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         });
         await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
         await scope.register(ipsRoutes, { ips, store });
-        await scope.register(dnsRoutes, { dns, client: (vm) => clientsByVm.get(vm)?.policy });
+        await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
       },
     ],
   });
@@ -327,80 +318,4 @@ function seedPolicy(store: Store, config: Config, log: Logger): void {
     after: seed,
   });
   log.info({ file: config.policyFile, vms: seed.vms.length }, 'store seeded from the policy file');
-}
-
-function parseRange(range: string | undefined): { from: string; to: string } | undefined {
-  if (!range) return undefined;
-  const [from, to] = range.split('-');
-  return { from: from!, to: to! };
-}
-
-function inRange(ip: string, range: { from: string; to: string }): boolean {
-  if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return false;
-  const n = ipv4ToInt(ip);
-  return n >= ipv4ToInt(range.from) && n <= ipv4ToInt(range.to);
-}
-
-/** Cumulative bytes of every per-VM nftables counter, by counter name (`vmCounter(vm)`). */
-async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
-  const out = await nft.runText('list counters table inet portcullis');
-  const doc = JSON.parse(out) as { nftables: Array<{ counter?: { name: string; bytes: number } }> };
-  const map = new Map<string, number>();
-  for (const o of doc.nftables) {
-    if (o.counter?.name.startsWith('vm_')) map.set(o.counter.name, o.counter.bytes);
-  }
-  return map;
-}
-
-/**
- * Addresses of an allowed answer go into the VM's nftables sets: the allowlist set
- * (allowlist-only mode), the set of every domain rule the name falls under, and the
- * set of every scheduled or slowed service the name belongs to; with the answer's TTL
- * as timeout (capped at a rule's expiry).
- */
-async function learnAddresses(
-  applier: NftApplier,
-  dns: DnsFilter,
-  policy: Policy | undefined,
-  vm: Vm,
-  name: string,
-  addresses: { v4: readonly string[]; v6: readonly string[] },
-  ttl: number,
-  nowMs: number,
-): Promise<void> {
-  const ruleset = applier.applied;
-  if (!policy || !ruleset) return;
-  const sets = new Set(ruleset.sets.map((s) => s.name));
-  const timeout = Math.max(ttl, 30);
-  const lower = name.toLowerCase().replace(/\.$/, '');
-  const profile = effectiveProfiles(policy.profiles).get(vm.profile);
-  const services = new Set([
-    ...policy.schedules.filter((s) => s.vms.includes(vm.name)).flatMap((s) => s.services ?? []),
-    ...(profile?.parental?.slowServices ?? []).map((s) => s.service),
-  ]);
-  const memberOf = [...services].filter((svc) => {
-    const v = dns.verdict(lower, { client: vm.name, services: [svc] });
-    return v.reason?.kind === 'service' && v.reason.list === svc;
-  });
-  for (const family of [4, 6] as const) {
-    const values = family === 4 ? addresses.v4 : addresses.v6;
-    if (values.length === 0) continue;
-    const allow = allowSet(vm.name, family);
-    if (sets.has(allow)) await applier.addElements(allow, values, timeout);
-    for (const svc of memberOf) {
-      const set = serviceSet(vm.name, svc, family);
-      if (sets.has(set)) await applier.addElements(set, values, timeout);
-    }
-    const rules = [...(vm.rules ?? []), ...(profile?.rules ?? [])];
-    for (const [index, rule] of rules.entries()) {
-      if (!('domain' in rule.to)) continue;
-      const domain = rule.to.domain.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '');
-      if (lower !== domain && !lower.endsWith(`.${domain}`)) continue;
-      const set = ruleSet(vm.name, rule, index, family);
-      if (!sets.has(set)) continue;
-      let t = timeout;
-      if (rule.expires) t = Math.min(t, Math.floor((Date.parse(rule.expires) - nowMs) / 1000));
-      if (t > 0) await applier.addElements(set, values, t);
-    }
-  }
 }

@@ -1,5 +1,7 @@
 /** Address parsing and checks, pure. */
 
+import { PortcullisError } from '../errors.js';
+
 export interface ParsedCidr {
   readonly family: 4 | 6;
   /** Normalised text: network address, `/len` only when shorter than a host. */
@@ -118,4 +120,37 @@ export function parseCidr(s: string): ParsedCidr | { error: string } {
 
 export function normaliseMac(mac: string): string {
   return mac.toLowerCase();
+}
+
+/** An inclusive range of IPv4 addresses (the form the compiler's nft `range` takes). */
+export interface Ipv4Range {
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * Parse `first-last` (`10.20.0.200-10.20.0.249`), both ends included.
+ * @throws CONFIG_INVALID when an end is no IPv4 address or `first` comes after `last`.
+ */
+export function parseIpv4Range(text: string): Ipv4Range {
+  const ends = text.split('-');
+  const [from, to] = ends;
+  if (ends.length !== 2 || !isIpv4(from!) || !isIpv4(to!))
+    throw new PortcullisError(
+      'CONFIG_INVALID',
+      `"${text}" is not an IPv4 range; write it as first-last, e.g. 10.20.0.200-10.20.0.249`,
+    );
+  if (ipv4ToInt(from!) > ipv4ToInt(to!))
+    throw new PortcullisError(
+      'CONFIG_INVALID',
+      `IPv4 range "${text}" ends before it starts; write the lower address first`,
+    );
+  return { from: from!, to: to! };
+}
+
+/** Whether `ip` is an IPv4 address inside `range`; false for anything else (IPv6, garbage). */
+export function inIpv4Range(ip: string, range: Ipv4Range): boolean {
+  if (!isIpv4(ip)) return false;
+  const n = ipv4ToInt(ip);
+  return n >= ipv4ToInt(range.from) && n <= ipv4ToInt(range.to);
 }

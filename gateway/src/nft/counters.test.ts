@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { vmCounter } from './names.js';
+import type { NftBackend } from './backend.js';
+import { parseVmCounters, readVmCounters, VM_COUNTERS_LISTING } from './counters.js';
+
+/** nft -j's listing of the table's named counters, as the kernel prints it. */
+const listing = JSON.stringify({
+  nftables: [
+    { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+    { counter: { family: 'inet', name: 'vm_kid', table: 'portcullis', handle: 7, packets: 12, bytes: 3400 } },
+    { counter: { family: 'inet', name: 'vm_work', table: 'portcullis', handle: 8, packets: 0, bytes: 0 } },
+    {
+      counter: {
+        family: 'inet',
+        name: 'spoof_drops',
+        table: 'portcullis',
+        handle: 9,
+        packets: 3,
+        bytes: 180,
+      },
+    },
+  ],
+});
+
+describe('parseVmCounters', () => {
+  it("returns each VM counter's bytes by counter name, and only VM counters", () => {
+    expect(parseVmCounters(listing)).toEqual(
+      new Map([
+        ['vm_kid', 3400],
+        ['vm_work', 0],
+      ]),
+    );
+  });
+
+  it('names counters the way the compiler does', () => {
+    expect(parseVmCounters(listing).has(vmCounter('kid'))).toBe(true);
+  });
+
+  it('is empty for a table without counters', () => {
+    expect(parseVmCounters('{"nftables":[{"metainfo":{}}]}').size).toBe(0);
+  });
+
+  it('rejects output that is no nft JSON with NFT_APPLY_FAILED', () => {
+    expect(() => parseVmCounters('Error: No such file or directory')).toThrow(/not JSON/);
+    expect(() => parseVmCounters('{}')).toThrow(/no "nftables" array/);
+  });
+});
+
+describe('readVmCounters', () => {
+  it("lists the portcullis table's counters through the backend", async () => {
+    const asked: string[] = [];
+    const nft: NftBackend = {
+      kind: 'nft-cli',
+      run: async () => '',
+      runText: async (text) => {
+        asked.push(text);
+        return listing;
+      },
+      close: () => undefined,
+    };
+    expect((await readVmCounters(nft)).get('vm_kid')).toBe(3400);
+    expect(asked).toEqual([VM_COUNTERS_LISTING]);
+  });
+});

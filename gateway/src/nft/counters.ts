@@ -1,0 +1,40 @@
+import { PortcullisError } from '../errors.js';
+import type { NftBackend } from './backend.js';
+
+/** The listing `readVmCounters` asks nft for. */
+export const VM_COUNTERS_LISTING = 'list counters table inet portcullis';
+
+/**
+ * Cumulative bytes of every per-VM counter (`vmCounter(vm)`, named `vm_…`) in nft's
+ * JSON listing of the portcullis table's counters, by counter name. Other counters
+ * are left out. Pure.
+ * @throws NFT_APPLY_FAILED when the listing is no nft JSON document.
+ */
+export function parseVmCounters(listing: string): Map<string, number> {
+  let doc: { nftables?: unknown };
+  try {
+    doc = JSON.parse(listing) as { nftables?: unknown };
+  } catch (cause) {
+    throw new PortcullisError(
+      'NFT_APPLY_FAILED',
+      `nft's counter listing is not JSON: ${listing.slice(0, 80)}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (!Array.isArray(doc.nftables))
+    throw new PortcullisError('NFT_APPLY_FAILED', 'nft\'s counter listing has no "nftables" array');
+  const counters = new Map<string, number>();
+  for (const o of doc.nftables as Array<{ counter?: { name?: unknown; bytes?: unknown } }>) {
+    const c = o.counter;
+    if (typeof c?.name === 'string' && c.name.startsWith('vm_') && typeof c.bytes === 'number')
+      counters.set(c.name, c.bytes);
+  }
+  return counters;
+}
+
+/** Read the per-VM byte counters from the kernel (see {@link parseVmCounters}). */
+export async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
+  return parseVmCounters(await nft.runText(VM_COUNTERS_LISTING));
+}
