@@ -249,7 +249,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           now: () => new Date(now()),
           budgetBlocked: () => budgets.blocked(),
         });
-        await scope.register(parentalRoutes, { policy, budgets, dhcp, now: () => new Date(now()) });
+        await scope.register(parentalRoutes, { policy, budgets, dhcp });
         await scope.register(ipsRoutes, { ips, store });
         await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
       },

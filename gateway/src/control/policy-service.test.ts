@@ -5,7 +5,7 @@ import { Store, type PolicyStore } from '../store/store.js';
 import { makePolicy } from '../store/test-fixtures.js';
 import { emptyPolicy, type Policy, type Vm } from '../policy/model.js';
 import { policyToYaml } from '../policy/yaml.js';
-import { importPolicyYaml, PolicyService, type Enforcer } from './policy-service.js';
+import { importPolicyYaml, MAX_PAUSE_MINUTES, PolicyService, type Enforcer } from './policy-service.js';
 
 /** An enforcer that records what it was asked to apply and fails on demand. */
 class FakeEnforcer implements Enforcer {
@@ -224,6 +224,68 @@ describe('PolicyService', () => {
       expect(enforcer.applied).toHaveLength(1);
       expect(store.audit.count()).toBe(audits);
       expect(seen.map((e) => e.event)).toEqual(['policy.applied']);
+    });
+  });
+
+  describe('pause', () => {
+    it('pauses for some minutes from now, with the reason, and audits the pause', async () => {
+      const vm = await service.pause('kid', { minutes: 30, reason: 'dinner' }, { actor: 'api:mum' });
+      const pause = {
+        since: '2026-03-01T12:00:00.000Z',
+        until: '2026-03-01T12:30:00.000Z',
+        reason: 'dinner',
+      };
+      expect(vm.pause).toEqual(pause);
+      expect(enforcer.last?.vms[0]?.pause).toEqual(pause);
+      expect(service.getVm('kid').pause).toEqual(pause);
+      expect(store.audit.list({ limit: 1 }).items[0]).toMatchObject({
+        actor: 'api:mum',
+        action: 'vm.pause',
+        target: 'vm/kid',
+        reason: 'dinner',
+        before: null,
+        after: pause,
+      });
+    });
+
+    it('pauses until resumed when no minutes are given; a new pause replaces the one in force', async () => {
+      await service.pause('kid', { minutes: 5 }, ctx);
+      clock = new Date('2026-03-01T12:01:00Z');
+      const vm = await service.pause('kid', {}, ctx);
+      expect(vm.pause).toEqual({ since: '2026-03-01T12:01:00.000Z' });
+    });
+
+    it('resumes, and leaves a VM that is not paused as it is, without applying or auditing', async () => {
+      await service.pause('kid', { minutes: 5 }, ctx);
+      const resumed = await service.resume('kid', ctx);
+      expect(resumed.pause).toBeUndefined();
+      expect(enforcer.last?.vms[0]?.pause).toBeUndefined();
+      expect(store.audit.list({ limit: 1 }).items[0]).toMatchObject({
+        action: 'vm.resume',
+        before: { since: '2026-03-01T12:00:00.000Z', until: '2026-03-01T12:05:00.000Z' },
+        after: null,
+      });
+      const applied = enforcer.applied.length;
+      const audits = store.audit.count();
+      await service.resume('kid', ctx);
+      expect(enforcer.applied).toHaveLength(applied);
+      expect(store.audit.count()).toBe(audits);
+    });
+
+    it('refuses an unknown VM and a length out of range, changing nothing', async () => {
+      const ghost = await caught(service.pause('ghost', {}, ctx));
+      expect([ghost.code, ghost.path]).toEqual(['VM_NOT_FOUND', '/params/name']);
+      expect((await caught(service.resume('ghost', ctx))).code).toBe('VM_NOT_FOUND');
+      for (const minutes of [0, -5, 1.5, MAX_PAUSE_MINUTES + 1]) {
+        const err = await caught(service.pause('kid', { minutes }, ctx));
+        expect([err.code, err.path], String(minutes)).toEqual(['REQUEST_INVALID', '/body/minutes']);
+        expect(err.message).toContain('leave minutes out to pause until resumed');
+      }
+      // the longest pause is allowed
+      expect((await service.pause('kid', { minutes: MAX_PAUSE_MINUTES }, ctx)).pause?.until).toBe(
+        '2026-03-08T12:00:00.000Z',
+      );
+      expect(enforcer.applied).toHaveLength(2);
     });
   });
 

@@ -4,13 +4,13 @@ import type { DhcpServer } from '../dhcp/dnsmasq.js';
 import { PortcullisError } from '../errors.js';
 import type { BudgetController } from '../parental/controller.js';
 import type { Vm } from '../policy/model.js';
-import type { PolicyService } from '../control/policy-service.js';
+import { MAX_PAUSE_MINUTES, type PolicyService } from '../control/policy-service.js';
 
 export interface ParentalRoutesOptions {
-  readonly policy: PolicyService;
+  /** The policy in force, and the pause buttons. */
+  readonly policy: Pick<PolicyService, 'current' | 'pause' | 'resume'>;
   readonly budgets: BudgetController;
   readonly dhcp: DhcpServer;
-  readonly now?: () => Date;
 }
 
 const Name = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' }) });
@@ -21,7 +21,6 @@ const Name = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$'
  * assigned.
  */
 export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (app, opts) => {
-  const now = opts.now ?? (() => new Date());
   const actor = (h: unknown): string => `api:${typeof h === 'string' && h ? h : 'anonymous'}`;
   const findVm = (name: string): Vm => {
     const vm = opts.policy.current().vms.find((v) => v.name === name);
@@ -37,7 +36,11 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
         body: Type.Object(
           {
             minutes: Type.Optional(
-              Type.Integer({ minimum: 1, maximum: 7 * 1440, description: 'how long; absent: until resumed' }),
+              Type.Integer({
+                minimum: 1,
+                maximum: MAX_PAUSE_MINUTES,
+                description: 'how long; absent: until resumed',
+              }),
             ),
             reason: Type.Optional(Type.String({ maxLength: 200 })),
           },
@@ -46,46 +49,18 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
       },
     },
     async (req) => {
-      findVm(req.params.name);
-      const at = now();
-      const until = req.body?.minutes
-        ? new Date(at.getTime() + req.body.minutes * 60_000).toISOString()
-        : undefined;
-      return opts.policy.mutate(
-        { actor: actor(req.headers['x-portcullis-actor']), reason: req.body?.reason },
-        {
-          action: 'vm.pause',
-          target: `vm/${req.params.name}`,
-          select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null,
-        },
-        (draft) => {
-          const vm = draft.vms.find((v) => v.name === req.params.name)!;
-          vm.pause = {
-            since: at.toISOString(),
-            ...(until ? { until } : {}),
-            ...(req.body?.reason ? { reason: req.body.reason } : {}),
-          };
-          return () => ({ vm: vm.name, pause: vm.pause });
-        },
+      const vm = await opts.policy.pause(
+        req.params.name,
+        { minutes: req.body?.minutes, reason: req.body?.reason },
+        { actor: actor(req.headers['x-portcullis-actor']) },
       );
+      return { vm: vm.name, pause: vm.pause };
     },
   );
 
   app.delete<{ Params: { name: string } }>('/vms/:name/pause', { schema: { params: Name } }, async (req) => {
-    findVm(req.params.name);
-    return opts.policy.mutate(
-      { actor: actor(req.headers['x-portcullis-actor']) },
-      {
-        action: 'vm.resume',
-        target: `vm/${req.params.name}`,
-        select: (p) => p.vms.find((v) => v.name === req.params.name)?.pause ?? null,
-      },
-      (draft) => {
-        const vm = draft.vms.find((v) => v.name === req.params.name)!;
-        delete vm.pause;
-        return () => ({ vm: vm.name, paused: false });
-      },
-    );
+    const vm = await opts.policy.resume(req.params.name, { actor: actor(req.headers['x-portcullis-actor']) });
+    return { vm: vm.name, paused: false };
   });
 
   app.get<{ Params: { name: string } }>('/vms/:name/budget', { schema: { params: Name } }, async (req) => {
