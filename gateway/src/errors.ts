@@ -36,9 +36,30 @@ export const ERROR_CODES = {
   DNS_LIST_INVALID: 400,
   DNS_UPSTREAM_FAILED: 502,
   DNS_LISTEN_FAILED: 500,
-  // rule bundles
+  // rule bundles (gateway/src/bundles/, rules/src/): what the vendor builds, what the appliance accepts
   BUNDLE_INVALID: 400,
+  /** Metadata not signed by the threshold of keys its role requires (wrong key, forged, bad root rotation). */
   BUNDLE_SIGNATURE_INVALID: 400,
+  /** Signed metadata past its expiry: a freeze attack, or a repository nobody re-signs. */
+  BUNDLE_EXPIRED: 400,
+  /** A version lower than one already trusted: metadata rollback, or a bundle not newer than the installed one. */
+  BUNDLE_ROLLBACK: 409,
+  /** Bytes that do not match the length, hashes or version signed metadata gives (tampering, mix-and-match). */
+  BUNDLE_TAMPERED: 400,
+  /** An archive entry that could escape or misuse the install folder: traversal, links, devices, odd types. */
+  BUNDLE_UNSAFE_ARCHIVE: 400,
+  /** Over a size limit: download, unpacked total, entry count or compression ratio (decompression bomb). */
+  BUNDLE_TOO_LARGE: 413,
+  /** Not a well-formed gzipped tar (truncated, bad checksum, bad gzip). */
+  BUNDLE_CORRUPT: 400,
+  /** manifest.json missing, malformed, or not matching the files, the target or the channel asked for. */
+  BUNDLE_MANIFEST_INVALID: 400,
+  /** The bundle needs a newer appliance than this one. */
+  BUNDLE_INCOMPATIBLE: 409,
+  /** The repository has no bundle for this name and channel. */
+  BUNDLE_NOT_FOUND: 404,
+  /** The repository could not be reached or read (network, HTTP status, missing folder). */
+  BUNDLE_FETCH_FAILED: 502,
   // store
   STORE_FAILED: 500,
   INTERNAL: 500,
