@@ -1,0 +1,239 @@
+import { allowSet, IPS_BLOCK4, IPS_BLOCK6, serviceSet, vmChain, vmCounter } from '../../nft/names.js';
+import type { ChainSpec, NftStatement, SetSpec } from '../../nft/types.js';
+import { fingerprint } from '../fingerprint.js';
+import type { Profile, Vm } from '../model.js';
+import { accepting, markQueue, type VmContext } from './context.js';
+import { compileRule } from './rule.js';
+import {
+  ACCEPT,
+  DROP,
+  REJECT,
+  counter,
+  limitOver,
+  m,
+  meta,
+  payload,
+  remaining,
+  utcTime,
+} from './statements.js';
+
+/** What one VM compiles to. */
+export interface VmOutput {
+  readonly chains: readonly ChainSpec[];
+  readonly sets: readonly SetSpec[];
+  readonly toGuests: readonly NftStatement[][];
+}
+
+/**
+ * Everything a VM's output is compiled from: the VM and its profile in force (their
+ * fingerprints), and as text the addresses of the VMs it refers to, which of its rules
+ * have expired at `now`, its windows, budget and the queue settings. Equal keys
+ * compile to equal output.
+ */
+export function vmKey(
+  vm: Vm,
+  profile: Profile,
+  ctx: Pick<VmContext, 'byName' | 'now' | 'windows' | 'serviceWindows' | 'budgetUntil' | 'queue'>,
+): string[] {
+  let deps = '';
+  for (const name of profile.reach) deps += `reach ${name} ${ctx.byName.get(name)?.ipv4 ?? ''}\n`;
+  for (const rules of [vm.rules ?? [], profile.rules]) {
+    for (const r of rules) {
+      if ('vm' in r.to) deps += `to ${r.to.vm} ${ctx.byName.get(r.to.vm)?.ipv4 ?? ''}\n`;
+      if (r.expires !== undefined) deps += `expired ${remaining(r.expires, ctx.now)! <= 0}\n`;
+    }
+  }
+  const plain =
+    ctx.windows.length === 0 &&
+    ctx.serviceWindows.length === 0 &&
+    ctx.budgetUntil === undefined &&
+    ctx.queue === undefined;
+  if (!plain)
+    deps += JSON.stringify([
+      ctx.windows,
+      ctx.serviceWindows,
+      ctx.budgetUntil?.getTime() ?? null,
+      ctx.queue ?? null,
+    ]);
+  return [fingerprint(vm), fingerprint(profile), deps];
+}
+
+export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[] {
+  const { network, sets } = ctx;
+  const lan = network.lan.iface;
+  const wan = network.wan.iface;
+  const chain = vmChain(vm.name);
+  const rules: NftStatement[][] = [[counter(vmCounter(vm.name))]];
+  const established = m({ ct: { key: 'state' } }, { set: ['established', 'related'] });
+
+  // reactive IPS blocks, whatever the profile
+  rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), DROP]);
+  rules.push([m(payload('ip6', 'daddr'), `@${IPS_BLOCK6}`), DROP]);
+
+  if (profile.isolated) {
+    // quarantine: DNS (input chain) and update servers only; nothing else, established or not
+    rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@update4'), ACCEPT]);
+    rules.push([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), '@update6'), ACCEPT]);
+    rules.push([DROP]);
+    return [{ name: chain, rules }];
+  }
+
+  // paused, or the daily budget spent: nothing at all (kernel clock ends both)
+  if (vm.pause) {
+    rules.push(vm.pause.until ? [m(meta('time'), utcTime(vm.pause.until), '<'), DROP] : [DROP]);
+  }
+  if (ctx.budgetUntil) rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), DROP]);
+
+  const parental = profile.parental ?? {};
+  if (parental.closeBypass) {
+    // DNS over TLS and over QUIC
+    rules.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 853), REJECT]);
+    // QUIC and HTTP/3: browsers fall back to TCP, where DNS filtering and SNI apply
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@doh4'), REJECT]);
+    rules.push([m(payload('ip6', 'daddr'), '@doh6'), REJECT]);
+    rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
+    rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
+    // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
+    rules.push([
+      m(meta('l4proto'), 'udp'),
+      m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }),
+      DROP,
+    ]);
+    rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
+    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
+  }
+
+  // per-service schedules and slow-downs: by the addresses the services' names resolved to
+  const services = new Set<string>([
+    ...ctx.serviceWindows.flatMap((w) => w.services),
+    ...(parental.slowServices ?? []).map((x) => x.service),
+  ]);
+  for (const svc of [...services].sort()) {
+    for (const family of [4, 6] as const) {
+      sets.push({
+        name: serviceSet(vm.name, svc, family),
+        type: family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+        flags: ['timeout'],
+        elements: [],
+        dynamic: true,
+        comment: `${vm.name}: ${svc} addresses`,
+      });
+    }
+  }
+  for (const sw of ctx.serviceWindows) {
+    for (const svc of sw.services) {
+      for (const w of sw.windows) {
+        for (const family of [4, 6] as const) {
+          rules.push([
+            m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${serviceSet(vm.name, svc, family)}`),
+            m(meta('day'), { set: w.days }),
+            m(meta('hour'), { range: [w.from, w.to] }),
+            REJECT,
+          ]);
+        }
+      }
+    }
+  }
+  for (const slow of parental.slowServices ?? []) {
+    rules.push([
+      m(payload('ip', 'daddr'), `@${serviceSet(vm.name, slow.service, 4)}`),
+      limitOver(slow.kbytes),
+      DROP,
+    ]);
+    ctx.toGuests.push([
+      m(payload('ip', 'saddr'), `@${serviceSet(vm.name, slow.service, 4)}`),
+      m(payload('ip', 'daddr'), vm.ipv4),
+      limitOver(slow.kbytes),
+      DROP,
+    ]);
+  }
+  if (parental.slowKbytes) {
+    rules.push([limitOver(parental.slowKbytes), DROP]);
+    ctx.toGuests.push([m(payload('ip', 'daddr'), vm.ipv4), limitOver(parental.slowKbytes), DROP]);
+  }
+
+  // schedule windows: enforced by the kernel clock, so they hold when the service is down
+  const allowlistChain = `${chain}_allowlist`;
+  let needsAllowlist = profile.internet === 'allowlist-only';
+  for (const w of ctx.windows) {
+    const when: NftStatement[] = [
+      m(meta('day'), { set: w.days }),
+      m(meta('hour'), { range: [w.from, w.to] }),
+    ];
+    if (w.mode === 'deny') rules.push([...when, DROP]);
+    else {
+      needsAllowlist = true;
+      rules.push([...when, { goto: { target: allowlistChain } }]);
+    }
+  }
+
+  // the VM's own rules, then its profile's; first match decides
+  const ordered = [...(vm.rules ?? []), ...profile.rules];
+  ordered.forEach((rule, index) => {
+    const compiled = compileRule(vm, rule, index, ctx);
+    if (compiled) rules.push(...compiled);
+  });
+
+  // established flows too go through Suricata: it needs every packet of a flow it inspects
+  rules.push(...accepting([established], profile, ctx));
+
+  // other VMs: only those this profile may reach
+  for (const target of profile.reach) {
+    const t = ctx.byName.get(target);
+    if (!t || t.name === vm.name) continue;
+    rules.push([m(meta('oifname'), lan), m(payload('ip', 'daddr'), t.ipv4), ACCEPT]);
+  }
+  rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), DROP]);
+
+  // VPN endpoints: only for profiles that may use them
+  if (profile.vpn)
+    rules.push(...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4')], profile, ctx));
+  else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
+  rules.push([{ jump: { target: 'deny_list' } }]);
+
+  const chains: ChainSpec[] = [];
+  if (needsAllowlist) {
+    sets.push({
+      name: allowSet(vm.name, 4),
+      type: 'ipv4_addr',
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      comment: `${vm.name}: addresses of allowed names`,
+    });
+    sets.push({
+      name: allowSet(vm.name, 6),
+      type: 'ipv6_addr',
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      comment: `${vm.name}: addresses of allowed names`,
+    });
+    const allowRules: NftStatement[][] = [
+      ...accepting([established], profile, ctx),
+      ...accepting(
+        [m(meta('oifname'), wan), m(payload('ip', 'daddr'), `@${allowSet(vm.name, 4)}`)],
+        profile,
+        ctx,
+      ),
+      ...accepting(
+        [m(meta('oifname'), wan), m(payload('ip6', 'daddr'), `@${allowSet(vm.name, 6)}`)],
+        profile,
+        ctx,
+      ),
+      [DROP],
+    ];
+    chains.push({ name: allowlistChain, rules: allowRules });
+  }
+  if (profile.internet === 'open') rules.push(...accepting([m(meta('oifname'), wan)], profile, ctx));
+  else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
+  rules.push([DROP]);
+  // the other direction of the VM's flows goes to Suricata too: it needs both to inspect
+  if (ctx.queue && profile.ips.mode === 'ips') {
+    const replies: NftStatement[] = [established, m(payload('ip', 'daddr'), vm.ipv4)];
+    if (ctx.queue.kind === 'xt') ctx.toGuests.push([...replies, markQueue(profile)]);
+    else ctx.toGuests.push(...accepting(replies, profile, ctx));
+  }
+  return [{ name: chain, rules }, ...chains];
+}
