@@ -14,6 +14,13 @@ import type { ServiceWindows } from './schedule.js';
  * Policy → nftables, pure. The result is a model of the one table the service owns
  * (`inet portcullis`); the applier turns it into a single atomic transaction, or
  * into incremental updates against the model applied before.
+ *
+ * This module takes the input, keeps the cache and assembles the table; the parts are
+ * in compile/: `shared.ts` (base chains, address and deny lists: the same for every
+ * VM), `vm.ts` (one VM's chains and sets), `rule.ts` (one policy rule), `context.ts`
+ * (what a VM is compiled with, and the accept path through Suricata) and
+ * `statements.ts` (nft JSON in short). The whole output for each built-in profile is
+ * pinned by golden files (compile.golden.test.ts).
  */
 
 /** A weekly time window in UTC as the kernel matches it: nft day (0 = Sunday) and seconds of day. */
@@ -26,6 +33,7 @@ export interface KernelWindow {
   readonly mode: 'deny' | 'allowlist-only';
 }
 
+/** Everything a ruleset is compiled from. */
 export interface CompileInput {
   readonly policy: Policy;
   readonly network: GatewayNetwork;

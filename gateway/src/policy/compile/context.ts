@@ -6,8 +6,7 @@ import type { GatewayNetwork } from '../network.js';
 import type { ServiceWindows } from '../schedule.js';
 import { ACCEPT, m, meta } from './statements.js';
 
-/** What a VM's part is compiled with, and the accept path every accepting rule of it takes. */
-
+/** What one VM's chains are compiled with: the inputs, and where its sets and to-guests rules go. */
 export interface VmContext {
   readonly network: GatewayNetwork;
   readonly now: Date;

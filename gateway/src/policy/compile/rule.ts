@@ -5,6 +5,8 @@ import { parseCidr } from '../net.js';
 import { accepting, type VmContext } from './context.js';
 import { DROP, cidrValue, m, meta, payload, remaining, utcTime } from './statements.js';
 
+/** One policy rule of a VM or its profile → nft rules. */
+
 /** drop and reject; accept goes through accepting(). */
 function verdict(rule: Rule): NftStatement[][] {
   if (rule.action === 'drop') return [[DROP]];

@@ -6,6 +6,12 @@ import type { CompileInput } from '../compile.js';
 import { groupByPrefix, maskV4, maskV6, normaliseIntervals } from '../intervals.js';
 import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
 
+/**
+ * The part of the table that is the same for every VM: the address lists (VPN, DoH,
+ * Tor, update servers), the deny lists, the IPS block sets and the base chains
+ * (anti-spoofing, DNS redirect, input, forward, masquerade).
+ */
+
 /** What `compile` makes besides the identity sets and the VMs' parts. */
 export interface SharedOutput {
   readonly counters: readonly string[];

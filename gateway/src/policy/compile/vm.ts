@@ -17,6 +17,12 @@ import {
   utcTime,
 } from './statements.js';
 
+/**
+ * One VM's part of the table: its chain (IPS blocks, quarantine, pause and budget,
+ * closed bypasses, service schedules and slow-downs, schedule windows, its rules and
+ * its profile's, other VMs, VPN, internet), its allowlist chain and its sets.
+ */
+
 /** What one VM compiles to. */
 export interface VmOutput {
   readonly chains: readonly ChainSpec[];
