@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { PortcullisError } from '../errors.js';
@@ -9,13 +10,13 @@ import { accessRequestRoutes } from './access-requests.js';
 import { auditRoutes } from './audit.js';
 import { makeErrorHandler, rejectedCounter } from './error-handler.js';
 import { healthRoutes } from './health.js';
-import { OpenApiCollector, type OpenApiSchemaExtras } from './openapi.js';
+import { openApiOptions, type OpenApiSchemaExtras } from './openapi.js';
 import { YAML_TYPES, policyRoutes } from './policy.js';
 import { profileRoutes } from './profiles.js';
 import { doc, type ApiDeps } from './route-helpers.js';
 import { ruleRoutes } from './rules.js';
 import { scheduleRoutes } from './schedules.js';
-import { NAMED_SCHEMAS } from './schemas.js';
+import { ErrorResponse, NAMED_SCHEMAS } from './schemas.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { vmRoutes } from './vms.js';
 
@@ -64,14 +65,22 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const registerApi: FastifyPluginAsync<ApiOptions> = async (app, opts) => {
   const deps: ApiDeps = { policy: opts.policy, store: opts.store, now: opts.now ?? (() => new Date()) };
   const counter = rejectedCounter(opts.registry);
-  const openapi = new OpenApiCollector(NAMED_SCHEMAS, {
-    title: 'Portcullis API',
-    version: opts.version ?? '0.1.0',
-    description: 'Per-VM policy, quarantine, schedules, access requests and audit of the Portcullis gateway.',
-  });
   const bodyLimit = opts.policyBodyLimit ?? 8 * 1024 * 1024;
 
-  app.addHook('onRoute', openapi.onRoute);
+  // first, so that it sees every route registered after it
+  await app.register(
+    swagger,
+    openApiOptions({
+      info: {
+        title: 'Portcullis API',
+        version: opts.version ?? '0.1.0',
+        description:
+          'Per-VM policy, quarantine, schedules, access requests and audit of the Portcullis gateway.',
+      },
+      named: NAMED_SCHEMAS,
+      error: ErrorResponse,
+    }),
+  );
   app.setValidatorCompiler(typeboxValidatorCompiler);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(makeErrorHandler(counter));
@@ -95,7 +104,7 @@ export const registerApi: FastifyPluginAsync<ApiOptions> = async (app, opts) => 
     });
   }
 
-  app.get('/openapi.json', { schema: doc({ hide: true }, {}) }, async () => openapi.document());
+  app.get('/openapi.json', { schema: doc({ hide: true }, {}) }, async () => app.swagger());
   app.setNotFoundHandler((req, reply) => {
     counter.inc({ code: 'NOT_FOUND' });
     void reply
