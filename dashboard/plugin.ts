@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import type { FastifyPluginAsync } from 'fastify';
 
 /** Options of `dashboardPlugin`. */
 export interface DashboardOptions {
@@ -13,13 +13,6 @@ export interface DashboardOptions {
    * `/metrics` or `/openapi.json`. Default `/api/v1`.
    */
   readonly apiPrefix?: string;
-}
-
-/** A file as served: read once when the plugin is registered. */
-interface StaticFile {
-  readonly body: Buffer;
-  readonly type: string;
-  readonly etag: string;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -51,20 +44,21 @@ const CONTENT_SECURITY_POLICY = [
 
 /**
  * The dashboard: the files of `dashboard/static` at the root of the management
- * address (`/` is `index.html`). The page routes with the URL hash, so every file
- * has one exact route and there is no catch-all: the API and `/metrics` are never
- * shadowed, and a file that would sit on one of their paths is refused at start.
+ * address (`/` is `index.html`), served by @fastify/static. The page routes with the
+ * URL hash, so every file has one exact route (no wildcard) and there is no
+ * catch-all: the API and `/metrics` are never shadowed, and a file that would sit on
+ * one of their paths is refused at start. Dotfiles are not served.
  *
- * The files are read once, at registration. Their names carry no version, so every
- * answer says `Cache-Control: no-cache` with an ETag: the browser keeps its copy and
- * asks each time, and a 304 answers while the file is unchanged.
+ * The files are found once, at registration, and read from disk on each request.
+ * Their names carry no version, so every answer says `Cache-Control: no-cache` with an
+ * ETag (size and modification time): the browser keeps its copy and asks each time,
+ * and a 304 answers while the file is unchanged. The page gets a strict Content
+ * Security Policy and may not be framed.
  */
 export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, opts) => {
   const root = opts.root ?? fileURLToPath(new URL('./static/', import.meta.url));
   const apiPrefix = (opts.apiPrefix ?? '/api/v1').replace(/\/$/, '');
-  const files = await readStatic(root);
-
-  for (const [url, file] of files) {
+  for (const url of await staticUrls(root)) {
     if (
       url === apiPrefix ||
       url.startsWith(`${apiPrefix}/`) ||
@@ -73,52 +67,42 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app,
     ) {
       throw new Error(`dashboard file ${url} would shadow a service route; rename it`);
     }
-    const handler = (req: FastifyRequest, reply: FastifyReply): FastifyReply => send(req, reply, file);
-    app.get(url, handler);
-    if (url === '/index.html') app.get('/', handler);
   }
+  await app.register(fastifyStatic, {
+    root,
+    wildcard: false,
+    serveDotFiles: false,
+    decorateReply: false,
+    index: ['index.html'],
+    // our own headers: see setHeaders
+    contentType: false,
+    cacheControl: false,
+    lastModified: false,
+    acceptRanges: false,
+    setHeaders: (reply, path) => {
+      const etag = reply.getHeader('etag');
+      // the validator is size and mtime; a client's strong copy of it matches as well
+      if (typeof etag === 'string') void reply.header('etag', etag.replace(/^W\//, ''));
+      void reply.header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+      const type = CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
+      if (reply.statusCode !== 304) void reply.header('content-type', type);
+      if (type.startsWith('text/html')) {
+        void reply
+          .header('content-security-policy', CONTENT_SECURITY_POLICY)
+          .header('x-frame-options', 'DENY')
+          .header('referrer-policy', 'no-referrer');
+      }
+    },
+  });
 };
 
-/** Every file under `root` by its URL path (`/app.js`, `/views/vm.js`); dotfiles left out. */
-async function readStatic(root: string): Promise<Map<string, StaticFile>> {
-  const files = new Map<string, StaticFile>();
+/** The URL path of every file under `root` (`/app.js`, `/views/vm.js`); dotfiles left out. */
+async function staticUrls(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    const url = `/${relative(root, path).split(sep).join('/')}`;
-    if (url.split('/').some((part) => part.startsWith('.'))) continue;
-    const body = await readFile(path);
-    files.set(url, {
-      body,
-      type: CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
-      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
-    });
-  }
-  if (!files.has('/index.html')) throw new Error(`no index.html in ${root}`);
-  return files;
-}
-
-function send(req: FastifyRequest, reply: FastifyReply, file: StaticFile): FastifyReply {
-  void reply
-    .header('cache-control', 'no-cache')
-    .header('etag', file.etag)
-    .header('x-content-type-options', 'nosniff');
-  if (file.type.startsWith('text/html')) {
-    void reply
-      .header('content-security-policy', CONTENT_SECURITY_POLICY)
-      .header('x-frame-options', 'DENY')
-      .header('referrer-policy', 'no-referrer');
-  }
-  if (matches(req.headers['if-none-match'], file.etag)) return reply.code(304).send();
-  return reply.type(file.type).send(file.body);
-}
-
-/** Whether an If-None-Match header names the ETag (weak comparison, lists and `*`). */
-function matches(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  return header.split(',').some((tag) => {
-    const t = tag.trim();
-    return t === '*' || t.replace(/^W\//, '') === etag;
-  });
+  const urls = entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => `/${relative(root, join(entry.parentPath, entry.name)).split(sep).join('/')}`)
+    .filter((url) => !url.split('/').some((part) => part.startsWith('.')));
+  if (!urls.includes('/index.html')) throw new Error(`no index.html in ${root}`);
+  return urls;
 }
