@@ -106,12 +106,12 @@ function issuesOf(
     case 'required':
       return e.params.requiredProperties.map((name) => ({
         path: `${path}/${escape(name)}`,
-        message: 'is required',
+        message: 'Expected required property',
       }));
     case 'additionalProperties':
       return e.params.additionalProperties.map((name) => ({
         path: `${path}/${escape(name)}`,
-        message: 'is not a known property (check its spelling or remove it)',
+        message: 'Unexpected property',
       }));
     case 'boolean':
       // `additionalProperties: false` reports each unknown property twice; keep the named one
@@ -121,10 +121,43 @@ function issuesOf(
       const hint = typeof description === 'string' ? description : `pattern ${e.params.pattern}`;
       return [{ path, message: `"${String(resolve(value, `#${path}`))}" is not valid: ${hint}` }];
     }
-    case 'const':
-      return [{ path, message: `expected ${JSON.stringify(e.params.allowedValue)}` }];
     default:
-      return [{ path, message: e.message }];
+      return [{ path, message: message(e, resolve(root, e.schemaPath) as SchemaShape | undefined) }];
+  }
+}
+
+/** The words TypeBox 0.34 used (the dashboard shows them; people and tests know them). */
+function message(e: TLocalizedValidationError, schema: SchemaShape | undefined): string {
+  const what = schema?.type === 'integer' ? 'integer' : 'number';
+  switch (e.keyword) {
+    case 'type':
+      return `Expected ${String(e.params.type)}`;
+    case 'const': {
+      const v = e.params.allowedValue;
+      return `Expected ${typeof v === 'string' ? `'${v}'` : String(v)}`;
+    }
+    case 'minLength':
+      return `Expected string length greater or equal to ${e.params.limit}`;
+    case 'maxLength':
+      return `Expected string length less or equal to ${e.params.limit}`;
+    case 'minimum':
+      return `Expected ${what} to be greater or equal to ${e.params.limit}`;
+    case 'maximum':
+      return `Expected ${what} to be less or equal to ${e.params.limit}`;
+    case 'exclusiveMinimum':
+      return `Expected ${what} to be greater than ${e.params.limit}`;
+    case 'exclusiveMaximum':
+      return `Expected ${what} to be less than ${e.params.limit}`;
+    case 'minItems':
+      return `Expected array length to be greater or equal to ${e.params.limit}`;
+    case 'maxItems':
+      return `Expected array length to be less or equal to ${e.params.limit}`;
+    case 'uniqueItems':
+      return 'Expected array elements to be unique';
+    case 'format':
+      return `Expected string to match '${e.params.format}' format`;
+    default:
+      return e.message;
   }
 }
 
