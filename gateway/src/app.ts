@@ -33,6 +33,7 @@ import type { Policy } from './policy/model.js';
 import { parseIpv4Range } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
+import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
@@ -186,6 +187,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     leaseTime: config.dhcp.leaseTime,
     dir: join(config.dataDir, 'dhcp'),
     log: log.child({ part: 'dhcp' }),
+    events,
     ...(config.dhcp.unassignedRange ? { unassignedRange: config.dhcp.unassignedRange } : {}),
   });
 
@@ -216,7 +218,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           lanIface: config.network.lan.iface,
           applier,
           policy,
-          store,
           registry,
           events,
           log: log.child({ part: 'ips' }),
@@ -224,6 +225,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         })
       : undefined;
 
+  // subscribers of the event bus: the alert log, webhooks, metrics; removed at stop
+  const unsubscribe = subscribeServices(events, { store, registry, log });
   events.on('app', 'policy.applied', ({ policy: p }) => {
     refreshClients();
     dhcp.setVms(p.vms);
@@ -299,6 +302,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       sync.stop();
       await policy.stop();
       events.off('app');
+      unsubscribe();
       store.close();
     },
   };

@@ -1,6 +1,10 @@
+import type { Decision, RecordDecision } from './actions/engine.js';
 import type { Logger } from './log.js';
 import type { Policy } from './policy/model.js';
-import type { AuditRecord } from './store/types.js';
+import type { AuditRecord, Bundle } from './store/types.js';
+
+/** An action the engine decided on an alert: everything but recording the alert. */
+export type ActionDecision = Exclude<Decision, RecordDecision>;
 
 /**
  * The events parts of the service publish for each other. Add an event by adding a
@@ -27,6 +31,20 @@ export interface PortcullisEvents {
   'vm.released': { readonly vm: string; readonly actor: string };
   /** An audit log entry was written (after its transaction committed). */
   audit: AuditRecord;
+  /** A rule bundle was recorded or changed status (after its transaction committed). */
+  'bundle.status': Bundle;
+  /**
+   * An IPS alert, mapped to its VM (the engine's `record` decision). Subscribers: the
+   * alert log (store), metrics. Published after the kernel block for the alert started.
+   */
+  'ips.alert': RecordDecision;
+  /**
+   * An action the engine decided on an alert (block, quarantine, notify), before it is
+   * carried out. The IPS itself blocks and quarantines; webhooks carry out `notify`.
+   */
+  'ips.decision': ActionDecision;
+  /** An action was carried out (`ok`) or failed (`error` says why). */
+  'ips.action': { readonly decision: ActionDecision; readonly ok: boolean; readonly error?: string };
 }
 
 /** Anything that identifies who registered a listener: a part of the service or a string. */

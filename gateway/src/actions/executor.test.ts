@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isPortcullisError } from '../errors.js';
+import { EventBus } from '../events.js';
 import type { Decision, NotifyPayload, RecordDecision } from './engine.js';
-import { execute, WebhookNotifier, type ActionExecutor } from './executor.js';
+import { execute, subscribeWebhooks, WebhookNotifier, type ActionExecutor } from './executor.js';
+import { BLOCK, NOTIFY } from './test-fixtures.js';
 
 const payload: NotifyPayload = {
   event: 'alert',
@@ -132,5 +134,33 @@ describe('execute', () => {
       'quarantine kid too many',
       'notify http://h alert',
     ]);
+  });
+});
+
+describe('subscribeWebhooks', () => {
+  it('POSTs every notify decision published on the bus and publishes the outcome', async () => {
+    const ok = await makeHook(204);
+    servers.push(ok.server);
+    const bus = new EventBus();
+    const outcomes: Array<{ kind: string; ok: boolean; error?: string }> = [];
+    bus.on('test', 'ips.action', (a) =>
+      outcomes.push({ kind: a.decision.kind, ok: a.ok, ...(a.error ? { error: a.error } : {}) }),
+    );
+    const off = subscribeWebhooks(bus);
+    bus.emit('ips.decision', { ...NOTIFY, url: ok.url });
+    // blocks and quarantines are the IPS's own: no POST for them
+    bus.emit('ips.decision', BLOCK);
+    await vi.waitFor(() => expect(outcomes).toHaveLength(1));
+    expect(JSON.parse(ok.received[0]!.body)).toEqual(NOTIFY.payload);
+    expect(outcomes).toEqual([{ kind: 'notify', ok: true }]);
+    // a failing hook: published as failed, with why
+    const bad = await makeHook(500);
+    servers.push(bad.server);
+    bus.emit('ips.decision', { ...NOTIFY, url: bad.url });
+    await vi.waitFor(() => expect(outcomes).toHaveLength(2));
+    expect(outcomes[1]).toMatchObject({ kind: 'notify', ok: false });
+    expect(outcomes[1]!.error).toContain('answered 500');
+    off();
+    expect(bus.listenerCount('ips.decision')).toBe(0);
   });
 });

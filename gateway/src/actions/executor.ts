@@ -1,4 +1,7 @@
 import { PortcullisError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
 import type { Decision, NotifyPayload, RecordDecision } from './engine.js';
 
 /**
@@ -99,4 +102,35 @@ function redact(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+export interface WebhookSubscriberOptions {
+  /** Sends the POSTs. Default a {@link WebhookNotifier} with its defaults. */
+  readonly notifier?: Pick<WebhookNotifier, 'notify'>;
+  readonly log?: Logger;
+}
+
+/**
+ * Webhooks as a subscriber of the event bus: every `notify` decision (`ips.decision`)
+ * is POSTed, off the hot path, and its outcome published as `ips.action`. Returns the
+ * unsubscribe function (call it at stop).
+ */
+export function subscribeWebhooks(events: EventBus, options: WebhookSubscriberOptions = {}): () => void {
+  const notifier = options.notifier ?? new WebhookNotifier();
+  const log = options.log ?? silentLogger;
+  const owner = { subscriber: 'webhooks' };
+  events.on(owner, 'ips.decision', (decision) => {
+    if (decision.kind !== 'notify') return;
+    notifier.notify(decision.url, decision.payload).then(
+      () => {
+        log.info({ decision }, 'IPS action');
+        events.emit('ips.action', { decision, ok: true });
+      },
+      (err: unknown) => {
+        log.warn({ err, decision: decision.kind }, 'IPS action failed');
+        events.emit('ips.action', { decision, ok: false, error: (err as Error).message });
+      },
+    );
+  });
+  return () => events.off(owner);
 }

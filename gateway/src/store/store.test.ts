@@ -283,6 +283,26 @@ describe('Store', () => {
     expect(store.audit.count()).toBe(auditBefore);
   });
 
+  it('publishes every bundle change as bundle.status, after the audit entry', () => {
+    store.close();
+    const events = new EventBus();
+    const seen: string[] = [];
+    events.on('test', 'audit', (r) => seen.push(`audit ${r.action}`));
+    events.on('test', 'bundle.status', (b) => seen.push(`bundle ${b.version} ${b.status}`));
+    store = Store.open({ path: join(dir, 'state.db'), events });
+    const sha = 'c'.repeat(64);
+    store.bundles.record({ version: '2026.1', sha256: sha, status: 'active' }, 'updater');
+    store.bundles.setStatus('2026.1', 'rolled-back', 'updater', 'tests failed');
+    store.commitPolicy(makePolicy(), { actor: 'test', action: 'policy.import', target: 'policy' });
+    expect(seen).toEqual([
+      'audit bundle.record',
+      'bundle 2026.1 active',
+      'audit bundle.rolled-back',
+      'bundle 2026.1 rolled-back',
+      'audit policy.import',
+    ]);
+  });
+
   it('publishes audit events only after the transaction committed', () => {
     store.close();
     const events = new EventBus();

@@ -13,7 +13,7 @@ import {
   BundleRepository,
   type RepositoryContext,
 } from './records.js';
-import type { AuditInput, AuditRecord } from './types.js';
+import type { AuditInput, AuditRecord, Bundle } from './types.js';
 
 /** Options for `Store.open`. */
 export interface StoreOptions {
@@ -263,7 +263,12 @@ export class Store implements PolicyStore {
     if (outermost) {
       const published = this.#pending;
       this.#pending = [];
-      for (const rec of published) this.#events?.emit('audit', rec);
+      for (const rec of published) {
+        this.#events?.emit('audit', rec);
+        // a bundle change is published as the bundle too: what the bundle is now
+        if (rec.target.startsWith('bundle/') && rec.after !== undefined)
+          this.#events?.emit('bundle.status', rec.after as Bundle);
+      }
     }
     return returnRecord ? out.record : out.result;
   }

@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Registry } from 'prom-client';
-import { Counter } from 'prom-client';
-import { ActionEngine, type Decision } from '../actions/engine.js';
-import { execute, WebhookNotifier, type ActionExecutor } from '../actions/executor.js';
+import { dispatchDecisions, type Enforcer } from '../actions/dispatch.js';
+import { ActionEngine } from '../actions/engine.js';
 import { DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
 import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
@@ -15,7 +14,6 @@ import { effectiveProfiles } from '../policy/builtins.js';
 import { alertActionsOf, profileInForce } from '../policy/in-force.js';
 import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
-import type { Store } from '../store/store.js';
 import type { SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
 import { EveIngest } from './eve/ingest.js';
@@ -32,8 +30,8 @@ export interface IpsOptions {
   readonly kind: QueueKind;
   readonly applier: NftApplier;
   readonly policy: PolicyService;
-  readonly store: Store;
   readonly registry: Registry;
+  /** Where alerts, decisions and their outcomes are published (`ips.*`), and Suricata's status. */
   readonly events: EventBus;
   readonly log?: Logger;
   readonly now?: () => number;
@@ -47,8 +45,9 @@ export interface IpsBlock {
 
 /**
  * The inline IPS at run time: Suricata supervised on the queue, its EVE stream parsed,
- * mapped to VMs and turned into actions (block the remote host in the kernel,
- * quarantine the VM, notify), all recorded.
+ * mapped to VMs and turned into actions. It blocks the remote host in the kernel and
+ * quarantines the VM itself; everything else subscribes to what it publishes
+ * (`ips.alert`, `ips.decision`, `ips.action`): the alert log, webhooks, metrics.
  */
 export class IpsService {
   readonly #o: IpsOptions;
@@ -59,8 +58,7 @@ export class IpsService {
   readonly #leases = new LeaseTable();
   readonly #engine: ActionEngine;
   readonly #pipeline: EvePipeline;
-  readonly #executor: ActionExecutor;
-  readonly #actions: Counter<'kind'>;
+  readonly #enforcer: Enforcer;
   #policy: Policy | undefined;
   /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
   #ids: { supervisor: SuricataSupervisor; filter: string } | undefined;
@@ -81,14 +79,7 @@ export class IpsService {
     this.#engine = new ActionEngine({ clock: { now }, actionsFor: (vm) => this.#actionsFor(vm) });
     const metrics = new EveMetrics(options.registry);
     this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
-    this.#actions = new Counter({
-      name: 'portcullis_ips_actions_total',
-      help: 'Actions taken on IPS alerts, by kind',
-      labelNames: ['kind'],
-      registers: [options.registry],
-    });
-    const notifier = new WebhookNotifier();
-    this.#executor = {
+    this.#enforcer = {
       blockHost: async (remote, seconds) => {
         const set = remote.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
         await options.applier.addElements(set, [remote], seconds);
@@ -98,23 +89,10 @@ export class IpsService {
         if (!current || current.quarantine) return;
         await options.policy.quarantine(vm, reason, { actor: 'ips', reason });
       },
-      notify: (url, payload) => notifier.notify(url, payload),
-      record: async (d) => {
-        options.store.alerts.add({
-          at: d.timestamp,
-          ...(d.vm ? { vm: d.vm } : {}),
-          ...(d.src ? { src: d.src } : {}),
-          ...(d.dest ? { dest: d.dest } : {}),
-          signatureId: d.sid,
-          signature: d.signature,
-          category: d.category,
-          severity: d.severity,
-          action: d.action,
-        });
-      },
     };
     const ingest = new EveIngest({
-      handler: (event) => this.#handle(this.#pipeline.handle(event).decisions),
+      handler: (event) =>
+        dispatchDecisions(this.#pipeline.handle(event).decisions, this.#enforcer, options.events, this.#log),
       log: this.#log.child({ part: 'eve' }),
       metrics,
     });
@@ -192,18 +170,6 @@ export class IpsService {
     const v = vm === undefined ? undefined : p?.vms.find((x) => x.name === vm);
     if (!p || !v) return DEFAULT_ALERT_ACTIONS;
     return alertActionsOf(profileInForce(v, effectiveProfiles(p.profiles)));
-  }
-
-  async #handle(decisions: readonly Decision[]): Promise<void> {
-    for (const d of decisions) {
-      try {
-        await execute(d, this.#executor);
-        this.#actions.inc({ kind: d.kind });
-        if (d.kind !== 'record') this.#log.info({ decision: d }, 'IPS action');
-      } catch (err) {
-        this.#log.warn({ err, decision: d.kind }, 'IPS action failed');
-      }
-    }
   }
 
   /** Active blocks of remote hosts. */
