@@ -422,6 +422,11 @@ export class VendorRepository {
     readonly info: BundleTargetInfo;
     readonly signers: readonly Signer[];
     readonly expires?: Expiries;
+    /**
+     * Skip the rising-version check: only for tests that play a vendor whose targets key
+     * was stolen (appliances refuse such a bundle anyway).
+     */
+    readonly unsafeAnyVersion?: boolean;
   }): Promise<PublishResult> {
     const { info, bundle } = options;
     const expires = options.expires ?? DEFAULT_EXPIRIES;
@@ -429,7 +434,7 @@ export class VendorRepository {
     const targetPath = bundleTargetPath(info.name, info.channel);
     const previous = state.targets.signed.targets[targetPath];
     const previousInfo = previous && bundleTargetInfo(previous.custom);
-    if (previousInfo && previousInfo.version >= info.version) {
+    if (previousInfo && previousInfo.version >= info.version && options.unsafeAnyVersion !== true) {
       throw new PortcullisError(
         'BUNDLE_ROLLBACK',
         `${targetPath} is at version ${previousInfo.version}; a new release needs a higher version than that, not ${info.version}`,
