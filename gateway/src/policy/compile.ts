@@ -4,6 +4,7 @@ import { effectiveProfiles } from './builtins.js';
 import { compileShared } from './compile/shared.js';
 import { compileVm, vmKey, type VmOutput } from './compile/vm.js';
 import { fingerprint } from './fingerprint.js';
+import { profileInForce } from './in-force.js';
 import type { groupByPrefix } from './intervals.js';
 import type { Policy } from './model.js';
 import { normaliseMac } from './net.js';
@@ -202,7 +203,10 @@ export function compile(spec: CompileInput): Ruleset {
   // --- per-VM chains -------------------------------------------------------------------
   const byName = new Map(vms.map((vm) => [vm.name, vm]));
   for (const vm of vms) {
-    const profile = vm.quarantine ? profiles.get('quarantine')! : profiles.get(vm.profile)!;
+    // the profile in force (in-force.ts): quarantine's while quarantined. Pauses, the
+    // budget and schedule windows are not evaluated at `now` here: they compile to rules
+    // the kernel clock ends or opens, so they hold while the service is down
+    const profile = profileInForce(vm, profiles);
     counters.push(vmCounter(vm.name));
     const windows = spec.windows?.get(vm.name) ?? [];
     const serviceWindows = spec.serviceWindows?.get(vm.name) ?? [];
