@@ -12,9 +12,12 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { tarHeader, writeTar, type TarEntry } from '../../../rules/src/tar.js';
 import { DEFAULT_UNPACK_LIMITS, unpackArchive, type UnpackLimits } from './archive.js';
+
+// real crypto, gzip of tens of megabytes and a loopback server: generous on a loaded machine
+vi.setConfig({ testTimeout: 30_000 });
 
 const tmp = mkdtempSync(join(tmpdir(), 'tu-arc-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -82,6 +85,14 @@ describe('unpackArchive', () => {
       [
         { path: 'a', data: Buffer.from('1') },
         { path: 'a', data: Buffer.from('2') },
+      ],
+      'BUNDLE_UNSAFE_ARCHIVE',
+    ],
+    [
+      'a file where a directory is needed',
+      [
+        { path: 'a', data: Buffer.from('1') },
+        { path: 'a/b', data: Buffer.from('2') },
       ],
       'BUNDLE_UNSAFE_ARCHIVE',
     ],

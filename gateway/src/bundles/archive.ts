@@ -311,6 +311,14 @@ export async function unpackArchive(
     await reader.abort();
     if (err instanceof PortcullisError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') {
+      // a file where a directory is wanted or the other way round
+      throw new PortcullisError(
+        'BUNDLE_UNSAFE_ARCHIVE',
+        `archive entries overlap (a file and a directory of the same path): ${(err as Error).message}`,
+        { cause: err, context: { errno: code } },
+      );
+    }
     if (
       code.startsWith('Z_') ||
       code === 'ERR_INVALID_ARG_VALUE' ||

@@ -32,6 +32,9 @@ import { BundleUpdater, type BundleProgress, type BundleUpdaterOptions } from '.
  * installed bundle, its folders and the recorded state as they were.
  */
 
+// real crypto, gzip of tens of megabytes and a loopback server: generous on a loaded machine
+vi.setConfig({ testTimeout: 30_000 });
+
 const RULES = fileURLToPath(new URL('../../../rules', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'tu-upd-'));
 const built = new Map<number, BuiltBundle>();
