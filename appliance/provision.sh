@@ -19,16 +19,21 @@ export DEBIAN_FRONTEND=noninteractive
 backports=/etc/apt/sources.list.d/bookworm-backports.list
 packages=(nftables libnftables1 iptables iproute2 dnsmasq-base tcpreplay tcpdump iperf3 dnsperf
   conntrack socat busybox openssl curl jq ca-certificates iputils-ping netcat-openbsd bind9-dnsutils
-  python3 make g++ chromium)
+  python3 make g++ chromium
+  # the security VM image (appliance/image/build.sh) and its boot test under QEMU
+  qemu-system-x86 qemu-utils fdisk e2fsprogs dosfstools mtools grub-pc-bin)
 
 missing=()
-for p in "${packages[@]}" suricata; do
+for p in "${packages[@]}" suricata mmdebstrap; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 suricata_ok=0
 if command -v suricata >/dev/null && suricata -V 2>/dev/null | grep -q 'version 7\.'; then suricata_ok=1; fi
+# mmdebstrap from bookworm-backports (1.5), the version appliance/image/build.sh is built with
+mmdebstrap_ok=0
+if dpkg-query -W -f='${Version}' mmdebstrap 2>/dev/null | grep -q '^1\.[5-9]'; then mmdebstrap_ok=1; fi
 
-if [ ${#missing[@]} -gt 0 ] || [ "$suricata_ok" -eq 0 ]; then
+if [ ${#missing[@]} -gt 0 ] || [ "$suricata_ok" -eq 0 ] || [ "$mmdebstrap_ok" -eq 0 ]; then
   if [ ! -f "$backports" ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     log "adding bookworm-backports (Suricata 7)"
     echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$backports"
@@ -36,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ] || [ "$suricata_ok" -eq 0 ]; then
   log "apt-get update"
   apt-get update -q >/dev/null 2>&1 || apt-get update -q
   base=()
-  for p in "${missing[@]}"; do [ "$p" != suricata ] && base+=("$p"); done
+  for p in "${missing[@]}"; do [ "$p" != suricata ] && [ "$p" != mmdebstrap ] && base+=("$p"); done
   if [ ${#base[@]} -gt 0 ]; then
     log "installing ${base[*]}"
     apt-get install -y -q --no-install-recommends "${base[@]}" >/dev/null
@@ -44,6 +49,10 @@ if [ ${#missing[@]} -gt 0 ] || [ "$suricata_ok" -eq 0 ]; then
   if [ "$suricata_ok" -eq 0 ]; then
     log "installing suricata 7 from bookworm-backports"
     apt-get install -y -q -t bookworm-backports suricata >/dev/null
+  fi
+  if [ "$mmdebstrap_ok" -eq 0 ]; then
+    log "installing mmdebstrap from bookworm-backports"
+    apt-get install -y -q --no-install-recommends -t bookworm-backports mmdebstrap >/dev/null
   fi
 fi
 # Debian starts suricata.service with its own config; the appliance runs its own instance.
