@@ -16,6 +16,7 @@ import {
 } from '../policy/model.js';
 import { checkPolicy } from '../policy/validate.js';
 import { parsePolicyYaml } from '../policy/yaml.js';
+import { Serial } from '../util/serial.js';
 
 /**
  * Puts a policy into force in the kernel. `apply` is atomic: when it throws, the
@@ -103,20 +104,6 @@ export interface PolicyServiceOptions {
   readonly applyOnStart?: boolean;
 }
 
-/** Serialises async work: one `run` at a time, in call order. */
-class Mutex {
-  #tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn, fn);
-    this.#tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  }
-}
-
 function notFound(code: ErrorCode, what: string, name: string, path?: string): PortcullisError {
   return new PortcullisError(code, `no ${what} named "${name}"`, path === undefined ? {} : { path });
 }
@@ -141,7 +128,7 @@ export class PolicyService {
   readonly #newRuleId: () => string;
   readonly #sweepIntervalMs: number;
   readonly #applyOnStart: boolean;
-  readonly #lock = new Mutex();
+  readonly #lock = new Serial();
   #policy: Policy | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
@@ -189,7 +176,7 @@ export class PolicyService {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#lock.run(async () => undefined);
+    await this.#lock.idle();
   }
 
   // ---- reads ----

@@ -36,6 +36,7 @@ import {
   type ParsedQuery,
   type RecordData,
 } from './wire.js';
+import { Serial } from '../util/serial.js';
 
 /** An address and port to answer on, over both UDP and TCP. */
 export interface ListenAddress {
@@ -180,7 +181,7 @@ export class DnsFilter {
   #matcher: NameMatcher;
   #listeners: Listener[] = [];
   #running = false;
-  #loading: Promise<unknown> = Promise.resolve();
+  readonly #loading = new Serial();
   #blockV4: Buffer = Buffer.alloc(4);
   #blockV6: Buffer | undefined;
   #soa: Buffer = Buffer.alloc(0);
@@ -276,9 +277,7 @@ export class DnsFilter {
    * On any error (`DNS_LIST_INVALID`, naming file and line) the lists in force stay.
    */
   loadLists(sources: readonly ListSource[]): Promise<ListLoadReport> {
-    const run = this.#loading.then(() => this.#loadLists(sources));
-    this.#loading = run.catch(() => undefined);
-    return run;
+    return this.#loading.run(() => this.#loadLists(sources));
   }
 
   async #loadLists(sources: readonly ListSource[]): Promise<ListLoadReport> {

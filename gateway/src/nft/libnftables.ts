@@ -2,6 +2,7 @@ import koffi, { type LibraryHandle } from 'koffi';
 import { PortcullisError } from '../errors.js';
 import { toNftJson, type NftBackend, type RunOptions } from './backend.js';
 import type { NftCommand } from './types.js';
+import { Serial } from '../util/serial.js';
 
 /** Output flags of libnftables (nftables/libnftables.h). */
 const NFT_CTX_OUTPUT_HANDLE = 1 << 3;
@@ -60,7 +61,7 @@ export class LibNftables implements NftBackend {
   readonly kind = 'libnftables' as const;
   readonly #b: Bindings;
   #ctx: unknown;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new Serial();
 
   constructor() {
     this.#b = bind();
@@ -92,9 +93,7 @@ export class LibNftables implements NftBackend {
   }
 
   #exec(buffer: string, options: RunOptions = {}): Promise<string> {
-    const next = this.#queue.then(() => this.#call(buffer, options.dryRun ?? false, options.terse ?? false));
-    this.#queue = next.catch(() => undefined);
-    return next;
+    return this.#queue.run(() => this.#call(buffer, options.dryRun ?? false, options.terse ?? false));
   }
 
   #call(buffer: string, dryRun: boolean, terse: boolean): Promise<string> {

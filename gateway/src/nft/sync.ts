@@ -9,6 +9,7 @@ import { windowsByVm } from '../policy/schedule.js';
 import type { NftApplier } from './applier.js';
 import type { Conntrack } from './conntrack.js';
 import type { QueueSettings, Ruleset } from './types.js';
+import { Serial } from '../util/serial.js';
 
 export interface NftSyncOptions {
   readonly applier: NftApplier;
@@ -47,7 +48,7 @@ export class NftSync {
   #policy: Policy | undefined;
   #dstTimer: NodeJS.Timeout | undefined;
   #driftTimer: NodeJS.Timeout | undefined;
-  #busy: Promise<unknown> = Promise.resolve();
+  readonly #busy = new Serial();
   /** What applies reuse of the previous compile (unchanged VMs' chains and sets). */
   readonly #cache = new CompileCache();
   readonly #applies: Counter | undefined;
@@ -127,9 +128,7 @@ export class NftSync {
 
   /** Apply a policy to the kernel: one transaction, or a rejection that changes nothing. */
   apply(next: Policy, prev?: Policy, options: { full?: boolean } = {}): Promise<void> {
-    const run = this.#busy.then(() => this.#apply(next, prev ?? this.#policy, options.full ?? false));
-    this.#busy = run.catch(() => undefined);
-    return run;
+    return this.#busy.run(() => this.#apply(next, prev ?? this.#policy, options.full ?? false));
   }
 
   async #apply(next: Policy, prev: Policy | undefined, full: boolean): Promise<void> {

@@ -22,6 +22,7 @@ import { EveMetrics } from './eve/metrics.js';
 import { EvePipeline } from './eve/pipeline.js';
 import { EveSocketReader } from './eve/socket-reader.js';
 import { SuricataSupervisor, type StopOptions } from './supervisor.js';
+import { Serial } from '../util/serial.js';
 
 export interface IpsOptions {
   readonly setup: SuricataSetup;
@@ -62,7 +63,7 @@ export class IpsService {
   #policy: Policy | undefined;
   /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
   #ids: { supervisor: SuricataSupervisor; filter: string } | undefined;
-  #idsChange: Promise<unknown> = Promise.resolve();
+  readonly #idsChange = new Serial();
   #started = false;
 
   constructor(options: IpsOptions) {
@@ -113,8 +114,8 @@ export class IpsService {
       if (vm.ipv6) this.#leases.add({ vm: vm.name, address: vm.ipv6 });
     }
     if (this.#started)
-      this.#idsChange = this.#idsChange
-        .then(() => this.#syncIds())
+      void this.#idsChange
+        .run(() => this.#syncIds())
         .catch((err: unknown) => this.#log.error({ err }, 'IDS instance update failed'));
   }
 
@@ -205,7 +206,7 @@ export class IpsService {
   async stop(options: StopOptions = {}): Promise<void> {
     this.#o.events.off(this);
     this.#started = false;
-    await this.#idsChange;
+    await this.#idsChange.idle();
     await Promise.all([this.#ids?.supervisor.stop(options), this.supervisor.stop(options)]);
     await this.#reader.stop();
   }
