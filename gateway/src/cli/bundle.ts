@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
@@ -12,7 +14,9 @@ import { parseExpiries, ROLES, VendorRepository, type RoleName } from '../../../
  * service or API involved.
  */
 
-const DEFAULT_SRC = fileURLToPath(new URL('../../../rules', import.meta.url));
+/** The default bundle's source tree: this checkout's rules/ (run through tsx), else ./rules (a bundled build). */
+const CHECKOUT_RULES = fileURLToPath(new URL('../../../rules', import.meta.url));
+const DEFAULT_SRC = existsSync(join(CHECKOUT_RULES, 'bundle.json')) ? CHECKOUT_RULES : 'rules';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
