@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-let collect: (() => void) | undefined;
+let collect: ((options?: object) => void) | undefined;
 
 /**
  * Run a full garbage collection now. For right after one-off bulk work (loading a
@@ -10,6 +10,10 @@ let collect: (() => void) | undefined;
  * heuristics next call for a full collection, and a daemon that then only makes small
  * changes may not allocate enough to get there for a long time. Takes milliseconds:
  * marking visits what is live, not what is dead.
+ *
+ * The collection is V8's last-resort one, which also gives the emptied pages back:
+ * a plain `gc()` marks them free but keeps them, and after a million-entry apply that
+ * left the service at 330 MB resident with 20 MB of live heap (110 MB after this).
  *
  * Uses `gc` when node runs with --expose-gc; otherwise gets it from a context created
  * with the flag on, leaving the global scope as it was.
@@ -20,9 +24,9 @@ export function reclaimMemory(): void {
     if (exposed) collect = exposed;
     else {
       setFlagsFromString('--expose-gc');
-      collect = runInNewContext('gc') as () => void;
+      collect = runInNewContext('gc') as (options?: object) => void;
       setFlagsFromString('--no-expose-gc');
     }
   }
-  collect();
+  collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
