@@ -144,6 +144,64 @@ describe('NftApplier', () => {
     });
   });
 
+  it('leaves a learned element alone while its timeout already covers the new one', async () => {
+    let clock = 1_000_000;
+    const b = new FakeBackend();
+    const a = new NftApplier(b, { now: () => clock });
+    const p = makePolicy();
+    p.vms[0]!.rules!.push({ id: 'd', action: 'drop', to: { domain: 'example.test' } });
+    await a.apply(compile({ policy: p, network, now }));
+    await a.addElements('r4_kid_d', ['203.0.113.10'], 60);
+    expect(b.batches).toHaveLength(2);
+    // the same answer from the cache 10 s later: 50 s left, as the element has
+    clock += 10_000;
+    await a.addElements('r4_kid_d', ['203.0.113.10'], 50);
+    await a.addElements('r4_kid_d', ['203.0.113.10'], 51);
+    expect(b.batches).toHaveLength(2);
+    // a fresh answer runs longer: refreshed, and a new address goes with it
+    await a.addElements('r4_kid_d', ['203.0.113.10', '203.0.113.11'], 60);
+    expect(b.batches).toHaveLength(3);
+    expect(b.batches[2]).toEqual([
+      {
+        delete: {
+          element: { family: 'inet', table: 'portcullis', name: 'r4_kid_d', elem: ['203.0.113.10'] },
+        },
+      },
+      {
+        add: {
+          element: {
+            family: 'inet',
+            table: 'portcullis',
+            name: 'r4_kid_d',
+            elem: [
+              { elem: { val: '203.0.113.10', timeout: 60 } },
+              { elem: { val: '203.0.113.11', timeout: 60 } },
+            ],
+          },
+        },
+      },
+    ]);
+  });
+
+  it('sends one transaction for the same address learned twice at once, and retries after a failure', async () => {
+    const b = new FakeBackend();
+    const a = new NftApplier(b);
+    const p = makePolicy();
+    p.vms[0]!.rules!.push({ id: 'd', action: 'drop', to: { domain: 'example.test' } });
+    await a.apply(compile({ policy: p, network, now }));
+    await Promise.all([
+      a.addElements('r4_kid_d', ['203.0.113.10'], 60),
+      a.addElements('r4_kid_d', ['203.0.113.10'], 60),
+    ]);
+    expect(b.batches).toHaveLength(2);
+    b.fail = true;
+    await expect(a.addElements('r4_kid_d', ['203.0.113.20'], 60)).rejects.toThrow('rejected');
+    b.fail = false;
+    await a.addElements('r4_kid_d', ['203.0.113.20'], 60);
+    expect(b.batches).toHaveLength(3);
+    expect(a.dynamicElements('r4_kid_d').map((e) => e.val)).toEqual(['203.0.113.10', '203.0.113.20']);
+  });
+
   it('diffs a big packed list by merging, and sends the difference packed', async () => {
     const b = new FakeBackend();
     const a = new NftApplier(b);

@@ -150,7 +150,10 @@ export class NftApplier {
 
   /**
    * Add run-time elements to a dynamic set with a timeout (seconds). Re-adding an
-   * element refreshes its timeout. One small transaction.
+   * element refreshes its timeout; an element whose timeout already runs at least as
+   * long (within a second: timeouts and DNS TTLs are whole seconds) is left as it is,
+   * so the same DNS answer served again from the cache costs no transaction. One small
+   * transaction, or none.
    */
   async addElements(set: string, values: readonly NftValue[], timeoutSeconds: number): Promise<void> {
     if (values.length === 0) return;
@@ -161,21 +164,40 @@ export class NftApplier {
         `set "${set}" is not a dynamic set of the applied ruleset`,
       );
     const timeout = Math.max(1, Math.round(timeoutSeconds));
-    const elem = values.map((val) => ({ elem: { val, timeout } }));
-    // delete-then-add refreshes the timeout of an element that is already there
-    const known = this.#dynamic.get(set);
-    const present = values.filter(
-      (v) => known?.has(JSON.stringify(v)) && known.get(JSON.stringify(v))!.expires > this.#now(),
-    );
+    const now = this.#now();
+    const expires = now + timeout * 1000;
+    const map = this.#dynamic.get(set) ?? new Map<string, DynamicElement>();
+    this.#dynamic.set(set, map);
+    const fresh: NftValue[] = [];
+    const present: NftValue[] = [];
+    const before = new Map<string, DynamicElement | undefined>();
+    for (const val of values) {
+      const key = JSON.stringify(val);
+      const e = map.get(key);
+      if (before.has(key) || (e && e.expires + 1000 >= expires)) continue;
+      fresh.push(val);
+      // delete-then-add refreshes the timeout of an element that is already there
+      if (e && e.expires > now) present.push(val);
+      before.set(key, e);
+      // noted before the transaction: the same answer again meanwhile needs no transaction of its own
+      map.set(key, { val, expires });
+    }
+    if (fresh.length === 0) return;
     const cmds: NftCommand[] = [];
     if (present.length > 0)
       cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: set, elem: present } } });
+    const elem = fresh.map((val) => ({ elem: { val, timeout } }));
     cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set, elem } } });
-    await this.#commit(this.#backend, cmds, false);
-    const map = known ?? new Map<string, DynamicElement>();
-    const expires = this.#now() + timeout * 1000;
-    for (const val of values) map.set(JSON.stringify(val), { val, expires });
-    this.#dynamic.set(set, map);
+    try {
+      await this.#commit(this.#backend, cmds, false);
+    } catch (err) {
+      for (const [key, e] of before) {
+        if (map.get(key)?.expires !== expires) continue;
+        if (e) map.set(key, e);
+        else map.delete(key);
+      }
+      throw err;
+    }
   }
 
   /** Remove run-time elements from a dynamic set (undo of an IPS block). */
