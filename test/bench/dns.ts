@@ -17,6 +17,13 @@
  * on the 1M blocklist (answered with the block page). Every loop is bounded in count
  * and time; all processes are stopped on exit.
  *
+ * The filter runs as the service runs it: the asking client is a VM of an applied
+ * policy (the lab's VMs and 50 in all, the asking one with a rule on bench.test), and
+ * every allowed answer goes through the service's `onResolved` (app.ts's, with
+ * nft/learned.ts's `learnAddresses`) into that VM's nftables set, in the kernel. So the whole bench runs
+ * in a scratch network namespace of its own (`<PORTCULLIS_LAB_NS_PREFIX>bench-dns`),
+ * everything on its loopback.
+ *
  * Environment: BENCH_SECONDS (default 10), BENCH_ROUNDS (default 2), BENCH_QPS
  * (default 5000), BENCH_ENTRIES (default 1000000), BENCH_OUTSTANDING (default 100).
  */
@@ -27,9 +34,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import { Registry } from 'prom-client';
+import { Value } from 'typebox/value';
+import { DEFAULT_TOPOLOGY, labServiceConfig } from '../../appliance/lab/builder.js';
+import { loadTopology } from '../../appliance/lab/topology.js';
+import { Config } from '../../gateway/src/config.js';
 import { DnsFilter } from '../../gateway/src/dns/server.js';
 import { buildQuery, TYPE } from '../../gateway/src/dns/wire.js';
+import { NftApplier } from '../../gateway/src/nft/applier.js';
+import { NftCli, openNftBackend } from '../../gateway/src/nft/cli.js';
+import { learnAddresses } from '../../gateway/src/nft/learned.js';
+import { NftSync } from '../../gateway/src/nft/sync.js';
+import { groupByPrefix } from '../../gateway/src/policy/intervals.js';
+import type { Policy, Vm } from '../../gateway/src/policy/model.js';
+import type { GatewayNetwork } from '../../gateway/src/policy/network.js';
+import { benchPolicy } from './fixtures.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Math.min(10, Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2)));
@@ -53,15 +73,63 @@ async function serve(args: string[]): Promise<void> {
     return v;
   };
   const registry = new Registry();
-  const policy = { client: 'bench-vm', categories: ['bench'], safeSearch: true, blockDoh: true };
-  const filter = new DnsFilter({
+  const log = pino({ name: 'portcullis', level: 'info' }, pino.destination('/dev/null'));
+  // the service's nftables part, wired as app.ts wires it, with the asking VM's policy applied
+  const t = loadTopology(DEFAULT_TOPOLOGY);
+  const network = (labServiceConfig(t, '/tmp') as { network: GatewayNetwork }).network;
+  const base = benchPolicy(t, 50 - t.guests.length, []);
+  const asking: Vm = {
+    ...base.vms.find((v) => v.name === 'kid')!,
+    rules: [{ id: 'bench', action: 'accept', to: { domain: 'bench.test' } }],
+  };
+  const vmPolicy: Policy = { ...base, vms: base.vms.map((v) => (v.name === asking.name ? asking : v)) };
+  const nft = await openNftBackend('libnftables');
+  let transactions = 0;
+  const run = nft.run.bind(nft);
+  nft.run = (c, o) => {
+    transactions++;
+    return run(c, o);
+  };
+  const applier = new NftApplier(nft, { log: log.child({ part: 'nft' }), bulk: new NftCli() });
+  const { driftInterval } = Value.Default(Config.properties.nft, {}) as Config['nft'];
+  const sync = new NftSync({
+    applier,
+    network,
+    registry,
+    log: log.child({ part: 'nft-sync' }),
+    driftIntervalSeconds: driftInterval,
+    lists: () => ({ deny: groupByPrefix([]) }),
+  });
+  await sync.apply(vmPolicy);
+  sync.start();
+  transactions = 0;
+  const vms = new Map([[asking.name, asking]]);
+  let learnFailures = 0;
+  let resolved = 0;
+  const policy = { client: asking.name, categories: ['bench'], safeSearch: true, blockDoh: true };
+  const filter: DnsFilter = new DnsFilter({
     listen: [{ address: '127.0.0.1', port: 0 }],
     upstreams: [{ address: '127.0.0.1', port: Number(opt('--upstream')) }],
     identify: () => policy,
     blockPage: { v4: BLOCK_PAGE },
     cache: { maxEntries: 50_000 },
     registry,
-    onResolved: () => undefined,
+    logger: log.child({ part: 'dns' }),
+    // app.ts's hook: the answer's addresses into the VM's sets
+    onResolved: (e) => {
+      resolved++;
+      const vm = vms.get(e.client);
+      const applied = sync.policy;
+      if (!vm || !applied) return;
+      const inService = (name: string, svc: string): boolean => {
+        const v = filter.verdict(name, { client: vm.name, services: [svc] });
+        return v.reason?.kind === 'service' && v.reason.list === svc;
+      };
+      const answer = { vm, name: e.name, addresses: e.addresses, ttl: e.ttl };
+      void learnAddresses(applier, answer, { policy: applied, inService, now: Date.now() }).catch(
+        () => learnFailures++,
+      );
+    },
   });
   const t0 = performance.now();
   const report = await filter.loadLists([{ name: 'bench', kind: 'category', files: [opt('--list')] }]);
@@ -79,8 +147,13 @@ async function serve(args: string[]): Promise<void> {
         0,
       );
     await filter.stop();
+    sync.stop();
+    const learnedSets = applier.applied!.sets.filter(
+      (s) => s.name.startsWith('r4_kid_') || s.name.startsWith('r6_kid_'),
+    );
+    const learned = learnedSets.reduce((n, s) => n + applier.dynamicElements(s.name).length, 0);
     process.stdout.write(
-      `${JSON.stringify({ event: 'stopped', queries: value('portcullis_dns_queries_total'), cacheHits: value('portcullis_dns_cache_hits_total'), upstreamErrors: value('portcullis_dns_upstream_errors_total') })}\n`,
+      `${JSON.stringify({ event: 'stopped', queries: value('portcullis_dns_queries_total'), cacheHits: value('portcullis_dns_cache_hits_total'), upstreamErrors: value('portcullis_dns_upstream_errors_total'), resolved, nftTransactions: transactions, learned, learnFailures })}\n`,
     );
     process.exit(0);
   };
@@ -423,7 +496,8 @@ async function main(): Promise<void> {
     );
     if (summary !== undefined) {
       console.log(
-        `filter counters: ${summary.queries} queries, ${summary.cacheHits} cache hits, ${summary.upstreamErrors} upstream errors`,
+        `filter counters: ${summary.queries} queries, ${summary.cacheHits} cache hits, ${summary.upstreamErrors} upstream errors; ` +
+          `${summary.resolved} answers learned from: ${summary.learned} addresses in the VM's sets, ${summary.nftTransactions} nft transactions, ${summary.learnFailures} failed`,
       );
     }
     console.log(
@@ -451,6 +525,24 @@ if (process.argv.includes('--echo')) {
     console.error(err);
     process.exit(1);
   });
+} else if (process.env.PORTCULLIS_BENCH_NETNS === undefined) {
+  // the bench again, inside a network namespace of its own (its nftables table is real)
+  const netns = `${process.env.PORTCULLIS_LAB_NS_PREFIX ?? ''}bench-dns`;
+  spawnSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+  const setup = spawnSync('ip', ['netns', 'add', netns], { encoding: 'utf8' });
+  if (setup.status !== 0) throw new Error(`bench:dns: cannot add namespace ${netns}: ${setup.stderr}`);
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    spawnSync('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up'], { stdio: 'inherit' });
+    r = spawnSync(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)],
+      { stdio: 'inherit', env: { ...process.env, PORTCULLIS_BENCH_NETNS: netns } },
+    );
+  } finally {
+    spawnSync('ip', ['netns', 'del', netns], { stdio: 'inherit' });
+  }
+  process.exit(r.status ?? 1);
 } else {
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   main().catch(async (err: unknown) => {
