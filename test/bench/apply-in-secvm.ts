@@ -1,6 +1,8 @@
 /**
  * Runs inside the secvm namespace for the benchmarks: compiles a policy with many VMs
- * and a large deny set and applies it as one transaction; prints timings as JSON.
+ * and a large deny set and applies it as one transaction, through the backends app.ts
+ * gives the service (with libnftables, a big transaction goes through the nft binary);
+ * prints timings as JSON.
  *
  *   ip netns exec secvm tsx test/bench/apply-in-secvm.ts --vms 50 --deny 100000 [--backend libnftables]
  */
@@ -8,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { loadTopology } from '../../appliance/lab/topology.js';
 import { DEFAULT_TOPOLOGY } from '../../appliance/lab/builder.js';
 import { NftApplier } from '../../gateway/src/nft/applier.js';
-import { openNftBackend } from '../../gateway/src/nft/cli.js';
+import { NftCli, openNftBackend } from '../../gateway/src/nft/cli.js';
 import { compile } from '../../gateway/src/policy/compile.js';
 import { groupByPrefix } from '../../gateway/src/policy/intervals.js';
 import { labServiceConfig } from '../../appliance/lab/builder.js';
@@ -31,7 +33,7 @@ const t0 = performance.now();
 const ruleset = compile({ policy, network, now: new Date(), lists: { deny: groupByPrefix(deny) } });
 const compileMs = performance.now() - t0;
 const backend = await openNftBackend(values.backend as 'auto');
-const applier = new NftApplier(backend);
+const applier = new NftApplier(backend, backend.kind === 'libnftables' ? { bulk: new NftCli() } : {});
 const r = await applier.apply(ruleset);
 const elements = ruleset.sets.reduce((n, s) => n + s.elements.length, 0);
 process.stdout.write(

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DEFAULT_TOPOLOGY, labDown, labUp, REPO } from '../../appliance/lab/builder.js';
-import { loadTopology } from '../../appliance/lab/topology.js';
+import { loadTopology, ns as labNs } from '../../appliance/lab/topology.js';
 
 const STATE = '/run/portcullis-bench-forward';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -17,7 +17,10 @@ const t = loadTopology(DEFAULT_TOPOLOGY);
 const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 
 function sh(ns: string, ...argv: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return execFileSync('ip', ['netns', 'exec', labNs(ns), ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
 }
 
 function iperf(): number {
