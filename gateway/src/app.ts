@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -8,7 +8,8 @@ import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir } from './dns/lists.js';
 import { ClientDirectory } from './dns/identity.js';
 import { DnsFilter } from './dns/server.js';
-import { EventBus } from './events.js';
+import { PortcullisError } from './errors.js';
+import type { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
 import { dnsRoutes } from './http/dns.js';
 import { ipsRoutes } from './http/ips.js';
@@ -17,11 +18,10 @@ import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
-import { NftCli } from './nft/cli.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { readVmCounters } from './nft/counters.js';
 import { learnAddresses } from './nft/learned.js';
-import { detectQueueKind } from './nft/queue.js';
+import type { QueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
 import { BlockPageServer } from './parental/block-page.js';
@@ -29,21 +29,40 @@ import { clientPolicies, explain } from './parental/client-policy.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './control/address-list-file.js';
 import { groupByPrefix } from './policy/intervals.js';
+import type { PrefixGroups } from './policy/compile.js';
 import type { Policy } from './policy/model.js';
 import { parseIpv4Range } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
-import { Store } from './store/store.js';
+import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
 
-/** What the service needs from the outside world; tests choose their own. */
+/**
+ * What the service needs from the outside world, opened by `main.ts` (tests choose
+ * their own). `buildApp` only wires them; `start()` is the first to use them.
+ */
 export interface AppDeps {
-  readonly nft: NftBackend;
   readonly log: Logger;
+  /** nftables: libnftables in-process or the nft binary (`openNftBackend`). */
+  readonly nft: NftBackend;
+  /**
+   * For big transactions and listings: the nft binary, so that a listing does not fill
+   * the in-process context's cache with every set element. Default `nft`.
+   */
+  readonly nftBulk?: NftBackend;
+  /** The store, open and migrated. The app does not close it: whoever opened it does. */
+  readonly store: Store;
+  /** The event bus the store publishes on; the app's parts talk over it too. */
+  readonly events: EventBus;
   readonly conntrack?: Conntrack;
-  /** The clock. Default Date.now. */
+  /**
+   * How this kernel hands packets to Suricata (`detectQueueKind`), needed when the
+   * config says `suricata.queueKind: auto` and the IPS is enabled.
+   */
+  readonly queueKind?: QueueKind;
+  /** The clock, in ms since the epoch. Default Date.now. */
   readonly now?: () => number;
   /** Start DHCP (dnsmasq). Default: config.dhcp.enabled. */
   readonly dhcp?: boolean;
@@ -58,36 +77,32 @@ export interface App {
   readonly policy: PolicyService;
   readonly sync: NftSync;
   readonly dns: DnsFilter;
+  /** Read the lists, seed and apply the policy, then start DHCP, DNS, the block page and the IPS. */
   start(): Promise<void>;
+  /** Stop everything `start()` started, in reverse; the kernel keeps the last ruleset. */
   stop(): Promise<void>;
 }
 
 /**
- * Wire the parts of the service in the order they start: kernel sync, store and
- * policy (applies the stored policy), DHCP, DNS, block page, budgets, HTTP. Never
- * listens on HTTP.
+ * Wire the parts of the service over the adapters in `deps`, in the order they start:
+ * kernel sync and policy, budgets, DHCP, DNS, block page, IPS, HTTP. Pure wiring: no
+ * file, socket, child process or kernel is touched before `start()`, and HTTP never
+ * listens (`main.ts` does; tests use `http.inject()`).
+ * @throws CONFIG_INVALID for a config it cannot wire (a malformed DHCP range; queue
+ *   kind `auto` without `deps.queueKind`).
  */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
-  const log = deps.log;
+  const { log, store, events } = deps;
   const now = deps.now ?? Date.now;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
-  const events = new EventBus(log);
-  mkdirSync(config.dataDir, { recursive: true });
-
-  // bundle lists: read once here, handed to the compiler as the same object until replaced
-  const readLists = (files: readonly string[] | undefined): string[] =>
-    (files ?? []).flatMap((f) => loadAddressList(f));
-  const denyEntries = readLists(config.lists?.deny);
-  // kept grouped only: a million strings would stay on the heap for nothing
-  const lists = { deny: groupByPrefix(denyEntries) };
-  if (denyEntries.length > 0) log.info({ entries: denyEntries.length }, 'deny lists loaded');
-  const bypass = { doh: readLists(config.bypass?.doh), tor: readLists(config.bypass?.tor) };
   const unassigned = config.dhcp.unassignedRange ? parseIpv4Range(config.dhcp.unassignedRange) : undefined;
 
-  // big transactions and listings run through the nft binary: a listing would fill the
-  // in-process context's cache with every set element and slow the next change down
-  const lister: NftBackend = deps.nft.kind === 'libnftables' ? new NftCli() : deps.nft;
+  // bundle lists: read by start(), handed to the compiler as the same object until replaced
+  let lists: { readonly deny?: PrefixGroups } = {};
+  let bypass: { readonly doh?: readonly string[]; readonly tor?: readonly string[] } = {};
+
+  const lister = deps.nftBulk ?? deps.nft;
   const applier = new NftApplier(deps.nft, {
     log: log.child({ part: 'nft' }),
     now,
@@ -96,18 +111,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   // the IPS: how packets reach Suricata on this kernel (nft queue, or the xtables target)
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queue: QueueSettings | undefined = suricata
-    ? {
-        kind: suricata.queueKind === 'auto' ? await detectQueueKind(deps.nft) : suricata.queueKind,
-        num: suricata.queue,
-      }
+    ? { kind: queueKind(suricata.queueKind, deps.queueKind), num: suricata.queue }
     : undefined;
-  if (queue)
-    log.info(
-      { queue: queue.kind, num: queue.num },
-      queue.kind === 'nft'
-        ? 'IPS queue: nft queue statement'
-        : 'IPS queue: this kernel has no nft queue expression; using the xtables NFQUEUE target',
-    );
   const sync = new NftSync({
     applier,
     network: config.network,
@@ -124,12 +129,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     queue: () => queue,
   });
 
-  const store = Store.open({
-    path: join(config.dataDir, 'portcullis.db'),
-    events,
-    now: () => new Date(now()),
-  });
-  seedPolicy(store, config, log);
   const policy = new PolicyService({
     store,
     enforcer: { apply: (next: Policy, prev: Policy) => sync.apply(next, prev) },
@@ -161,7 +160,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     upstreams: config.dns.upstream.map((address) => ({ address, port: 53 })),
     identify: (ip) => clients.identify(ip)?.policy,
     blockPage: { v4: config.network.lan.ipv4 },
-    lists: config.dns.listsDir ? await listSourcesFromDir(config.dns.listsDir) : [],
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
     registry,
     logger: log.child({ part: 'dns' }),
@@ -274,12 +272,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     sync,
     dns,
     async start() {
+      ({ lists, bypass } = readAddressLists(config, log));
+      seedPolicy(store, config, log);
+      if (queue) log.info({ queue: queue.kind, num: queue.num }, QUEUE_KIND_LOG[queue.kind]);
       await policy.start();
       const current = policy.current();
       budgets.start();
       refreshClients();
       sync.start();
       if (startDhcp) await dhcp.start(current.vms);
+      if (config.dns.listsDir) await dns.loadLists(await listSourcesFromDir(config.dns.listsDir));
       await dns.start();
       if (blockPort > 0) await blockPage.start();
       // Suricata last: fail-closed VMs wait for it, everything else already flows
@@ -303,8 +305,39 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       await policy.stop();
       events.off('app');
       unsubscribe();
-      store.close();
     },
+  };
+}
+
+const QUEUE_KIND_LOG: Record<QueueKind, string> = {
+  nft: 'IPS queue: nft queue statement',
+  xt: 'IPS queue: this kernel has no nft queue expression; using the xtables NFQUEUE target',
+};
+
+/** The queue kind in force: the config's, or what main probed when the config says `auto`. */
+function queueKind(configured: QueueKind | 'auto', probed: QueueKind | undefined): QueueKind {
+  if (configured !== 'auto') return configured;
+  if (probed === undefined)
+    throw new PortcullisError(
+      'CONFIG_INVALID',
+      'suricata.queueKind is auto but nobody probed the kernel: pass deps.queueKind (detectQueueKind) or set nft or xt',
+    );
+  return probed;
+}
+
+/** The address lists of the config's rule bundles, read once. */
+function readAddressLists(
+  config: Config,
+  log: Logger,
+): { lists: { deny: PrefixGroups }; bypass: { doh: string[]; tor: string[] } } {
+  const read = (files: readonly string[] | undefined): string[] =>
+    (files ?? []).flatMap((f) => loadAddressList(f));
+  const deny = read(config.lists?.deny);
+  if (deny.length > 0) log.info({ entries: deny.length }, 'deny lists loaded');
+  return {
+    // kept grouped only: a million strings would stay on the heap for nothing
+    lists: { deny: groupByPrefix(deny) },
+    bypass: { doh: read(config.bypass?.doh), tor: read(config.bypass?.tor) },
   };
 }
 

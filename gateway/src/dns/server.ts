@@ -326,6 +326,11 @@ export class DnsFilter {
     return this.#matcher.verdict(name.toLowerCase().replace(/\.$/, ''), policy);
   }
 
+  /** The query log itself, to record into from outside (a test of the dashboard). */
+  get queries(): QueryLog {
+    return this.#queryLog;
+  }
+
   /** A client's latest queries, newest first. */
   queryLog(client: string, options: { limit?: number } = {}): QueryLogEntry[] {
     return this.#queryLog.get(client, options);

@@ -43,7 +43,7 @@ export class BudgetController {
   readonly #o: BudgetControllerOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #book: BudgetBook;
+  #book = new BudgetBook();
   #timer: NodeJS.Timeout | undefined;
   #blocked = new Map<string, Date>();
 
@@ -51,13 +51,6 @@ export class BudgetController {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    let state: BudgetState | undefined;
-    try {
-      state = JSON.parse(readFileSync(options.stateFile, 'utf8')) as BudgetState;
-    } catch {
-      state = undefined;
-    }
-    this.#book = new BudgetBook(state);
   }
 
   /** VMs whose budget is spent, with the instant their block ends. */
@@ -79,7 +72,15 @@ export class BudgetController {
     return this.#book.usage(rule, new Date(this.#now()));
   }
 
+  /** Read the ledger kept by the last run (none yet: an empty one), then sample every `sampleSeconds`. */
   start(): void {
+    let state: BudgetState | undefined;
+    try {
+      state = JSON.parse(readFileSync(this.#o.stateFile, 'utf8')) as BudgetState;
+    } catch {
+      state = undefined;
+    }
+    this.#book = new BudgetBook(state);
     this.#blocked = this.#compute();
     const every = (this.#o.sampleSeconds ?? 60) * 1000;
     this.#timer = setInterval(() => {

@@ -70,7 +70,6 @@ export class IpsService {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
     const now = options.now ?? Date.now;
-    mkdirSync(options.setup.logDir, { recursive: true });
     this.supervisor = new SuricataSupervisor({
       setup: options.setup,
       log: this.#log.child({ part: 'suricata' }),
@@ -195,6 +194,7 @@ export class IpsService {
   async start(): Promise<void> {
     this.#setPolicy(this.#o.policy.current());
     if (this.#o.kind === 'xt') await installXtQueue(this.#o.setup.nfq.queue);
+    mkdirSync(this.#o.setup.logDir, { recursive: true });
     await this.#reader.start();
     await this.supervisor.start();
     this.#started = true;

@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildApp, type AppDeps } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { EventBus } from './events.js';
+import { createLogger, type Logger } from './log.js';
+import { NftCli, openNftBackend } from './nft/cli.js';
+import { ConntrackCli } from './nft/conntrack.js';
+import { Store } from './store/store.js';
+import { detectQueueKind } from './nft/queue.js';
+
+/** Seconds `stop()` may take after SIGTERM or SIGINT before the process exits anyway. */
+const STOP_GRACE_MS = 10_000;
+
+/** The adapters of the real service, and how to close them once the app has stopped. */
+export interface Adapters extends AppDeps {
+  close(): void;
+}
+
+/**
+ * Open what the service works with: the data folder, nftables (and whether this kernel
+ * has the nft `queue` expression, when the IPS is on and the config says `auto`),
+ * conntrack, and the store (SQLite in the data folder, migrated).
+ */
+export async function openAdapters(config: Config, log: Logger): Promise<Adapters> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const nft = await openNftBackend(config.nft.backend);
+  // big transactions and listings run through the nft binary: a listing would fill the
+  // in-process context's cache with every set element and slow the next change down
+  const nftBulk = nft.kind === 'libnftables' ? new NftCli() : undefined;
+  const suricata = config.suricata?.enabled ? config.suricata : undefined;
+  const queueKind = suricata?.queueKind === 'auto' ? await detectQueueKind(nft) : undefined;
+  const events = new EventBus(log);
+  const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events });
+  return {
+    log,
+    nft,
+    ...(nftBulk ? { nftBulk } : {}),
+    ...(queueKind ? { queueKind } : {}),
+    store,
+    events,
+    conntrack: new ConntrackCli(),
+    close() {
+      store.close();
+      nftBulk?.close();
+      nft.close();
+    },
+  };
+}
+
+/**
+ * The service process (`portcullis serve --config FILE`): loads the config, opens the
+ * adapters, builds and starts the app, listens on the management address, tells
+ * systemd it is ready, and stops on SIGTERM or SIGINT. The kernel keeps enforcing the
+ * last ruleset after the process exits, however it exits.
+ */
+export async function serve(configFile: string): Promise<void> {
+  // nft reads `meta time` and `meta hour` in the process time zone: the compiler speaks UTC
+  process.env.TZ = 'UTC';
+  const log = createLogger();
+  const config = loadConfig(configFile);
+  const adapters = await openAdapters(config, log);
+  const app = await buildApp(config, adapters);
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping; the kernel keeps enforcing the last ruleset');
+    const force = setTimeout(() => process.exit(1), STOP_GRACE_MS);
+    force.unref();
+    app
+      .stop()
+      .then(() => {
+        adapters.close();
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await app.start();
+  await app.http.listen({ host: config.api.listen, port: config.api.port });
+  log.info(
+    { api: `http://${config.api.listen}:${config.api.port}`, nft: adapters.nft.kind },
+    'portcullis serving',
+  );
+  notifySystemd();
+}
+
+/** Tell systemd (Type=notify) we are ready, when it asked. */
+function notifySystemd(): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  execFile('systemd-notify', ['--ready'], () => undefined);
+}
