@@ -1,17 +1,22 @@
 import type { Command } from 'commander';
-import {
-  DEFAULT_STATE_DIR,
-  DEFAULT_TOPOLOGY,
-  labDown,
-  labStatus,
-  labUp,
-  readState,
-  setInternetHosts,
-} from '../../../appliance/lab/builder.js';
-import { loadTopology } from '../../../appliance/lab/topology.js';
 import { PortcullisError } from '../errors.js';
 
-/** `portcullis lab up | down | status`: the namespace lab of ARCHITECTURE.md. */
+/**
+ * The lab's modules, loaded when a lab command runs: the service (`portcullis serve`)
+ * and the other commands never load the lab.
+ */
+async function loadLab() {
+  const [builder, topology] = await Promise.all([
+    import('../../../appliance/lab/builder.js'),
+    import('../../../appliance/lab/topology.js'),
+  ]);
+  return { ...builder, loadTopology: topology.loadTopology };
+}
+
+const TOPOLOGY_HELP = 'lab topology YAML (default: appliance/lab/lab.yaml)';
+const STATE_DIR_HELP = 'where the lab keeps its state (default: $PORTCULLIS_LAB_DIR or /run/portcullis-lab)';
+
+/** `portcullis lab up | down | status | dns-set`: the production topology in network namespaces. */
 export function registerLabCommands(program: Command): void {
   const lab = program
     .command('lab')
@@ -20,15 +25,16 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('up')
     .description('build the lab and start the service in secvm (takes a lab that is up down first)')
-    .option('--topology <file>', 'lab topology YAML', DEFAULT_TOPOLOGY)
-    .option('--state-dir <dir>', 'where the lab keeps its state', DEFAULT_STATE_DIR)
+    .option('--topology <file>', TOPOLOGY_HELP)
+    .option('--state-dir <dir>', STATE_DIR_HELP)
     .option('--no-service', 'build the network only; do not start portcullis')
-    .action(async (opts: { topology: string; stateDir: string; service: boolean }) => {
-      const topology = loadTopology(opts.topology);
-      const state = await labUp({
-        topology,
-        topologyFile: opts.topology,
-        stateDir: opts.stateDir,
+    .action(async (opts: { topology?: string; stateDir?: string; service: boolean }) => {
+      const lab = await loadLab();
+      const topologyFile = opts.topology ?? lab.DEFAULT_TOPOLOGY;
+      const state = await lab.labUp({
+        topology: lab.loadTopology(topologyFile),
+        topologyFile,
+        stateDir: opts.stateDir ?? lab.DEFAULT_STATE_DIR,
         service: opts.service,
         progress: (line) => process.stderr.write(`lab: ${line}\n`),
       });
@@ -48,10 +54,14 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('down')
     .description('stop every lab process and remove the namespaces')
-    .option('--topology <file>', 'lab topology YAML', DEFAULT_TOPOLOGY)
-    .option('--state-dir <dir>', 'where the lab keeps its state', DEFAULT_STATE_DIR)
-    .action(async (opts: { topology: string; stateDir: string }) => {
-      await labDown({ stateDir: opts.stateDir, topology: loadTopology(opts.topology) });
+    .option('--topology <file>', TOPOLOGY_HELP)
+    .option('--state-dir <dir>', STATE_DIR_HELP)
+    .action(async (opts: { topology?: string; stateDir?: string }) => {
+      const lab = await loadLab();
+      await lab.labDown({
+        stateDir: opts.stateDir ?? lab.DEFAULT_STATE_DIR,
+        topology: lab.loadTopology(opts.topology ?? lab.DEFAULT_TOPOLOGY),
+      });
       process.stdout.write('The lab is down.\n');
     });
 
@@ -59,9 +69,10 @@ export function registerLabCommands(program: Command): void {
     .command('status')
     .description('namespaces with their addresses and the services running there')
     .option('--json', 'machine-readable')
-    .option('--state-dir <dir>', 'where the lab keeps its state', DEFAULT_STATE_DIR)
-    .action((opts: { json?: boolean; stateDir: string }) => {
-      const status = labStatus(opts.stateDir);
+    .option('--state-dir <dir>', STATE_DIR_HELP)
+    .action(async (opts: { json?: boolean; stateDir?: string }) => {
+      const lab = await loadLab();
+      const status = lab.labStatus(opts.stateDir ?? lab.DEFAULT_STATE_DIR);
       if (opts.json) {
         process.stdout.write(JSON.stringify(status, null, 2) + '\n');
         return;
@@ -88,12 +99,14 @@ export function registerLabCommands(program: Command): void {
     .description("change an answer of the lab's public resolver (name → IPv4)")
     .argument('<name>')
     .argument('<ipv4>')
-    .option('--state-dir <dir>', 'where the lab keeps its state', DEFAULT_STATE_DIR)
-    .action((name: string, ip: string, opts: { stateDir: string }) => {
-      const state = readState(opts.stateDir);
+    .option('--state-dir <dir>', STATE_DIR_HELP)
+    .action(async (name: string, ip: string, opts: { stateDir?: string }) => {
+      const lab = await loadLab();
+      const stateDir = opts.stateDir ?? lab.DEFAULT_STATE_DIR;
+      const state = lab.readState(stateDir);
       if (!state)
         throw new PortcullisError('LAB_FAILED', 'the lab is down; bring it up with: portcullis lab up');
-      const topology = loadTopology(state.topologyFile);
-      setInternetHosts({ ...topology.internet.hosts, [name]: ip }, opts.stateDir);
+      const topology = lab.loadTopology(state.topologyFile);
+      lab.setInternetHosts({ ...topology.internet.hosts, [name]: ip }, stateDir);
     });
 }

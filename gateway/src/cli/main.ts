@@ -6,6 +6,7 @@ import { registerBundleCommands } from './bundle.js';
 import { registerLabCommands } from './lab.js';
 import { registerReplay } from './replay.js';
 import { registerServeCommand } from './serve.js';
+import { registerVersionCommand } from './version.js';
 
 /**
  * The `portcullis` command. Each subcommand lives in its own module and registers
@@ -21,6 +22,7 @@ registerBundleCommands(program);
 registerLabCommands(program);
 registerReplay(program);
 registerServeCommand(program);
+registerVersionCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPortcullisError(err)) {
