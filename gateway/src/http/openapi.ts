@@ -54,7 +54,8 @@ export function openApiOptions(o: OpenApiOptions): FastifyDynamicSwaggerOptions 
     },
     convertConstToEnum: false,
     transform: ({ schema, url, route }) => ({
-      schema: operation(schema as RouteSchema, methodOf(route.method), url, o.error),
+      // routes without a schema (the service's own resources have some) are documented too
+      schema: operation((schema ?? {}) as RouteSchema, methodOf(route.method), url, o.error),
       url,
     }),
     transformObject: (document) => {
