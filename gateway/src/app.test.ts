@@ -106,7 +106,15 @@ describe('buildApp', () => {
     const policyFile = join(dir, 'policy.yaml');
     writeFileSync(policyFile, toYaml(makePolicy()));
     const before = openHandles();
-    app = await buildApp(makeConfig(dataDir, { policyFile }), deps);
+    // the IPS too: Suricata's folder and queue are set up by start()
+    const suricata = {
+      enabled: true,
+      queue: 0,
+      ruleFiles: ['local.rules'],
+      bypass: true,
+      queueKind: 'nft' as const,
+    };
+    app = await buildApp(makeConfig(dataDir, { policyFile, suricata }), deps);
     await app.http.ready();
     expect(openHandles()).toEqual(before);
     expect(nft.calls).toBe(0);
