@@ -103,7 +103,8 @@ export function parseQuery(buf: Buffer): ParsedQuery | undefined {
     const l = buf[p++] as number;
     if (l === 0) break;
     if (l > 63) return bad(id, flags, RCODE.FORMERR);
-    if (p + l > len || n + l + 1 > 254) return bad(id, flags, RCODE.FORMERR);
+    // RFC 1035 3.1: at most 255 bytes on the wire; so far n + 1 of them without the root, a dot per label
+    if (p + l > len || n + l + 2 > 254) return bad(id, flags, RCODE.FORMERR);
     if (n > 0) scratch[n++] = 0x2e;
     for (let i = 0; i < l; i++) {
       let c = buf[p + i] as number;
@@ -185,7 +186,7 @@ export function decodeName(buf: Buffer, p: number): { name: string; end: number 
     }
     if ((l & 0xc0) !== 0 || p + 1 + l > len) return undefined;
     n += l + 1;
-    if (n > 255) return undefined;
+    if (n > 254) return undefined; // 255 bytes on the wire with the root label
     const label = buf.toString('latin1', p + 1, p + 1 + l).toLowerCase();
     out = out === '' ? label : `${out}.${label}`;
     p += l + 1;
