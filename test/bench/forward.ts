@@ -43,18 +43,7 @@ async function main(): Promise<void> {
     sh('kid', 'ip', 'route', 'add', 'default', 'via', t.lan.gateway);
     // without masquerade (empty ruleset) the internet needs a route back to the guests
     sh('internet', 'ip', 'route', 'add', t.lan.subnet, 'via', t.wan.secvm.split('/')[0]!);
-    execFileSync('ip', [
-      'netns',
-      'exec',
-      'internet',
-      'iperf3',
-      '-s',
-      '-D',
-      '-B',
-      t.internet.web,
-      '--pidfile',
-      `${STATE}/iperf3.pid`,
-    ]);
+    sh('internet', 'iperf3', '-s', '-D', '-B', t.internet.web, '--pidfile', `${STATE}/iperf3.pid`);
     await new Promise((r) => setTimeout(r, 500));
 
     const empty: number[] = [];
