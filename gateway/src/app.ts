@@ -38,6 +38,7 @@ import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
+import { systemClock, type Clock } from './clock.js';
 
 /**
  * What the service needs from the outside world, opened by `main.ts` (tests choose
@@ -63,7 +64,7 @@ export interface AppDeps {
    */
   readonly queueKind?: QueueKind;
   /** The clock, in ms since the epoch. Default Date.now. */
-  readonly now?: () => number;
+  readonly now?: Clock;
   /** Start DHCP (dnsmasq). Default: config.dhcp.enabled. */
   readonly dhcp?: boolean;
 }
@@ -93,7 +94,7 @@ export interface App {
  */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { log, store, events } = deps;
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? systemClock;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
   const unassigned = config.dhcp.unassignedRange ? parseIpv4Range(config.dhcp.unassignedRange) : undefined;
@@ -134,7 +135,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     enforcer: { apply: (next: Policy, prev: Policy) => sync.apply(next, prev) },
     events,
     logger: log.child({ part: 'policy' }),
-    now: () => new Date(now()),
+    now,
   });
 
   const budgets = new BudgetController({
@@ -247,7 +248,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       async (scope) => {
         await scope.register(vmStateRoutes, {
           policy,
-          now: () => new Date(now()),
+          now,
           budgetBlocked: () => budgets.blocked(),
         });
         await scope.register(parentalRoutes, { policy, budgets, dhcp });

@@ -6,6 +6,7 @@ import { Metadata, MetadataKind } from '@tufjs/models';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKey, parseKey, signerOf, type Signer } from './keys.js';
 import { DEFAULT_EXPIRIES, parseDuration, parseExpiries, VendorRepository } from './repository.js';
+import type { Clock } from '../../gateway/src/clock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tu-repo-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,7 +24,7 @@ function keySet() {
 }
 type Keys = ReturnType<typeof keySet>;
 
-async function initRepo(keys: Keys, now?: () => Date): Promise<VendorRepository> {
+async function initRepo(keys: Keys, now?: Clock): Promise<VendorRepository> {
   const repo = new VendorRepository(mkdtempSync(join(tmp, 'r-')), now);
   await repo.init({
     roles: {
@@ -123,7 +124,7 @@ describe('VendorRepository', () => {
 
   it('expiries count from the clock, per role', async () => {
     const now = new Date('2026-01-01T00:00:00Z');
-    const repo = await initRepo(keySet(), () => now);
+    const repo = await initRepo(keySet(), () => now.getTime());
     const s = await repo.state();
     expect(s.root.signed.expires).toBe('2027-01-01T00:00:00Z');
     expect(s.targets.signed.expires).toBe('2026-04-01T00:00:00Z');

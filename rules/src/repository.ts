@@ -12,6 +12,7 @@ import {
 import { PortcullisError } from '../../gateway/src/errors.js';
 import { bundleTargetInfo, bundleTargetPath, type BundleTargetInfo } from './format.js';
 import type { PublicKey, Signer } from './keys.js';
+import { systemClock, type Clock } from '../../gateway/src/clock.js';
 
 /**
  * The vendor's static TUF repository (`portcullis bundle init | publish | rotate-key`):
@@ -219,13 +220,13 @@ function rootJson(
 /** A vendor's TUF repository in a directory. */
 export class VendorRepository {
   readonly dir: string;
-  readonly #now: () => Date;
+  readonly #now: Clock;
 
   /**
    * @param dir the repository directory (what gets served).
    * @param now the clock expiries count from (tests set it to sign already expired metadata).
    */
-  constructor(dir: string, now: () => Date = () => new Date()) {
+  constructor(dir: string, now: Clock = systemClock) {
     this.dir = dir;
     this.#now = now;
   }
@@ -322,7 +323,7 @@ export class VendorRepository {
       );
     }
     const expires = options.expires ?? DEFAULT_EXPIRIES;
-    const now = this.#now();
+    const now = new Date(this.#now());
     const root = Metadata.fromJSON(MetadataKind.Root, {
       signed: rootJson(1, expiryFrom(now, expires.root), options.roles),
       signatures: [],
@@ -350,7 +351,7 @@ export class VendorRepository {
     timestampVersion: number,
     reuseTargets?: Buffer,
   ): [string, Buffer][] {
-    const now = this.#now();
+    const now = new Date(this.#now());
     let targetsBytes = reuseTargets;
     if (!targetsBytes) {
       const targets = Metadata.fromJSON(MetadataKind.Targets, {
@@ -554,7 +555,7 @@ export class VendorRepository {
     }
     const version = old.version + 1;
     const root = Metadata.fromJSON(MetadataKind.Root, {
-      signed: rootJson(version, expiryFrom(this.#now(), expires.root), roles),
+      signed: rootJson(version, expiryFrom(new Date(this.#now()), expires.root), roles),
       signatures: [],
     } as never);
     // signed by the old root's root keys and the new one's: a client accepts version N+1

@@ -35,6 +35,7 @@ import { EveMetrics } from '../../gateway/src/suricata/eve/metrics.js';
 import { parseEveLine } from '../../gateway/src/suricata/eve/parse.js';
 import { EvePipeline } from '../../gateway/src/suricata/eve/pipeline.js';
 import { runSuricataOffline } from '../../gateway/src/replay/suricata.js';
+import { systemClock } from '../../gateway/src/clock.js';
 
 const TARGET_EPS = 150_000;
 const TARGET_RATIO = 0.6;
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
       quarantine: { maxSeverity: 2, count: 3, windowMinutes: 10 },
       notify: { url: 'https://parent.example/hook', maxSeverity: 1 },
     },
-    { now: () => Date.now() },
+    systemClock,
   );
   const pipeline = new EvePipeline({ resolver: leases, engine, metrics: new EveMetrics(registry) });
 

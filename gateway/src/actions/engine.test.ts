@@ -1,16 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ActionEngine, alertFacts, type AlertFacts, type Clock, type Decision } from './engine.js';
+import { ActionEngine, alertFacts, type AlertFacts, type Decision } from './engine.js';
 import type { AlertActions } from './model.js';
 import { parseEveLine } from '../suricata/eve/parse.js';
 import { LeaseTable, vmForEvent } from '../suricata/eve/leases.js';
 
 const T0 = Date.UTC(2024, 0, 31, 12, 0, 0);
 
-class FakeClock implements Clock {
+class FakeClock {
   t = T0;
-  now(): number {
-    return this.t;
-  }
+  readonly now = (): number => this.t;
   advance(ms: number): void {
     this.t += ms;
   }
@@ -41,7 +39,7 @@ function makeEngine(
   clock = new FakeClock(),
   maxTracked?: number,
 ): { engine: ActionEngine; clock: FakeClock } {
-  return { engine: ActionEngine.withActions(actions, clock, { maxTracked }), clock };
+  return { engine: ActionEngine.withActions(actions, clock.now, { maxTracked }), clock };
 }
 
 const kinds = (ds: readonly Decision[]): string[] => ds.map((d) => d.kind);
@@ -167,7 +165,7 @@ describe('ActionEngine', () => {
 
   it("uses each VM's own profile", () => {
     const engine = new ActionEngine({
-      clock: new FakeClock(),
+      clock: new FakeClock().now,
       actionsFor: (vm) => (vm === 'kid' ? { block: { maxSeverity: 3, duration: 60 } } : {}),
     });
     expect(kinds(engine.onAlert(makeFacts({ vm: 'kid', severity: 3 })))).toEqual(['record', 'block']);

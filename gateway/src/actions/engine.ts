@@ -1,6 +1,7 @@
 import type { VmMatch } from '../suricata/eve/leases.js';
 import type { AlertEvent } from '../suricata/eve/types.js';
 import type { AlertActions } from './model.js';
+import type { Clock } from '../clock.js';
 
 /**
  * Alert → decisions: the pure core of the reactive IPS. It sees one alert at a time
@@ -11,10 +12,8 @@ import type { AlertActions } from './model.js';
  * expired state is swept, and every map is capped.
  */
 
-/** Time source, ms since the epoch. The service passes wall time; replay passes event time. */
-export interface Clock {
-  now(): number;
-}
+/** The engine's time source (gateway/src/clock.ts): the service passes wall time, replay event time. */
+export type { Clock };
 
 /** What the engine needs to know about one alert. */
 export interface AlertFacts {
@@ -191,7 +190,7 @@ export class ActionEngine {
 
   /** The decisions for one alert, `record` first. */
   onAlert(f: AlertFacts): Decision[] {
-    const now = this.#clock.now();
+    const now = this.#clock();
     this.#alerts += 1;
     if (this.#alerts % this.#sweepEvery === 0) this.sweep();
 
@@ -304,7 +303,7 @@ export class ActionEngine {
 
   /** Drop expired blocks, stale windows and notification keys. Runs by itself every `sweepEvery` alerts. */
   sweep(): void {
-    const now = this.#clock.now();
+    const now = this.#clock();
     for (const [remote, until] of this.#blocks) if (until <= now) this.#blocks.delete(remote);
     for (const [key, until] of this.#notifyUntil) if (until <= now) this.#notifyUntil.delete(key);
     for (const [vm, w] of this.#windows) {

@@ -25,6 +25,7 @@ import { expiryFrom, metadataBytes, VendorRepository } from '../../../rules/src/
 import { writeTar, type TarEntry } from '../../../rules/src/tar.js';
 import type { ErrorCode } from '../errors.js';
 import { BundleUpdater, type BundleProgress, type BundleUpdaterOptions } from './updater.js';
+import type { Clock } from '../clock.js';
 
 /**
  * The appliance's TUF client against real repositories the vendor code wrote, served from a
@@ -75,7 +76,7 @@ class Vendor {
   readonly timestamp = newSigner();
   readonly repo: VendorRepository;
 
-  constructor(now?: () => Date) {
+  constructor(now?: Clock) {
     this.repo = new VendorRepository(mkdtempSync(join(tmp, 'repo-')), now);
   }
 
@@ -306,7 +307,7 @@ describe('attacks on the metadata and the download', () => {
 
   it('a timestamp signed already expired by the vendor clock: BUNDLE_EXPIRED', async () => {
     const past = new Date(Date.now() - 10 * 86_400_000);
-    const vendor = await new Vendor(() => past).init();
+    const vendor = await new Vendor(() => past.getTime()).init();
     await vendor.publish(1);
     await expectRefused(appliance(vendor, vendor.repo.dir), 'BUNDLE_EXPIRED');
   });

@@ -64,7 +64,7 @@ describe('PolicyService', () => {
       store: overrides.store ?? store,
       enforcer,
       events,
-      now: () => clock,
+      now: () => clock.getTime(),
       newRuleId: () => `gen-${++ids}`,
       sweepIntervalMs: 1000,
     });
@@ -73,7 +73,7 @@ describe('PolicyService', () => {
   beforeEach(async () => {
     clock = new Date('2026-03-01T12:00:00Z');
     ids = 0;
-    store = Store.open({ path: ':memory:', now: () => clock });
+    store = Store.open({ path: ':memory:', now: () => clock.getTime() });
     store.replacePolicy(makePolicy(), 'seed');
     enforcer = new FakeEnforcer();
     events = new EventBus();

@@ -17,6 +17,7 @@ import {
 import { checkPolicy } from '../policy/validate.js';
 import { parsePolicyYaml } from '../policy/yaml.js';
 import { Serial } from '../util/serial.js';
+import { systemClock, type Clock } from '../clock.js';
 
 /**
  * Puts a policy into force in the kernel. `apply` is atomic: when it throws, the
@@ -95,7 +96,7 @@ export interface PolicyServiceOptions {
   readonly events?: EventBus;
   readonly logger?: Logger;
   /** The clock for quarantine times and rule expiry; default `() => new Date()`. */
-  readonly now?: () => Date;
+  readonly now?: Clock;
   /** Generates ids for rules that have none; default `r-` and 8 random hex digits. */
   readonly newRuleId?: () => string;
   /** How often the sweeper looks for expired rules, in ms, at least 100; default 15 000. */
@@ -124,7 +125,7 @@ export class PolicyService {
   readonly #enforcer: Enforcer;
   readonly #events: EventBus | undefined;
   readonly #logger: Logger;
-  readonly #now: () => Date;
+  readonly #now: Clock;
   readonly #newRuleId: () => string;
   readonly #sweepIntervalMs: number;
   readonly #applyOnStart: boolean;
@@ -138,7 +139,7 @@ export class PolicyService {
     this.#enforcer = options.enforcer;
     this.#events = options.events;
     this.#logger = options.logger ?? silentLogger;
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now ?? systemClock;
     this.#newRuleId = options.newRuleId ?? (() => `r-${randomBytes(4).toString('hex')}`);
     this.#sweepIntervalMs = Math.max(100, options.sweepIntervalMs ?? 15_000);
     this.#applyOnStart = options.applyOnStart ?? true;
@@ -155,7 +156,7 @@ export class PolicyService {
     if (this.#running) return;
     await this.#lock.run(async () => {
       const loaded = this.#store.loadPolicy();
-      const issues = checkPolicy(loaded, this.#now());
+      const issues = checkPolicy(loaded, new Date(this.#now()));
       if (issues.length > 0) throw invalid('POLICY_INVALID', 'the stored policy is invalid', issues);
       deepFreeze(loaded);
       if (this.#applyOnStart) await this.#apply(loaded, emptyPolicy());
@@ -321,7 +322,7 @@ export class PolicyService {
    */
   async quarantine(name: string, reason: string, ctx: MutationContext): Promise<Vm> {
     let changed = false;
-    const since = this.#now().toISOString();
+    const since = new Date(this.#now()).toISOString();
     const vm = await this.mutate(
       { ...ctx, reason: ctx.reason ?? reason },
       { ...vmSpec('vm.quarantine', name), subject: (p) => `/vms/${indexOf(p.vms, name)}/quarantine` },
@@ -372,7 +373,7 @@ export class PolicyService {
         `a pause lasts 1 to ${MAX_PAUSE_MINUTES} whole minutes (got ${minutes}); leave minutes out to pause until resumed`,
         { path: '/body/minutes' },
       );
-    const at = this.#now();
+    const at = new Date(this.#now());
     const until = minutes === undefined ? undefined : new Date(at.getTime() + minutes * 60_000).toISOString();
     return this.mutate(
       { ...ctx, reason: ctx.reason ?? reason },
@@ -528,7 +529,7 @@ export class PolicyService {
           });
         }
         list.splice(at, 0, stored);
-        if (stored.expires !== undefined && Date.parse(stored.expires) <= this.#now().getTime()) {
+        if (stored.expires !== undefined && Date.parse(stored.expires) <= this.#now()) {
           const path = `${ownerPath(draft, owner)}/rules/${at}`;
           const err = invalid('POLICY_INVALID', 'invalid rule', [
             {
@@ -655,7 +656,7 @@ export class PolicyService {
       ctx,
       { action: 'policy.import', target: 'policy', select: (p) => p, subject: () => '' },
       (draft) => {
-        const issues = checkPolicy(policy, this.#now());
+        const issues = checkPolicy(policy, new Date(this.#now()));
         if (issues.length > 0) throw withSubject(invalid('POLICY_INVALID', 'invalid policy', issues), '');
         for (const key of Object.keys(draft) as (keyof Policy)[]) delete draft[key];
         Object.assign(draft, structuredClone(policy));
@@ -671,7 +672,7 @@ export class PolicyService {
    * @returns how many rules were removed.
    */
   async sweep(): Promise<number> {
-    const now = this.#now().getTime();
+    const now = this.#now();
     const isExpired = (r: Rule): boolean => r.expires !== undefined && Date.parse(r.expires) <= now;
     const expired = (p: Policy): { owner: string; rule: Rule }[] => [
       ...p.vms.flatMap((v) =>
@@ -741,7 +742,7 @@ export class PolicyService {
       // skip what they checked before, and the store, the compiler and the applier see
       // at once what is new
       const next = share(prev, draft);
-      const issues = [...checkPolicy(next, this.#now()), ...ruleIdIssues(next)];
+      const issues = [...checkPolicy(next, new Date(this.#now())), ...ruleIdIssues(next)];
       if (issues.length > 0) {
         throw withSubject(invalid('POLICY_INVALID', 'invalid policy', issues), subject);
       }

@@ -37,6 +37,7 @@ import {
   type RecordData,
 } from './wire.js';
 import { Serial } from '../util/serial.js';
+import { systemClock, type Clock } from '../clock.js';
 
 /** An address and port to answer on, over both UDP and TCP. */
 export interface ListenAddress {
@@ -115,7 +116,7 @@ export interface DnsFilterOptions {
   readonly onBlocked?: (event: BlockedEvent) => void;
   readonly logger?: Logger;
   /** Wall clock in ms since the epoch, for TTLs and the query log. Default Date.now. */
-  readonly clock?: () => number;
+  readonly clock?: Clock;
 }
 
 /** What a successful `loadLists()` put in force. */
@@ -168,7 +169,7 @@ const normaliseIp = (ip: string): string =>
 export class DnsFilter {
   readonly #o: DnsFilterOptions;
   readonly #log: Logger;
-  readonly #clock: () => number;
+  readonly #clock: Clock;
   readonly #metrics: DnsMetrics;
   readonly #cache: DnsCache;
   readonly #queryLog: QueryLog;
@@ -189,7 +190,7 @@ export class DnsFilter {
   constructor(options: DnsFilterOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
-    this.#clock = options.clock ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     this.#metrics = new DnsMetrics(options.registry);
     this.#cache = new DnsCache(options.cache?.maxEntries);
     this.#queryLog = new QueryLog(options.queryLogSize);

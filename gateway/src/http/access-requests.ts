@@ -97,8 +97,7 @@ export const accessRequestRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = a
         });
       }
       const { minutes } = req.body;
-      const until =
-        minutes === undefined ? undefined : new Date(deps.now().getTime() + minutes * 60_000).toISOString();
+      const until = minutes === undefined ? undefined : new Date(deps.now() + minutes * 60_000).toISOString();
       const rule = await policy.addRule(
         { vm: request.vm },
         {

@@ -19,6 +19,7 @@ import { scheduleRoutes } from './schedules.js';
 import { ErrorResponse, NAMED_SCHEMAS } from './schemas.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { vmRoutes } from './vms.js';
+import { systemClock, type Clock } from '../clock.js';
 
 /** The API's URL prefix. */
 export const API_PREFIX = '/api/v1';
@@ -36,8 +37,8 @@ export interface ApiOptions {
    * `Authorization: Bearer <token>`, except creating an access request. Default: none.
    */
   readonly token?: string | undefined;
-  /** Clock for access request approvals; default `() => new Date()`. */
-  readonly now?: () => Date;
+  /** Clock for access request approvals and export stamps; default {@link systemClock}. */
+  readonly now?: Clock;
   /** Largest policy document `PUT /policy` accepts, in bytes; default 8 MiB. */
   readonly policyBodyLimit?: number;
   /** API version in the OpenAPI document; default 0.1.0. */
@@ -63,7 +64,7 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * It never listens; tests use `app.inject()`.
  */
 export const registerApi: FastifyPluginAsync<ApiOptions> = async (app, opts) => {
-  const deps: ApiDeps = { policy: opts.policy, store: opts.store, now: opts.now ?? (() => new Date()) };
+  const deps: ApiDeps = { policy: opts.policy, store: opts.store, now: opts.now ?? systemClock };
   const counter = rejectedCounter(opts.registry);
   const bodyLimit = opts.policyBodyLimit ?? 8 * 1024 * 1024;
 

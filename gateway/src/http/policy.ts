@@ -43,7 +43,10 @@ export const policyRoutes: FastifyPluginAsyncTypebox<PolicyRouteOptions> = async
         req.query.format === 'yaml' ||
         (req.query.format === undefined && /\byaml\b/.test(req.headers.accept ?? ''));
       if (!yaml) return policy.current();
-      const text = policyToYaml(policy.current(), `Portcullis policy, exported ${deps.now().toISOString()}`);
+      const text = policyToYaml(
+        policy.current(),
+        `Portcullis policy, exported ${new Date(deps.now()).toISOString()}`,
+      );
       return reply.type('application/yaml; charset=utf-8').send(text);
     },
   );

@@ -3,12 +3,13 @@ import { PortcullisError } from '../errors.js';
 import type { PolicyService, MutationContext } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
 import type { OpenApiSchemaExtras } from './openapi.js';
+import type { Clock } from '../clock.js';
 
 /** What the resource plugins work with. */
 export interface ApiDeps {
   readonly policy: PolicyService;
   readonly store: Store;
-  readonly now: () => Date;
+  readonly now: Clock;
 }
 
 /** Options every resource plugin takes. */

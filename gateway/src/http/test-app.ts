@@ -26,7 +26,7 @@ export async function makeTestApi(
   } = {},
 ): Promise<TestApi> {
   let now = new Date('2026-03-01T12:00:00Z');
-  const clock = (): Date => now;
+  const clock = (): number => now.getTime();
   const store = Store.open({ path: ':memory:', now: clock });
   store.replacePolicy(options.policy ?? makePolicy(), 'seed');
   const enforcer = {

@@ -19,7 +19,7 @@ describe('GET /api/v1/vms/:name/state', () => {
           app.register(vmStateRoutes, {
             // t is assigned once makeTestApi returns; the routes ask at request time
             policy: { current: () => t.policy.current() },
-            now: () => now,
+            now: () => now.getTime(),
             budgetBlocked: () => budgetBlocked,
           }),
       ],

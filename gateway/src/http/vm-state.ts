@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { PortcullisError } from '../errors.js';
 import type { PolicyService } from '../control/policy-service.js';
 import { vmInForce } from '../policy/in-force.js';
+import { systemClock, type Clock } from '../clock.js';
 
 export const VmState = Type.Object({
   vm: Type.String(),
@@ -26,7 +27,7 @@ export interface VmStateRoutesOptions {
   /** Where the policy in force comes from. */
   readonly policy: Pick<PolicyService, 'current'>;
   /** The clock; default `() => new Date()`. */
-  readonly now?: () => Date;
+  readonly now?: Clock;
   /**
    * VMs whose daily time budget is spent, with the instant it comes back
    * (`BudgetController.blocked()`); default: none.
@@ -50,7 +51,7 @@ export const vmStateRoutes: FastifyPluginAsync<VmStateRoutesOptions> = async (ap
         throw new PortcullisError('VM_NOT_FOUND', `no VM named "${req.params.name}"`, {
           path: '/params/name',
         });
-      const at = opts.now?.() ?? new Date();
+      const at = new Date((opts.now ?? systemClock)());
       const budgetBlocked = opts.budgetBlocked?.();
       const s = vmInForce(policy, vm, at, budgetBlocked ? { budgetBlocked } : {});
       return {

@@ -7,6 +7,7 @@ import type { NftBackend } from './backend.js';
 import { NetlinkGeneration, type NftGeneration } from './generation.js';
 import { TABLE } from './names.js';
 import type { ChainObj, ChainSpec, NftCommand, NftValue, PackedIpv4, Ruleset, SetSpec } from './types.js';
+import { systemClock, type Clock } from '../clock.js';
 
 const FAMILY = 'inet' as const;
 
@@ -50,7 +51,7 @@ const OWN_GENERATIONS = 100_000;
 export class NftApplier {
   readonly #backend: NftBackend;
   readonly #log: Logger;
-  readonly #now: () => number;
+  readonly #now: Clock;
   #applied: Ruleset | undefined;
   /** The kernel's listing of the applied ruleset, when one was taken since it was applied. */
   #reference: string | undefined;
@@ -82,7 +83,7 @@ export class NftApplier {
     backend: NftBackend,
     options: {
       log?: Logger;
-      now?: () => number;
+      now?: Clock;
       bulk?: NftBackend;
       bulkElements?: number;
       reclaim?: () => void;
@@ -95,7 +96,7 @@ export class NftApplier {
     this.#bulkElements = options.bulkElements ?? 50_000;
     this.#reclaim = options.reclaim ?? reclaimMemory;
     this.#log = options.log ?? silentLogger;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? systemClock;
   }
 
   get backend(): NftBackend {

@@ -10,6 +10,7 @@ import type { NftApplier } from './applier.js';
 import type { Conntrack } from './conntrack.js';
 import type { QueueSettings, Ruleset } from './types.js';
 import { Serial } from '../util/serial.js';
+import { systemClock, type Clock } from '../clock.js';
 
 export interface NftSyncOptions {
   readonly applier: NftApplier;
@@ -18,7 +19,7 @@ export interface NftSyncOptions {
   readonly registry?: Registry;
   readonly log?: Logger;
   /** The clock. Default Date.now. */
-  readonly now?: () => number;
+  readonly now?: Clock;
   /** Seconds between drift checks; 0 disables. Default 10. */
   readonly driftIntervalSeconds?: number;
   /** How queued traffic reaches Suricata; absent: IPS off. */
@@ -44,7 +45,7 @@ export interface NftSyncOptions {
 export class NftSync {
   readonly #o: NftSyncOptions;
   readonly #log: Logger;
-  readonly #now: () => number;
+  readonly #now: Clock;
   #policy: Policy | undefined;
   #dstTimer: NodeJS.Timeout | undefined;
   #driftTimer: NodeJS.Timeout | undefined;
@@ -59,7 +60,7 @@ export class NftSync {
   constructor(options: NftSyncOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? systemClock;
     const r = options.registry;
     if (r) {
       this.#applies = new PromCounter({

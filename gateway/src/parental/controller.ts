@@ -5,6 +5,7 @@ import { effectiveProfiles } from '../policy/builtins.js';
 import { vmCounter } from '../nft/names.js';
 import type { Policy, Vm } from '../policy/model.js';
 import { BudgetBook, type BudgetRule, type BudgetState, type BudgetUsage } from './budget.js';
+import { systemClock, type Clock } from '../clock.js';
 
 export interface BudgetControllerOptions {
   /** The policy in force. */
@@ -17,7 +18,7 @@ export interface BudgetControllerOptions {
   readonly stateFile: string;
   /** Seconds between counter samples. Default 60. */
   readonly sampleSeconds?: number;
-  readonly now?: () => number;
+  readonly now?: Clock;
   readonly log?: Logger;
 }
 
@@ -42,7 +43,7 @@ export function budgetRule(vm: Vm, policy: Policy): BudgetRule | undefined {
 export class BudgetController {
   readonly #o: BudgetControllerOptions;
   readonly #log: Logger;
-  readonly #now: () => number;
+  readonly #now: Clock;
   #book = new BudgetBook();
   #timer: NodeJS.Timeout | undefined;
   #blocked = new Map<string, Date>();
@@ -50,7 +51,7 @@ export class BudgetController {
   constructor(options: BudgetControllerOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? systemClock;
   }
 
   /** VMs whose budget is spent, with the instant their block ends. */

@@ -114,7 +114,7 @@ export async function replayPcap(o: ReplayOptions): Promise<ReplaySummary> {
  */
 export async function summariseEveFile(eveFile: string, o: SummariseOptions = {}): Promise<ReplaySummary> {
   const clock = new EventTimeClock();
-  const engine = ActionEngine.withActions(o.actions ?? DEFAULT_ALERT_ACTIONS, clock);
+  const engine = ActionEngine.withActions(o.actions ?? DEFAULT_ALERT_ACTIONS, clock.now);
   const pipeline = new EvePipeline({
     resolver: o.resolver ?? new PrivateNetworkResolver(REPLAY_VM),
     engine,

@@ -9,6 +9,7 @@ import type {
   Bundle,
   BundleStatus,
 } from './types.js';
+import type { Clock } from '../clock.js';
 
 /**
  * Runs `fn` in one transaction together with the audit entry it returns, and
@@ -20,7 +21,7 @@ export type Audited = <T>(fn: () => { readonly result: T; readonly audit: AuditI
 export interface RepositoryContext {
   readonly db: Database;
   readonly audited: Audited;
-  readonly now: () => Date;
+  readonly now: Clock;
 }
 
 interface AccessRequestRow {
@@ -130,7 +131,7 @@ export class AccessRequestRepository {
         input.domain,
         input.url ?? null,
         input.reason ?? null,
-        this.#ctx.now().toISOString(),
+        new Date(this.#ctx.now()).toISOString(),
       );
       const created = this.get(Number(info.lastInsertRowid))!;
       return {
@@ -164,7 +165,7 @@ export class AccessRequestRepository {
       this.#decide.run(
         decision.status,
         decision.decidedBy,
-        this.#ctx.now().toISOString(),
+        new Date(this.#ctx.now()).toISOString(),
         decision.until ?? null,
         decision.ruleId ?? null,
         id,
@@ -339,7 +340,7 @@ export class BundleRepository {
         .run(
           bundle.version,
           bundle.sha256,
-          this.#ctx.now().toISOString(),
+          new Date(this.#ctx.now()).toISOString(),
           bundle.status,
           bundle.detail ?? null,
         );

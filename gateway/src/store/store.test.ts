@@ -101,7 +101,7 @@ describe('Store', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-store-'));
     clock = new Date('2026-03-01T12:00:00Z');
-    store = Store.open({ path: join(dir, 'state.db'), now: () => clock });
+    store = Store.open({ path: join(dir, 'state.db'), now: () => clock.getTime() });
   });
   afterEach(() => {
     store.close();

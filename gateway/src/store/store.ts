@@ -14,13 +14,14 @@ import {
   type RepositoryContext,
 } from './records.js';
 import type { AuditInput, AuditRecord, Bundle } from './types.js';
+import { systemClock, type Clock } from '../clock.js';
 
 /** Options for `Store.open`. */
 export interface StoreOptions {
   /** Database file; `:memory:` for a throw-away store (tests). Its folder must exist. */
   readonly path: string;
   /** The clock audit and record times come from; default `() => new Date()`. */
-  readonly now?: () => Date;
+  readonly now?: Clock;
   /** How many recent alerts to keep, at least 1; default 10 000. */
   readonly maxAlerts?: number;
   /** Where `audit` events go once their transaction has committed; default: nowhere. */
@@ -59,7 +60,7 @@ export interface PolicyReader {
  */
 export class Store implements PolicyStore {
   readonly #db: Database;
-  readonly #now: () => Date;
+  readonly #now: Clock;
   readonly #events: EventBus | undefined;
   readonly #tables: PolicyTables;
   /** Audit records written by the transaction in progress, published after it commits. */
@@ -87,7 +88,7 @@ export class Store implements PolicyStore {
   /** Use `Store.open`; this constructor only wires an already migrated database. */
   constructor(db: Database, options: Omit<StoreOptions, 'path' | 'migrations' | 'busyTimeoutMs'> = {}) {
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now ?? systemClock;
     this.#events = options.events;
     this.#tables = new PolicyTables(db);
     this.#dataVersion = db.prepare('PRAGMA data_version').pluck();
@@ -245,7 +246,7 @@ export class Store implements PolicyStore {
     try {
       out = this.#db.transaction(() => {
         const { result, audit } = fn();
-        const record = this.audit.insert(audit, this.#now());
+        const record = this.audit.insert(audit, new Date(this.#now()));
         this.#pending.push(record);
         return { result, record };
       })();

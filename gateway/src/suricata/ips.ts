@@ -23,6 +23,7 @@ import { EvePipeline } from './eve/pipeline.js';
 import { EveSocketReader } from './eve/socket-reader.js';
 import { SuricataSupervisor, type StopOptions } from './supervisor.js';
 import { Serial } from '../util/serial.js';
+import { systemClock, type Clock } from '../clock.js';
 
 export interface IpsOptions {
   readonly setup: SuricataSetup;
@@ -35,7 +36,7 @@ export interface IpsOptions {
   /** Where alerts, decisions and their outcomes are published (`ips.*`), and Suricata's status. */
   readonly events: EventBus;
   readonly log?: Logger;
-  readonly now?: () => number;
+  readonly now?: Clock;
 }
 
 /** An active IPS block of a remote host. */
@@ -69,14 +70,14 @@ export class IpsService {
   constructor(options: IpsOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
-    const now = options.now ?? Date.now;
+    const now = options.now ?? systemClock;
     this.supervisor = new SuricataSupervisor({
       setup: options.setup,
       log: this.#log.child({ part: 'suricata' }),
       events: options.events,
     });
     this.control = new SuricataControl({ path: options.setup.commandSocket });
-    this.#engine = new ActionEngine({ clock: { now }, actionsFor: (vm) => this.#actionsFor(vm) });
+    this.#engine = new ActionEngine({ clock: now, actionsFor: (vm) => this.#actionsFor(vm) });
     const metrics = new EveMetrics(options.registry);
     this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
     this.#enforcer = {

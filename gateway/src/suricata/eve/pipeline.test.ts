@@ -41,7 +41,7 @@ describe('EvePipeline', () => {
     const registry = new Registry();
     const pipeline = new EvePipeline({
       resolver: leases,
-      engine: ActionEngine.withActions({ block: { maxSeverity: 1, duration: 60 } }, clock),
+      engine: ActionEngine.withActions({ block: { maxSeverity: 1, duration: 60 } }, clock.now),
       metrics: new EveMetrics(registry),
       eventClock: clock,
     });

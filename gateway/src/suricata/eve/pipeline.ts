@@ -1,8 +1,9 @@
-import { alertFacts, type ActionEngine, type Clock, type Decision } from '../../actions/engine.js';
+import { alertFacts, type ActionEngine, type Decision } from '../../actions/engine.js';
 import { vmForEvent, type VmMatch, type VmResolver } from './leases.js';
 import type { EveMetrics } from './metrics.js';
 import { eveTimeMs } from './parse.js';
 import type { EveEvent } from './types.js';
+import type { Clock } from '../../clock.js';
 
 /**
  * What happens to every parsed EVE event, in the service and in offline replay alike:
@@ -30,13 +31,11 @@ export interface EvePipelineOptions {
   readonly eventClock?: EventTimeClock;
 }
 
-/** A clock that reads the time of the event being handled. */
-export class EventTimeClock implements Clock {
+/** A clock that reads the time of the event being handled: pass `now` as the engine's Clock. */
+export class EventTimeClock {
   #t = 0;
 
-  now(): number {
-    return this.#t;
-  }
+  readonly now: Clock = () => this.#t;
 
   /** Move to `t` (ms); ignored when NaN, and never backwards (EVE is not strictly ordered). */
   set(t: number): void {
