@@ -20,7 +20,7 @@ import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { readVmCounters } from './nft/counters.js';
-import { learnAddresses } from './nft/learned.js';
+import { AddressLearner } from './nft/learned.js';
 import type { QueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
@@ -156,7 +156,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const clients = new ClientDirectory({ unassigned });
   const refreshClients = (): void =>
     clients.update(clientPolicies(policy.current(), new Date(now()), budgets.blocked()));
-  const dns = new DnsFilter({
+  const learner = new AddressLearner({
+    applier,
+    policy: () => sync.policy,
+    vm: (client) => clients.vm(client)?.vm,
+    inService: (vm, name, svc) => dns.inService(name, vm.name, svc),
+    now,
+    log,
+  });
+  const dns: DnsFilter = new DnsFilter({
     listen: config.dns.listen.map((address) => ({ address, port: config.dns.port })),
     upstreams: config.dns.upstream.map((address) => ({ address, port: 53 })),
     identify: (ip) => clients.identify(ip)?.policy,
@@ -164,19 +172,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
     registry,
     logger: log.child({ part: 'dns' }),
-    onResolved: (e) => {
-      const vm = clients.vm(e.client)?.vm;
-      const applied = sync.policy;
-      if (!vm || !applied) return;
-      const inService = (name: string, svc: string): boolean => {
-        const v = dns.verdict(name, { client: vm.name, services: [svc] });
-        return v.reason?.kind === 'service' && v.reason.list === svc;
-      };
-      const answer = { vm, name: e.name, addresses: e.addresses, ttl: e.ttl };
-      void learnAddresses(applier, answer, { policy: applied, inService, now: now() }).catch((err: unknown) =>
-        log.warn({ err, vm: e.client, name: e.name }, 'could not add resolved addresses to nftables sets'),
-      );
-    },
+    onResolved: (e) => learner.learn(e),
   });
 
   const dhcp = new DhcpServer({

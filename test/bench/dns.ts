@@ -20,7 +20,7 @@
  * The filter runs as the service runs it: the asking client is a VM of an applied
  * policy (the lab's VMs and 50 in all, the asking one with a rule on bench.test), and
  * every allowed answer goes through the service's `onResolved` (app.ts's, with
- * nft/learned.ts's `learnAddresses`) into that VM's nftables set, in the kernel. So the whole bench runs
+ * nft/learned.ts's `AddressLearner`) into that VM's nftables set, in the kernel. So the whole bench runs
  * in a scratch network namespace of its own (`<PORTCULLIS_LAB_NS_PREFIX>bench-dns`),
  * everything on its loopback.
  *
@@ -44,7 +44,7 @@ import { DnsFilter } from '../../gateway/src/dns/server.js';
 import { buildQuery, TYPE } from '../../gateway/src/dns/wire.js';
 import { NftApplier } from '../../gateway/src/nft/applier.js';
 import { NftCli, openNftBackend } from '../../gateway/src/nft/cli.js';
-import { learnAddresses } from '../../gateway/src/nft/learned.js';
+import { AddressLearner } from '../../gateway/src/nft/learned.js';
 import { NftSync } from '../../gateway/src/nft/sync.js';
 import { groupByPrefix } from '../../gateway/src/policy/intervals.js';
 import type { Policy, Vm } from '../../gateway/src/policy/model.js';
@@ -107,6 +107,16 @@ async function serve(args: string[]): Promise<void> {
   let learnFailures = 0;
   let resolved = 0;
   const policy = { client: asking.name, categories: ['bench'], safeSearch: true, blockDoh: true };
+  // counts the failures the service would log
+  const learnLog = pino({ level: 'warn' }, { write: () => void learnFailures++ });
+  const learner = new AddressLearner({
+    applier,
+    policy: () => sync.policy,
+    vm: (client) => vms.get(client),
+    inService: (vm, name, svc) => filter.inService(name, vm.name, svc),
+    now: Date.now,
+    log: learnLog,
+  });
   const filter: DnsFilter = new DnsFilter({
     listen: [{ address: '127.0.0.1', port: 0 }],
     upstreams: [{ address: '127.0.0.1', port: Number(opt('--upstream')) }],
@@ -118,17 +128,7 @@ async function serve(args: string[]): Promise<void> {
     // app.ts's hook: the answer's addresses into the VM's sets
     onResolved: (e) => {
       resolved++;
-      const vm = vms.get(e.client);
-      const applied = sync.policy;
-      if (!vm || !applied) return;
-      const inService = (name: string, svc: string): boolean => {
-        const v = filter.verdict(name, { client: vm.name, services: [svc] });
-        return v.reason?.kind === 'service' && v.reason.list === svc;
-      };
-      const answer = { vm, name: e.name, addresses: e.addresses, ttl: e.ttl };
-      void learnAddresses(applier, answer, { policy: applied, inService, now: Date.now() }).catch(
-        () => learnFailures++,
-      );
+      learner.learn(e);
     },
   });
   const t0 = performance.now();

@@ -327,6 +327,12 @@ export class DnsFilter {
     return this.#matcher.verdict(name.toLowerCase().replace(/\.$/, ''), policy);
   }
 
+  /** Whether `name` belongs to the service list `service` (what puts its addresses into the service's sets). */
+  inService(name: string, client: string, service: string): boolean {
+    const v = this.verdict(name, { client, services: [service] });
+    return v.reason?.kind === 'service' && v.reason.list === service;
+  }
+
   /** The query log itself, to record into from outside (a test of the dashboard). */
   get queries(): QueryLog {
     return this.#queryLog;

@@ -5,7 +5,8 @@ import { windowsByVm } from '../policy/schedule.js';
 import type { Policy, Vm } from '../policy/model.js';
 import { NftApplier } from './applier.js';
 import type { NftBackend } from './backend.js';
-import { learnAddresses, learnedElements, type LearnedAnswer } from './learned.js';
+import pino from 'pino';
+import { AddressLearner, learnedElements, type LearnedAnswer } from './learned.js';
 import type { NftCommand } from './types.js';
 
 const network = {
@@ -126,7 +127,7 @@ describe('learnedElements', () => {
   });
 });
 
-describe('learnAddresses', () => {
+describe('AddressLearner', () => {
   /** Records transactions. */
   const backend = (): NftBackend & { batches: NftCommand[][] } => {
     const batches: NftCommand[][] = [];
@@ -141,10 +142,28 @@ describe('learnAddresses', () => {
       close: () => undefined,
     };
   };
+  const resolved = (name: string, v4 = ['192.0.2.7']) => ({
+    client: 'kid',
+    name,
+    addresses: { v4, v6: [] },
+    ttl: 300,
+  });
+  const learner = (applier: NftApplier, current: () => Policy, asked: string[] = []) =>
+    new AddressLearner({
+      applier,
+      policy: current,
+      vm: (client) => current().vms.find((v) => v.name === client),
+      inService: (_vm, name, svc) => {
+        asked.push(name);
+        return inService(name, svc);
+      },
+      now: () => now,
+      log: pino({ level: 'silent' }),
+    });
 
   it('does nothing before a ruleset is applied', async () => {
     const b = backend();
-    await learnAddresses(new NftApplier(b), answer('example.net'), { policy, inService, now });
+    await learner(new NftApplier(b), () => policy).learnNow(resolved('example.net'));
     expect(b.batches).toEqual([]);
   });
 
@@ -153,9 +172,39 @@ describe('learnAddresses', () => {
     const applier = new NftApplier(b, { now: () => now });
     await applier.apply(compiled());
     b.batches.length = 0;
-    await learnAddresses(applier, answer('www.youtube.com'), { policy, inService, now });
+    await learner(applier, () => policy).learnNow(resolved('www.youtube.com'));
     expect(b.batches).toHaveLength(2);
     expect(applier.dynamicElements(serviceSet('kid', 'youtube', 4)).map((e) => e.val)).toEqual(['192.0.2.7']);
     expect(applier.dynamicElements(allowSet('kid', 4)).map((e) => e.val)).toEqual(['192.0.2.7']);
+  });
+
+  it('works out the targets of a name once, and again after the policy changes', async () => {
+    const b = backend();
+    const applier = new NftApplier(b, { now: () => now });
+    await applier.apply(compiled());
+    let current = policy;
+    const asked: string[] = [];
+    const l = learner(applier, () => current, asked);
+    await l.learnNow(resolved('www.youtube.com', ['192.0.2.7']));
+    await l.learnNow(resolved('www.youtube.com', ['192.0.2.8']));
+    expect(asked).toEqual(['www.youtube.com', 'www.youtube.com']); // two services asked about, once
+    expect(applier.dynamicElements(serviceSet('kid', 'youtube', 4)).map((e) => e.val)).toEqual([
+      '192.0.2.7',
+      '192.0.2.8',
+    ]);
+    current = { ...policy };
+    await l.learnNow(resolved('www.youtube.com', ['192.0.2.9']));
+    expect(asked).toHaveLength(4);
+  });
+
+  it('sends no transaction for an answer whose addresses are already there', async () => {
+    const b = backend();
+    const applier = new NftApplier(b, { now: () => now });
+    await applier.apply(compiled());
+    const l = learner(applier, () => policy);
+    await l.learnNow(resolved('example.net'));
+    b.batches.length = 0;
+    await l.learnNow(resolved('example.net'));
+    expect(b.batches).toEqual([]);
   });
 });
