@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { isPortcullisError, type PortcullisError } from '../errors.js';
+import { rejection } from '../test-helpers.js';
 import { DomainIndex, hashName } from './domain-index.js';
 import {
   listFromText,
@@ -21,16 +21,6 @@ async function indexOf(file: string): Promise<DomainIndex> {
 }
 
 const listed = (index: DomainIndex, name: string): boolean => index.lookup(...hashName(name)).length > 0;
-
-async function rejection(p: Promise<unknown>): Promise<PortcullisError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isPortcullisError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('list files', () => {
   it('reads one domain a line, lower-cased, with comments, wildcards and trailing dots', async () => {

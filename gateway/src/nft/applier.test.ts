@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CompileCache, compile } from '../policy/compile.js';
 import { deepFreeze } from '../policy/fingerprint.js';
 import { groupByPrefix } from '../policy/intervals.js';
+import { kidAndWork } from '../policy/test-fixtures.js';
 import type { Policy } from '../policy/model.js';
 import { NftApplier, diffPacked, incrementalCommands, skeletonDiff } from './applier.js';
 import { nftJsonPieces, toNftJson, type NftBackend } from './backend.js';
@@ -16,25 +17,7 @@ const network = {
 };
 const now = new Date('2026-11-25T12:00:00Z');
 
-function makePolicy(): Policy {
-  return {
-    vms: [
-      {
-        name: 'kid',
-        mac: '52:54:00:00:00:0a',
-        ipv4: '10.20.0.10',
-        profile: 'kid',
-        rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }],
-      },
-      { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'work' },
-    ],
-    profiles: [],
-    schedules: [],
-    vpnEndpoints: [],
-    updateServers: [],
-    ipv6: false,
-  };
-}
+const makePolicy = (): Policy => kidAndWork();
 
 /** Records transactions; fails when told to. */
 class FakeBackend implements NftBackend {

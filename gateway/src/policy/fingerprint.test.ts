@@ -8,28 +8,13 @@ import {
   sameJson,
   share,
 } from './fingerprint.js';
+import { kidAndWork } from './test-fixtures.js';
 import type { Policy } from './model.js';
 
-function makePolicy(): Policy {
-  return {
-    vms: [
-      {
-        name: 'kid',
-        mac: '52:54:00:00:00:0a',
-        ipv4: '10.20.0.10',
-        profile: 'kid',
-        rules: [{ id: 'a', action: 'drop', to: { cidr: '198.51.100.0/24' } }],
-      },
-      { name: 'work', mac: '52:54:00:00:00:0b', ipv4: '10.20.0.11', profile: 'work' },
-      { name: 'guest', mac: '52:54:00:00:00:0c', ipv4: '10.20.0.12', profile: 'open' },
-    ],
-    profiles: [],
-    schedules: [],
+const makePolicy = (): Policy =>
+  kidAndWork([{ name: 'guest', mac: '52:54:00:00:00:0c', ipv4: '10.20.0.12', profile: 'open' }], {
     vpnEndpoints: ['203.0.113.200'],
-    updateServers: [],
-    ipv6: false,
-  };
-}
+  });
 
 describe('fingerprint', () => {
   it('is JSON with sorted keys: equal values give equal text whatever their key order', () => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { STARTED_DIED_RESTARTED } from './test-fakes.js';
 import { ChildSupervisor, type ChildState, type ChildSupervisorOptions } from './supervisor.js';
 
 /**
@@ -71,15 +72,7 @@ describe('ChildSupervisor with real processes', () => {
     const second = supervisor.status().pid!;
     expect(exists(second)).toBe(true);
     expect(exists(first)).toBe(false);
-    expect(states.map((s) => s.status)).toEqual([
-      'starting',
-      'starting',
-      'running',
-      'backoff',
-      'starting',
-      'starting',
-      'running',
-    ]);
+    expect(states.map((s) => s.status)).toEqual(STARTED_DIED_RESTARTED);
     expect(states[3]).toMatchObject({ reason: 'sleeper was killed by SIGKILL', retryInMs: 100, failures: 1 });
     // backoff 100 ms + settle 50 ms, on a loaded machine well under a second
     expect(restartMs).toBeGreaterThanOrEqual(150);

@@ -34,8 +34,11 @@ export class FakeChild extends EventEmitter implements ChildProcessLike {
 export class FakeSpawner implements Spawner {
   readonly children: FakeChild[] = [];
   readonly calls: { command: string; args: readonly string[] }[] = [];
+  /** @param firstPid the pid of the first default child; the next ones count up from it */
+  constructor(readonly firstPid = 100) {}
+
   /** How the next child behaves; default: a live process that exits on SIGTERM. */
-  next: () => FakeChild = () => new FakeChild(100 + this.children.length);
+  next: () => FakeChild = () => new FakeChild(this.firstPid + this.children.length);
 
   spawn(command: string, args: readonly string[]): ChildProcessLike {
     this.calls.push({ command, args });
@@ -48,3 +51,14 @@ export class FakeSpawner implements Spawner {
     return this.children.at(-1)!;
   }
 }
+
+/** The statuses a supervised child publishes from its start through one death and its restart. */
+export const STARTED_DIED_RESTARTED = [
+  'starting',
+  'starting',
+  'running',
+  'backoff',
+  'starting',
+  'starting',
+  'running',
+] as const;

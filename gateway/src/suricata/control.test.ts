@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPortcullisError, type PortcullisError } from '../errors.js';
+import { rejection } from '../test-helpers.js';
 import { SuricataControl } from './control.js';
 
 /**
@@ -44,16 +44,6 @@ class FakeSuricata {
   close(): Promise<void> {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<PortcullisError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isPortcullisError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('SuricataControl', () => {

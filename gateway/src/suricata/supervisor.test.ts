@@ -1,14 +1,11 @@
-import { EventEmitter } from 'node:events';
-import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isPortcullisError } from '../errors.js';
 import { EventBus } from '../events.js';
+import { FakeChild, FakeSpawner } from '../process/test-fakes.js';
 import type { SuricataSetup } from './config.js';
 import {
   SuricataSupervisor,
   type ProcessTable,
-  type Spawner,
-  type SuricataProcess,
   type SuricataState,
   type SuricataSupervisorOptions,
 } from './supervisor.js';
@@ -22,51 +19,6 @@ const setup: SuricataSetup = {
   ruleFiles: ['/data/rules/suricata.rules'],
   nfq: { queue: 7 },
 };
-
-/** A child process: exits when sent one of `exitOn`, or when the test says so. */
-class FakeChild extends EventEmitter implements SuricataProcess {
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
-  readonly signals: NodeJS.Signals[] = [];
-  exited = false;
-
-  constructor(
-    readonly pid: number | undefined,
-    readonly exitOn: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGKILL'],
-  ) {
-    super();
-  }
-
-  kill(signal: NodeJS.Signals): boolean {
-    this.signals.push(signal);
-    if (this.exitOn.includes(signal)) queueMicrotask(() => this.exit(null, signal));
-    return true;
-  }
-
-  exit(code: number | null, signal: NodeJS.Signals | null = null): void {
-    if (this.exited) return;
-    this.exited = true;
-    this.emit('exit', code, signal);
-  }
-}
-
-class FakeSpawner implements Spawner {
-  readonly children: FakeChild[] = [];
-  readonly calls: { command: string; args: readonly string[] }[] = [];
-  /** How the next child behaves; default: a live process that exits on SIGTERM. */
-  next: () => FakeChild = () => new FakeChild(1000 + this.children.length);
-
-  spawn(command: string, args: readonly string[]): SuricataProcess {
-    this.calls.push({ command, args });
-    const child = this.next();
-    this.children.push(child);
-    return child;
-  }
-
-  get last(): FakeChild {
-    return this.children.at(-1)!;
-  }
-}
 
 /** An in-memory process table: pid files and the processes they may name. */
 function makeProcesses(
@@ -108,7 +60,7 @@ interface Harness {
 function makeSupervisor(
   overrides: Partial<SuricataSupervisorOptions> & { processes?: ReturnType<typeof makeProcesses> } = {},
 ): Harness {
-  const spawner = new FakeSpawner();
+  const spawner = new FakeSpawner(1000);
   const processes = overrides.processes ?? makeProcesses();
   const states: SuricataState[] = [];
   const bus = new EventBus();
