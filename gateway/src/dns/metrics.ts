@@ -1,21 +1,10 @@
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { QueryAction } from './query-log.js';
+import { QUERY_ACTIONS, type QueryAction } from './query-log.js';
 
 /** Query outcomes counted by `portcullis_dns_queries_total{action}`; `dropped` = not answered (not a query). */
 export type CountedAction = QueryAction | 'dropped';
 
-const ACTIONS: readonly CountedAction[] = [
-  'allow',
-  'block',
-  'rewrite',
-  'nxdomain',
-  'nodata',
-  'refused',
-  'servfail',
-  'formerr',
-  'notimp',
-  'dropped',
-];
+const ACTIONS: readonly CountedAction[] = [...QUERY_ACTIONS, 'dropped'];
 
 /** Get a metric already on the registry (a second filter on the same registry), or make it. */
 function metric<T>(registry: Registry, name: string, make: () => T): T {

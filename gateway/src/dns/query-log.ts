@@ -23,7 +23,8 @@ export interface QueryLogEntry {
   readonly cached: boolean;
 }
 
-const ACTIONS: readonly QueryAction[] = [
+/** Every query action, in the order the log stores them by index. */
+export const QUERY_ACTIONS: readonly QueryAction[] = [
   'allow',
   'block',
   'rewrite',
@@ -34,7 +35,7 @@ const ACTIONS: readonly QueryAction[] = [
   'formerr',
   'notimp',
 ];
-const ACTION_INDEX = Object.fromEntries(ACTIONS.map((a, i) => [a, i])) as Record<QueryAction, number>;
+const ACTION_INDEX = Object.fromEntries(QUERY_ACTIONS.map((a, i) => [a, i])) as Record<QueryAction, number>;
 
 /**
  * One client's ring, stored by column: adding an entry allocates nothing, and entries
@@ -101,7 +102,7 @@ class Ring {
         client,
         name: this.#name[i] as string,
         type: this.#type[i] as string,
-        action: ACTIONS[this.#action[i] as number] as QueryAction,
+        action: QUERY_ACTIONS[this.#action[i] as number] as QueryAction,
         ...(reason === undefined ? {} : { reason }),
         answers: this.#answers[i] as readonly string[],
         ...(ms < 0 ? {} : { upstreamMs: ms }),
