@@ -24,6 +24,7 @@ import { AddressLearner } from './nft/learned.js';
 import type { QueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
+import { AccessRequestIntake } from './parental/access-requests.js';
 import { BlockPageServer } from './parental/block-page.js';
 import { clientPolicies, explain } from './parental/client-policy.js';
 import { BudgetController } from './parental/controller.js';
@@ -36,6 +37,7 @@ import { PolicyService } from './control/policy-service.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
+import { RetentionJob } from './store/retention.js';
 import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
 import { systemClock, type Clock } from './clock.js';
@@ -186,6 +188,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     ...(config.dhcp.unassignedRange ? { unassignedRange: config.dhcp.unassignedRange } : {}),
   });
 
+  // "ask a parent": one set of rules for the block page and the API
+  const intake = new AccessRequestIntake({
+    store,
+    registry,
+    now,
+    log: log.child({ part: 'access-requests' }),
+    ...(config.parental?.accessRequests ? { limits: config.parental.accessRequests } : {}),
+  });
+  const retention = new RetentionJob({
+    store,
+    now,
+    log: log.child({ part: 'retention' }),
+    ...(config.retention ? { settings: config.retention } : {}),
+  });
+
   const blockPort = config.network.blockPagePort ?? 80;
   const blockPage = new BlockPageServer({
     address: config.network.lan.ipv4,
@@ -195,7 +212,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       if (!who?.vm) return undefined;
       return { vm: who.vm.name, reason: explain(dns.verdict(host, who.policy), who.blocked) };
     },
-    ask: (vm, domain, url, reason) => store.accessRequests.create({ vm, domain, url, reason }, `guest:${vm}`),
+    intake,
     log: log.child({ part: 'block-page' }),
   });
 
@@ -239,6 +256,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     registry,
     events,
     token: config.api.token,
+    accessRequests: intake,
     // resources the service adds beside the policy API: same token, errors and OpenAPI
     plugins: [
       async (scope) => {
@@ -275,6 +293,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       await policy.start();
       const current = policy.current();
       budgets.start();
+      retention.start();
       refreshClients();
       sync.start();
       if (startDhcp) await dhcp.start(current.vms);
@@ -298,6 +317,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       // Suricata takes seconds to stop; the kernel keeps the ruleset meanwhile
       await Promise.all([dhcp.stop(children), ips?.stop(children)]);
       budgets.stop();
+      retention.stop();
       sync.stop();
       await policy.stop();
       events.off('app');

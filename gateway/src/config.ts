@@ -67,6 +67,20 @@ export const Config = Type.Object(
         {
           /** Seconds between samples of the VMs' traffic counters for time budgets. Default 60. */
           sampleSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 60 }),
+          /** "Ask a parent" limits, per VM, for the block page and the API alike. */
+          accessRequests: Type.Optional(
+            Type.Object(
+              {
+                /** Pending requests one VM may have. Default 20. */
+                maxPending: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+                /** New requests one VM may make per hour. Default 30. */
+                perHour: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+                /** New requests in a row before the hourly rate applies. Default 5. */
+                burst: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -86,6 +100,20 @@ export const Config = Type.Object(
           queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], {
             default: 'auto',
           }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** How long access requests and audit entries are kept (trimmed hourly by age and count). */
+    retention: Type.Optional(
+      Type.Object(
+        {
+          /** Days; approvals still in force are kept regardless. Default 90. */
+          accessRequestDays: Type.Integer({ minimum: 1, default: 90 }),
+          accessRequestMax: Type.Integer({ minimum: 1, default: 5000 }),
+          /** Days. Default 365. */
+          auditDays: Type.Integer({ minimum: 1, default: 365 }),
+          auditMax: Type.Integer({ minimum: 1, default: 200_000 }),
         },
         { additionalProperties: false },
       ),

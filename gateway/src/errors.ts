@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   ACCESS_REQUEST_NOT_FOUND: 404,
   API_UNREACHABLE: 503,
+  /** Too many requests from one guest or client in a while: a limit against floods. */
+  RATE_LIMITED: 429,
   // nftables
   NFT_APPLY_FAILED: 500,
   NFT_UNAVAILABLE: 503,

@@ -126,8 +126,17 @@ async function setOnceHolding(set: string, address: string): Promise<string> {
   return listing;
 }
 
-/** POST the block page's "ask a parent" form from a guest, for a blocked name. */
+/** The CSRF token of the block page a guest sees for a blocked name (the form carries it). */
+async function pageToken(ns: string, name: string): Promise<string> {
+  const page = await curl(ns, `http://${name}/`, [], 3);
+  const token = /name="token" value="([^"]+)"/.exec(page.body)?.[1];
+  expect(token).toBeDefined();
+  return token!;
+}
+
+/** Load the block page, then POST its "ask a parent" form from a guest, for a blocked name. */
 async function ask(ns: string, name: string, reason: string): Promise<number> {
+  const token = await pageToken(ns, name);
   const r = await curl(
     ns,
     `http://${name}/.portcullis/ask`,
@@ -140,6 +149,8 @@ async function ask(ns: string, name: string, reason: string): Promise<number> {
       `url=http://${name}/`,
       '--data-urlencode',
       `reason=${reason}`,
+      '--data-urlencode',
+      `token=${token}`,
       '-w',
       '\n%{http_code}',
     ],

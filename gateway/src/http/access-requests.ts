@@ -1,24 +1,24 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { PortcullisError } from '../errors.js';
+import type { AccessRequestIntake } from '../parental/access-requests.js';
 import { AccessRequest } from '../store/types.js';
 import { doc, mutationContext, type ResourceOptions } from './route-helpers.js';
 import { AccessRequestCreate, AccessRequestQuery, ApproveBody, DenyBody, IdParams } from './schemas.js';
 
 const tags = ['access-requests'];
 
-/** How many requests one VM may have pending; more are refused until a parent decides. */
-export const MAX_PENDING_PER_VM = 20;
-
 /**
  * `/access-requests`: a guest asks (from the block page) to reach a blocked domain; a
  * parent approves for some minutes or always, or denies. An approval adds an `accept`
  * rule for the domain to the VM, expiring with the approval.
  *
- * Creating a request needs no API token (the block page has none): it only records a
- * pending request, for a VM that exists, at most MAX_PENDING_PER_VM per VM.
+ * Creating a request needs no API token: it only records a pending request, for a VM
+ * that exists, through the same rules as the block page (`AccessRequestIntake`).
  */
-export const accessRequestRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { deps }) => {
+export const accessRequestRoutes: FastifyPluginAsyncTypebox<
+  ResourceOptions & { readonly intake: AccessRequestIntake }
+> = async (app, { deps, intake }) => {
   const { policy, store } = deps;
 
   app.get(
@@ -58,20 +58,10 @@ export const accessRequestRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = a
       ),
     },
     async (req, reply) => {
-      const { vm, url, reason } = req.body;
-      const domain = req.body.domain ?? hostOf(url);
+      const { vm, domain, url, reason } = req.body;
       policy.getVm(vm);
-      const pending = store.accessRequests.pendingFor(vm);
-      const same = pending.find((r) => r.domain === domain);
-      if (same) return reply.code(200).send(same);
-      if (pending.length >= MAX_PENDING_PER_VM) {
-        throw new PortcullisError(
-          'CONFLICT',
-          `VM "${vm}" has ${pending.length} requests pending; wait for a decision`,
-          { path: '/body/vm' },
-        );
-      }
-      return reply.code(201).send(store.accessRequests.create({ vm, domain, url, reason }, `guest:${vm}`));
+      const r = intake.submit(vm, { domain, url, reason }, `guest:${vm}`);
+      return reply.code(r.created ? 201 : 200).send(r.request);
     },
   );
 
@@ -150,29 +140,3 @@ export const accessRequestRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = a
     return r;
   }
 };
-
-/** The host of a blocked URL, as a domain. */
-function hostOf(url: string | undefined): string {
-  if (url === undefined) {
-    throw new PortcullisError('REQUEST_INVALID', 'give the domain or the URL that was blocked', {
-      path: '/body/domain',
-    });
-  }
-  let host: string;
-  try {
-    host = new URL(url).hostname;
-  } catch {
-    throw new PortcullisError('REQUEST_INVALID', `"${url}" is not a URL`, { path: '/body/url' });
-  }
-  if (
-    /^[0-9.]+$/.test(host) ||
-    !/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*$/.test(host)
-  ) {
-    throw new PortcullisError(
-      'REQUEST_INVALID',
-      `"${url}" has no domain name (an address is not something to approve)`,
-      { path: '/body/url' },
-    );
-  }
-  return host;
-}

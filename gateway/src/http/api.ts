@@ -6,6 +6,7 @@ import { PortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { Store } from '../store/store.js';
+import { AccessRequestIntake } from '../parental/access-requests.js';
 import { accessRequestRoutes } from './access-requests.js';
 import { auditRoutes } from './audit.js';
 import { makeErrorHandler, rejectedCounter } from './error-handler.js';
@@ -50,6 +51,11 @@ export interface ApiOptions {
    * the API so the token, the error handler and the OpenAPI document cover them too.
    */
   readonly plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>>;
+  /**
+   * The access request rules (validation, de-duplication, per-VM cap and rate), shared
+   * with the block page. Default: one of its own with the default limits.
+   */
+  readonly accessRequests?: AccessRequestIntake;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -120,7 +126,10 @@ export const registerApi: FastifyPluginAsync<ApiOptions> = async (app, opts) => 
   await app.register(scheduleRoutes, { deps });
   await app.register(policyRoutes, { deps, bodyLimit });
   await app.register(auditRoutes, { deps });
-  await app.register(accessRequestRoutes, { deps });
+  const intake =
+    opts.accessRequests ??
+    new AccessRequestIntake({ store: opts.store, registry: opts.registry, now: deps.now });
+  await app.register(accessRequestRoutes, { deps, intake });
   for (const plugin of opts.plugins ?? []) await app.register(plugin);
 };
 

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isPortcullisError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { PageTokens, type AccessRequestIntake } from './access-requests.js';
 
 /** Why a name is blocked for a guest, in words a child understands. */
 export interface BlockExplanation {
@@ -15,8 +17,10 @@ export interface BlockPageOptions {
   readonly port?: number;
   /** Who is asking, and why `host` is blocked for them; undefined: not a known guest. */
   readonly explain: (clientIp: string, host: string) => BlockExplanation | undefined;
-  /** Record an access request; returns its id. */
-  readonly ask: (vm: string, domain: string, url: string, reason: string) => { id: number };
+  /** The access request rules, the same as the API's: validation, de-duplication, cap, rate. */
+  readonly intake: Pick<AccessRequestIntake, 'submit' | 'reject'>;
+  /** The CSRF tokens of the pages shown. Default: a key of its own. */
+  readonly tokens?: PageTokens;
   readonly log?: Logger;
 }
 
@@ -39,11 +43,13 @@ textarea{width:100%;font:inherit}</style></head><body><main>${body}</main></body
 export class BlockPageServer {
   readonly #o: BlockPageOptions;
   readonly #log: Logger;
+  readonly #tokens: PageTokens;
   #server: Server | undefined;
 
   constructor(options: BlockPageOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
+    this.#tokens = options.tokens ?? new PageTokens();
   }
 
   async start(): Promise<void> {
@@ -56,6 +62,12 @@ export class BlockPageServer {
     });
     this.#server = server;
     this.#log.info({ address: this.#o.address, port: this.#o.port ?? 80 }, 'block page listening');
+  }
+
+  /** The TCP port listened on (the one chosen when `port` was 0); undefined before `start()`. */
+  get port(): number | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -78,31 +90,17 @@ export class BlockPageServer {
       return;
     }
     if (req.method === 'POST' && req.url?.startsWith('/.portcullis/ask')) {
-      let body = '';
+      const chunks: Buffer[] = [];
+      let size = 0;
       req.on('data', (b: Buffer) => {
-        if (body.length < 4096) body += b.toString();
-      });
-      req.on('end', () => {
-        const form = new URLSearchParams(body);
-        const domain = (form.get('domain') ?? host).slice(0, 253);
-        const reason = (form.get('reason') ?? '').slice(0, 500);
-        try {
-          const r = this.#o.ask(who.vm, domain, form.get('url') ?? url, reason);
-          send(
-            201,
-            page(
-              'Asked',
-              `<h1>Your request was sent</h1><p>A parent will see that you asked for <strong>${escape(domain)}</strong> (request #${r.id}). Try again after they said yes.</p>`,
-            ),
-          );
-        } catch (err) {
-          this.#log.warn({ err, vm: who.vm, domain }, 'access request failed');
-          send(
-            429,
-            page('Not sent', `<h1>Your request was not sent</h1><p>${escape((err as Error).message)}</p>`),
-          );
+        size += b.length;
+        if (size > 8192) {
+          req.destroy();
+          return;
         }
+        chunks.push(b);
       });
+      req.on('end', () => this.#ask(who.vm, new URLSearchParams(Buffer.concat(chunks).toString()), send));
       return;
     }
     send(
@@ -113,10 +111,47 @@ export class BlockPageServer {
 <p class="why">On <strong>${escape(who.vm)}</strong>: ${escape(who.reason)}</p>
 <form method="post" action="/.portcullis/ask">
 <input type="hidden" name="domain" value="${escape(host)}"><input type="hidden" name="url" value="${escape(url)}">
+<input type="hidden" name="token" value="${escape(this.#tokens.issue(who.vm, host))}">
 <p><label for="reason">Why do you need it? (optional)</label><br><textarea id="reason" name="reason" rows="3" maxlength="500"></textarea></p>
 <button type="submit">Ask a parent</button></form>`,
       ),
     );
+  }
+
+  /** The "ask a parent" form: a token of a page shown to this VM about this domain, then the intake's rules. */
+  #ask(vm: string, form: URLSearchParams, send: (status: number, html: string) => void): void {
+    const domain = (form.get('domain') ?? '').slice(0, 253);
+    if (!this.#tokens.check(form.get('token'), vm, domain)) {
+      this.#o.intake.reject(vm, 'csrf', domain);
+      send(
+        403,
+        page(
+          'Not sent',
+          '<h1>Your request was not sent</h1><p>Open the blocked page again and ask from there.</p>',
+        ),
+      );
+      return;
+    }
+    try {
+      const { request } = this.#o.intake.submit(
+        vm,
+        { domain, url: form.get('url') ?? undefined, reason: form.get('reason') ?? undefined },
+        `guest:${vm}`,
+      );
+      send(
+        201,
+        page(
+          'Asked',
+          `<h1>Your request was sent</h1><p>A parent will see that you asked for <strong>${escape(request.domain)}</strong> (request #${request.id}). Try again after they said yes.</p>`,
+        ),
+      );
+    } catch (err) {
+      this.#log.debug({ err, vm, domain }, 'access request refused');
+      send(
+        isPortcullisError(err) ? err.status : 500,
+        page('Not sent', `<h1>Your request was not sent</h1><p>${escape((err as Error).message)}</p>`),
+      );
+    }
   }
 
   async stop(): Promise<void> {

@@ -102,6 +102,24 @@ export class AuditRepository {
     return rows.length > limit && last ? { items, nextBefore: last.id } : { items };
   }
 
+  /**
+   * Delete entries written before `before` (ISO time) and all but the newest `keep`;
+   * returns how many were deleted. The retention job records the trim itself as an entry.
+   */
+  trim(before: string, keep: number): number {
+    return this.#db.transaction(() => {
+      const byAge = this.#db.prepare('DELETE FROM audit_log WHERE at < ?').run(before).changes;
+      const last = this.#db.prepare('SELECT max(id) AS id FROM audit_log').get() as { id: number | null };
+      const byCount =
+        last.id === null
+          ? 0
+          : this.#db
+              .prepare('DELETE FROM audit_log WHERE id <= ?')
+              .run(last.id - Math.max(0, Math.trunc(keep))).changes;
+      return byAge + byCount;
+    })();
+  }
+
   /** How many entries there are. */
   count(): number {
     return (this.#db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;

@@ -123,6 +123,31 @@ export class AccessRequestRepository {
     return (this.#pendingFor.all(vm) as AccessRequestRow[]).map(accessRequestFromRow);
   }
 
+  /**
+   * Delete requests created before `before` (ISO time) and all but the newest `keep`,
+   * except approvals still in force (no end, or an end after `now`). Returns how many
+   * were deleted. Not audited here: the caller records one entry for the whole trim.
+   */
+  trim(before: string, keep: number): number {
+    const now = new Date(this.#ctx.now()).toISOString();
+    const removable = `NOT (status = 'approved' AND (until IS NULL OR until > @now))`;
+    const db = this.#ctx.db;
+    return db.transaction(() => {
+      const byAge = db
+        .prepare(`DELETE FROM access_requests WHERE created_at < @before AND ${removable}`)
+        .run({
+          before,
+          now,
+        }).changes;
+      const byCount = db
+        .prepare(
+          `DELETE FROM access_requests WHERE ${removable} AND id NOT IN (SELECT id FROM access_requests ORDER BY id DESC LIMIT @keep)`,
+        )
+        .run({ now, keep: Math.max(0, Math.trunc(keep)) }).changes;
+      return byAge + byCount;
+    })();
+  }
+
   /** Record a new pending request. */
   create(input: AccessRequestInput, actor: string): AccessRequest {
     return this.#ctx.audited(() => {
