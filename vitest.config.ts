@@ -13,7 +13,12 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['gateway/src/**/*.test.ts', 'rules/**/*.test.ts', 'dashboard/**/*.test.ts'],
+          include: [
+            'gateway/src/**/*.test.ts',
+            'rules/**/*.test.ts',
+            'dashboard/**/*.test.ts',
+            'appliance/prometheus/*.test.ts',
+          ],
           environment: 'node',
         },
       },

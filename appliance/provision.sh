@@ -20,6 +20,8 @@ backports=/etc/apt/sources.list.d/bookworm-backports.list
 packages=(nftables libnftables1 iptables iproute2 dnsmasq-base tcpreplay tcpdump iperf3 dnsperf
   conntrack socat busybox openssl curl jq ca-certificates iputils-ping netcat-openbsd bind9-dnsutils
   python3 make g++ chromium
+  # promtool and a Prometheus server: the metrics checks and their lab test
+  prometheus
   # the security VM image (appliance/image/build.sh) and its boot test under QEMU
   qemu-system-x86 qemu-utils fdisk e2fsprogs dosfstools mtools grub-pc-bin)
 
@@ -58,6 +60,8 @@ fi
 # Debian starts suricata.service with its own config; the appliance runs its own instance.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl disable --now suricata.service >/dev/null 2>&1 || true
+  # the prometheus package starts a server of its own; the tests run theirs
+  systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
 fi
 
 modprobe nfnetlink_queue 2>/dev/null || true

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { dashboardPlugin } from '../../dashboard/plugin.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
@@ -19,7 +19,7 @@ import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
 import type { Conntrack } from './nft/conntrack.js';
-import { readVmCounters } from './nft/counters.js';
+import { readCounters, readVmCounters } from './nft/counters.js';
 import { AddressLearner } from './nft/learned.js';
 import type { QueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
@@ -35,6 +35,9 @@ import type { Policy } from './policy/model.js';
 import { parseIpv4Range } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
+import { collectProcessMetrics } from './metrics/process.js';
+import { SuricataMetrics } from './metrics/suricata.js';
+import { TrafficMetrics } from './metrics/traffic.js';
 import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { RetentionJob } from './store/retention.js';
@@ -98,7 +101,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { log, store, events } = deps;
   const now = deps.now ?? systemClock;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+  collectProcessMetrics(registry);
   const unassigned = config.dhcp.unassignedRange ? parseIpv4Range(config.dhcp.unassignedRange) : undefined;
 
   // bundle lists: read by start(), handed to the compiler as the same object until replaced
@@ -239,6 +242,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // subscribers of the event bus: the alert log, webhooks, metrics; removed at stop
   const unsubscribe = subscribeServices(events, { store, registry, log });
+  // metrics read from the kernel and from Suricata when Prometheus scrapes
+  new TrafficMetrics({
+    registry,
+    read: () => readCounters(lister),
+    vms: () => sync.policy?.vms.map((vm) => vm.name) ?? [],
+    log: log.child({ part: 'metrics' }),
+  });
+  // only where Suricata runs: its absence is no outage
+  if (ips) new SuricataMetrics({ registry, source: () => ips.control, log: log.child({ part: 'metrics' }) });
   events.on('app', 'policy.applied', ({ policy: p }) => {
     refreshClients();
     dhcp.setVms(p.vms);

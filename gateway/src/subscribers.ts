@@ -19,7 +19,7 @@ export function subscribeServices(
   const offs = [
     subscribeAlertLog(events, parts.store),
     subscribeWebhooks(events, { log: parts.log.child({ part: 'ips' }) }),
-    subscribeMetrics(events, parts.registry),
+    subscribeMetrics(events, parts.registry, { bundle: () => parts.store.bundles.active() }),
   ];
   return () => {
     for (const off of offs) off();

@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry } from 'prom-client';
+import type { Verdict } from './model.js';
 import { QUERY_ACTIONS, type QueryAction } from './query-log.js';
 
 /** Query outcomes counted by `portcullis_dns_queries_total{action}`; `dropped` = not answered (not a query). */
@@ -26,6 +27,11 @@ export class DnsMetrics {
   #upstreamErrorsFlushed = 0;
   readonly #udpDropped = { in: 0, out: 0 };
   readonly #udpDroppedFlushed = { in: 0, out: 0 };
+  /** Per client (VM name): queries, and blocks by category; each `[count, flushed]`. */
+  readonly #perClient = new Map<
+    string,
+    { queries: [number, number]; blocks: Map<string, [number, number]> }
+  >();
   readonly listLoadErrors: Counter;
   readonly duration: Histogram;
 
@@ -95,6 +101,42 @@ export class DnsMetrics {
           registers,
         }),
     );
+    const vmQueries = metric(
+      registry,
+      'portcullis_dns_vm_queries_total',
+      () =>
+        new Counter({
+          name: 'portcullis_dns_vm_queries_total',
+          help: 'DNS queries from each VM (vm: a VM of the policy, or unassigned)',
+          labelNames: ['vm'],
+          registers,
+        }),
+    );
+    const vmBlocks = metric(
+      registry,
+      'portcullis_dns_vm_blocks_total',
+      () =>
+        new Counter({
+          name: 'portcullis_dns_vm_blocks_total',
+          help: 'DNS queries from each VM answered blocked, by category (the category or service list, else the reason: custom, allowlist, doh, canary, private-relay, ddr, paused)',
+          labelNames: ['vm', 'category'],
+          registers,
+        }),
+    );
+    chainCollect(vmQueries, () => {
+      for (const [vm, c] of this.#perClient) {
+        vmQueries.inc({ vm }, c.queries[0] - c.queries[1]);
+        c.queries[1] = c.queries[0];
+      }
+    });
+    chainCollect(vmBlocks, () => {
+      for (const [vm, c] of this.#perClient) {
+        for (const [category, n] of c.blocks) {
+          vmBlocks.inc({ vm, category }, n[0] - n[1]);
+          n[1] = n[0];
+        }
+      }
+    });
     for (const a of ACTIONS) queries.inc({ action: a }, 0);
     for (const d of ['in', 'out'] as const) udpDropped.inc({ direction: d }, 0);
     // a second filter on the same registry shares the metrics: each adds only its own deltas
@@ -120,6 +162,25 @@ export class DnsMetrics {
     this.#counts[i] = (this.#counts[i] as number) + 1;
   }
 
+  /**
+   * A query of `client` (a VM's name, or `unassigned`: the client directory knows no
+   * other names, so the label is bounded by the policy's VMs) and its verdict; a
+   * block is counted by its category.
+   */
+  clientQuery(client: string, v: Verdict | undefined): void {
+    let c = this.#perClient.get(client);
+    if (c === undefined) {
+      c = { queries: [0, 0], blocks: new Map() };
+      this.#perClient.set(client, c);
+    }
+    c.queries[0]++;
+    const category = blockCategory(v);
+    if (category === undefined) return;
+    const n = c.blocks.get(category);
+    if (n === undefined) c.blocks.set(category, [1, 0]);
+    else n[0]++;
+  }
+
   cacheHit(): void {
     this.#cacheHits++;
   }
@@ -139,6 +200,14 @@ export class DnsMetrics {
       this.#flushed[i] = this.#counts[i] as number;
     });
   }
+}
+
+/** The category of a blocking verdict (its list for categories and services, else its kind); undefined when not a block. */
+export function blockCategory(v: Verdict | undefined): string | undefined {
+  if (v === undefined || v.action === 'allow' || v.action === 'rewrite') return undefined;
+  const reason = v.reason;
+  if (reason === undefined) return 'other';
+  return (reason.kind === 'category' || reason.kind === 'service') && reason.list ? reason.list : reason.kind;
 }
 
 const ACTION_INDEX = Object.fromEntries(ACTIONS.map((a, i) => [a, i])) as Record<CountedAction, number>;

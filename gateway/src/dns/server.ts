@@ -757,6 +757,7 @@ export class DnsFilter {
     cached: boolean,
     now: number,
   ): void {
+    this.#metrics.clientQuery(policy.client, v);
     if (this.#queryLog.size === 0) return;
     this.#queryLog.record(
       policy.client,

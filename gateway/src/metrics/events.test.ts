@@ -88,4 +88,60 @@ describe('subscribeMetrics', () => {
     const { values } = await registry.getSingleMetric('portcullis_bundle_active_info')!.get();
     expect(values).toEqual([]);
   });
+
+  it('counts alerts by VM and severity; a VM outside the policy is other', async () => {
+    const policy = makePolicy();
+    bus.emit('policy.applied', { policy, previous: policy, actor: 'api', action: 'vm.add' });
+    // every policy VM has its series from the start
+    expect(
+      (await registry.metrics()).match(/portcullis_alerts_total\{vm="work",severity="[123]"\} 0/g),
+    ).toHaveLength(3);
+    bus.emit('ips.alert', ALERT);
+    bus.emit('ips.alert', { ...ALERT, vm: 'stranger', severity: 1 });
+    bus.emit('ips.alert', { ...ALERT, vm: null, severity: 9 });
+    expect(await value('portcullis_alerts_total', { vm: 'kid', severity: '2' })).toBe(1);
+    expect(await value('portcullis_alerts_total', { vm: 'other', severity: '1' })).toBe(1);
+    expect(await value('portcullis_alerts_total', { vm: 'other', severity: 'other' })).toBe(1);
+    expect(await registry.metrics()).not.toContain('stranger');
+    // a VM that leaves the policy leaves the metrics
+    const smaller = { ...policy, vms: policy.vms.filter((v) => v.name !== 'kid') };
+    bus.emit('policy.applied', { policy: smaller, previous: policy, actor: 'api', action: 'vm.remove' });
+    expect(await registry.metrics()).not.toContain('vm="kid"');
+  });
+
+  it('marks the VMs that Suricata being down cuts off (IPS fail-closed)', async () => {
+    const policy = makePolicy();
+    policy.profiles = [
+      {
+        name: 'strict',
+        internet: 'open',
+        reach: [],
+        rules: [],
+        vpn: false,
+        ips: { mode: 'ips', failure: 'fail-closed' },
+      },
+    ];
+    policy.vms[0] = { ...policy.vms[0]!, profile: 'strict' };
+    bus.emit('policy.applied', { policy, previous: policy, actor: 'api', action: 'profile.add' });
+    expect(await value('portcullis_vm_ips_fail_closed', { vm: 'kid' })).toBe(1);
+    // work is quarantined: its profile in force does not queue
+    expect(await value('portcullis_vm_ips_fail_closed', { vm: 'work' })).toBe(0);
+    expect(await registry.metrics()).toContain('portcullis_vm_ips_fail_closed{vm="work"} 0');
+  });
+
+  it("reads the bundle in force and its install time from the store's getter at each scrape", async () => {
+    const r = new Registry();
+    let active: { version: string; sha256: string; installedAt: string; status: 'active' } | undefined;
+    subscribeMetrics(new EventBus(), r, { bundle: () => active });
+    expect(await r.metrics()).not.toContain('portcullis_bundle_installed_timestamp_seconds{');
+    active = {
+      version: '2026.3',
+      sha256: 'b'.repeat(64),
+      installedAt: '2026-12-01T00:00:00Z',
+      status: 'active',
+    };
+    const text = await r.metrics();
+    expect(text).toContain('portcullis_bundle_installed_timestamp_seconds{version="2026.3"} 1796083200');
+    expect(text).toContain('portcullis_bundle_active_info{version="2026.3"} 1');
+  });
 });

@@ -1,6 +1,10 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EventBus } from '../events.js';
+import { effectiveProfiles } from '../policy/builtins.js';
+import { profileInForce } from '../policy/in-force.js';
+import type { Policy } from '../policy/model.js';
 import type { ChildState } from '../process/supervisor.js';
+import type { Bundle } from '../store/types.js';
 
 /**
  * Prometheus metrics as a subscriber of the event bus: what the parts publish is
@@ -14,10 +18,25 @@ import type { ChildState } from '../process/supervisor.js';
  * - `portcullis_vm_quarantine_changes_total{change}`: `quarantined`, `released`
  * - `portcullis_audit_entries_total{action}`: audit log entries, by action
  * - `portcullis_bundle_active_info{version}`: 1 for the rule bundle in force
+ * - `portcullis_bundle_installed_timestamp_seconds{version}`: when it was installed (its age:
+ *   `time() - …`), read from `options.bundle` at each scrape
+ * - `portcullis_alerts_total{vm,severity}`: IPS alerts by VM (a VM of the policy, else
+ *   `other`) and severity (1-4, else `other`); every policy VM has its 1-3 series from
+ *   the start, at 0
+ * - `portcullis_vm_ips_fail_closed{vm}`: 1 for a VM whose profile in force sends its
+ *   traffic through Suricata fail-closed (cut off while Suricata is down), else 0
  *
+ * `vm` labels take the policy's VM names only: per VM 3-4 alert series and one gauge.
  * Returns the unsubscribe function (call it at stop); the metrics stay registered.
  */
-export function subscribeMetrics(events: EventBus, registry: Registry): () => void {
+export function subscribeMetrics(
+  events: EventBus,
+  registry: Registry,
+  options: {
+    /** The bundle in force now (the store's); read at each scrape. */
+    readonly bundle?: () => Bundle | undefined;
+  } = {},
+): () => void {
   const registers = [registry];
   const actions = new Counter({
     name: 'portcullis_ips_actions_total',
@@ -61,12 +80,60 @@ export function subscribeMetrics(events: EventBus, registry: Registry): () => vo
     labelNames: ['action'],
     registers,
   });
-  const bundle = new Gauge({
+  const bundle: Gauge<'version'> = new Gauge({
     name: 'portcullis_bundle_active_info',
     help: 'The rule bundle in force (1, by version)',
     labelNames: ['version'],
     registers,
+    collect: () => {
+      // the store's word at each scrape, when there is a store (else the events')
+      if (options.bundle === undefined) return;
+      const active = options.bundle();
+      bundle.reset();
+      if (active !== undefined) bundle.set({ version: active.version }, 1);
+    },
   });
+
+  const bundleInstalled: Gauge<'version'> = new Gauge({
+    name: 'portcullis_bundle_installed_timestamp_seconds',
+    help: 'When the rule bundle in force was installed, in seconds since the epoch, by version (absent: no bundle)',
+    labelNames: ['version'],
+    registers,
+    collect: () => {
+      const active = options.bundle?.();
+      bundleInstalled.reset();
+      if (active === undefined) return;
+      bundleInstalled.set({ version: active.version }, Date.parse(active.installedAt) / 1000);
+    },
+  });
+  const alerts = new Counter({
+    name: 'portcullis_alerts_total',
+    help: 'IPS alerts, by VM (other: no VM of the policy) and severity (1 = highest)',
+    labelNames: ['vm', 'severity'],
+    registers,
+  });
+  const failClosed = new Gauge({
+    name: 'portcullis_vm_ips_fail_closed',
+    help: 'Whether the VM sends its traffic through Suricata fail-closed (1: cut off while Suricata is down)',
+    labelNames: ['vm'],
+    registers,
+  });
+  let vms = new Set<string>();
+  const onPolicy = (policy: Policy): void => {
+    const next = new Set(policy.vms.map((v) => v.name));
+    for (const gone of vms) {
+      if (next.has(gone)) continue;
+      failClosed.remove({ vm: gone });
+      for (const severity of SEVERITIES) alerts.remove({ vm: gone, severity });
+    }
+    const profiles = effectiveProfiles(policy.profiles);
+    for (const vm of policy.vms) {
+      const ips = profileInForce(vm, profiles).ips;
+      failClosed.set({ vm: vm.name }, ips.mode === 'ips' && ips.failure === 'fail-closed' ? 1 : 0);
+      for (const severity of ['1', '2', '3']) alerts.inc({ vm: vm.name, severity }, 0);
+    }
+    vms = next;
+  };
 
   const child =
     (name: string) =>
@@ -76,13 +143,22 @@ export function subscribeMetrics(events: EventBus, registry: Registry): () => vo
     };
 
   const owner = { subscriber: 'metrics' };
-  events.on(owner, 'ips.alert', () => actions.inc({ kind: 'record' }));
+  events.on(owner, 'ips.alert', ({ vm, severity }) => {
+    actions.inc({ kind: 'record' });
+    alerts.inc({
+      vm: vm !== null && vms.has(vm) ? vm : 'other',
+      severity: SEVERITIES.includes(String(severity)) ? String(severity) : 'other',
+    });
+  });
   events.on(owner, 'ips.action', ({ decision, ok }) =>
     (ok ? actions : failures).inc({ kind: decision.kind }),
   );
   events.on(owner, 'suricata.status', child('suricata'));
   events.on(owner, 'dhcp.status', child('dhcp'));
-  events.on(owner, 'policy.applied', ({ action }) => policyChanges.inc({ action }));
+  events.on(owner, 'policy.applied', ({ action, policy }) => {
+    policyChanges.inc({ action });
+    onPolicy(policy);
+  });
   events.on(owner, 'vm.quarantined', () => quarantine.inc({ change: 'quarantined' }));
   events.on(owner, 'vm.released', () => quarantine.inc({ change: 'released' }));
   events.on(owner, 'audit', ({ action }) => audit.inc({ action }));
@@ -96,3 +172,6 @@ export function subscribeMetrics(events: EventBus, registry: Registry): () => vo
   });
   return () => events.off(owner);
 }
+
+/** Suricata's severities (classification priorities); anything else is `other`. */
+const SEVERITIES: readonly string[] = ['1', '2', '3', '4', 'other'];

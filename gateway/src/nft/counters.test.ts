@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { vmCounter } from './names.js';
 import type { NftBackend } from './backend.js';
-import { parseVmCounters, readVmCounters, VM_COUNTERS_LISTING } from './counters.js';
+import { parseCounters, parseVmCounters, readVmCounters, VM_COUNTERS_LISTING } from './counters.js';
 
 /** nft -j's listing of the table's named counters, as the kernel prints it. */
 const listing = JSON.stringify({
@@ -22,6 +22,23 @@ const listing = JSON.stringify({
       },
     },
   ],
+});
+
+describe('parseCounters', () => {
+  it("returns every named counter of the portcullis table with packets and bytes, no other table's", () => {
+    expect(parseCounters(listing)).toEqual(
+      new Map([
+        ['vm_kid', { packets: 12, bytes: 3400 }],
+        ['vm_work', { packets: 0, bytes: 0 }],
+        ['spoof_drops', { packets: 3, bytes: 180 }],
+      ]),
+    );
+  });
+
+  it('refuses a listing that is not nft JSON, saying so', () => {
+    expect(() => parseCounters('nope')).toThrow(/not JSON/);
+    expect(() => parseCounters('{}')).toThrow(/no "nftables" array/);
+  });
 });
 
 describe('parseVmCounters', () => {

@@ -42,6 +42,51 @@ export function parseVmCounters(listing: string): Map<string, number> {
   return counters;
 }
 
+/** A named counter's values. */
+export interface CounterValue {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/**
+ * Every named counter of the portcullis table in nft's JSON listing (packets and
+ * bytes), by name; other tables' are left out. Pure.
+ * @throws NFT_APPLY_FAILED when the listing is no nft JSON document.
+ */
+export function parseCounters(listing: string): Map<string, CounterValue> {
+  let doc: { nftables?: unknown };
+  try {
+    doc = JSON.parse(listing) as { nftables?: unknown };
+  } catch (cause) {
+    throw new PortcullisError(
+      'NFT_APPLY_FAILED',
+      `nft's counter listing is not JSON: ${listing.slice(0, 80)}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (!Array.isArray(doc.nftables))
+    throw new PortcullisError('NFT_APPLY_FAILED', 'nft\'s counter listing has no "nftables" array');
+  const counters = new Map<string, CounterValue>();
+  for (const o of doc.nftables as Array<{
+    counter?: { family?: unknown; table?: unknown; name?: unknown; packets?: unknown; bytes?: unknown };
+  }>) {
+    const c = o.counter;
+    if (c?.family !== 'inet' || c.table !== TABLE || typeof c.name !== 'string') continue;
+    counters.set(c.name, {
+      packets: typeof c.packets === 'number' ? c.packets : 0,
+      bytes: typeof c.bytes === 'number' ? c.bytes : 0,
+    });
+  }
+  return counters;
+}
+
+/** Read every named counter of the table from the kernel (see {@link parseCounters}). */
+export async function readCounters(nft: NftBackend): Promise<Map<string, CounterValue>> {
+  return parseCounters(await nft.runText(VM_COUNTERS_LISTING, { terse: true }));
+}
+
 /** Read the per-VM byte counters from the kernel (see {@link parseVmCounters}). */
 export async function readVmCounters(nft: NftBackend): Promise<Map<string, number>> {
   return parseVmCounters(await nft.runText(VM_COUNTERS_LISTING, { terse: true }));

@@ -25,6 +25,34 @@ export function vmCounter(vm: string): string {
   return `vm_${nftName(vm)}`;
 }
 
+/** The named counter of the traffic to a VM (the `to_guests` chain, by its addresses). */
+export function vmCounterIn(vm: string): string {
+  return `vmin_${nftName(vm)}`;
+}
+
+/**
+ * Why the kernel drops (or rejects) a VM's packet, each a named counter per VM
+ * (`vmDropCounter`): `policy` (its rules and profile, other VMs, the default drop),
+ * `schedule` (weekly windows, per-service schedules), `pause`, `budget` (daily time
+ * spent), `ips` (remote hosts the IPS blocked), `bypass` (closed ways around the DNS
+ * filter: DoT, QUIC, DoH, Tor, VPN ports), `quarantine`.
+ */
+export const VM_DROP_REASONS = [
+  'policy',
+  'schedule',
+  'pause',
+  'budget',
+  'ips',
+  'bypass',
+  'quarantine',
+] as const;
+export type VmDropReason = (typeof VM_DROP_REASONS)[number];
+
+/** The named counter of a VM's packets dropped for `reason`. */
+export function vmDropCounter(vm: string, reason: VmDropReason): string {
+  return `vmdrop_${reason}_${nftName(vm)}`;
+}
+
 /** Per-VM set of addresses learned from allowed DNS answers (allowlist-only mode). */
 export function allowSet(vm: string, family: 4 | 6): string {
   return `allow${family}_${nftName(vm)}`;

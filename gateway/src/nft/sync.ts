@@ -54,6 +54,7 @@ export class NftSync {
   readonly #cache = new CompileCache();
   readonly #applies: Counter | undefined;
   readonly #drifts: Counter | undefined;
+  readonly #driftsFound: Counter | undefined;
   readonly #failures: Counter | undefined;
   readonly #duration: Histogram | undefined;
 
@@ -74,9 +75,14 @@ export class NftSync {
         help: 'Ruleset transactions the kernel rejected',
         registers: [r],
       });
+      this.#driftsFound = new PromCounter({
+        name: 'portcullis_nft_drift_found_total',
+        help: 'Times a drift check found the kernel table differing from the applied ruleset',
+        registers: [r],
+      });
       this.#drifts = new PromCounter({
         name: 'portcullis_nft_drift_repairs_total',
-        help: 'Times the kernel table differed from the applied ruleset and was restored',
+        help: 'Times the kernel table differed from the applied ruleset and was restored (healed)',
         registers: [r],
       });
       this.#duration = new Histogram({
@@ -208,8 +214,9 @@ export class NftSync {
     const what = await this.#o.applier.drift();
     if (!what) return undefined;
     this.#log.warn({ drift: what }, 'the kernel ruleset drifted; restoring it');
-    this.#drifts?.inc();
+    this.#driftsFound?.inc();
     await this.apply(this.#policy, this.#policy, { full: true });
+    this.#drifts?.inc();
     this.#o.onDrift?.(what);
     return what;
   }

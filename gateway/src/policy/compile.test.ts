@@ -71,7 +71,9 @@ describe('compile', () => {
     expect(text(chain(rs, 'vm_work'))).toContain(
       '[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"wan0"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@vpn4"}},{"accept":null}]',
     );
-    expect(text(chain(rs, 'vm_kid'))).toContain('"right":"@vpn4"}},{"drop":null}');
+    expect(text(chain(rs, 'vm_kid'))).toContain(
+      '"right":"@vpn4"}},{"counter":"vmdrop_policy_kid"},{"drop":null}',
+    );
     expect(text(chain(rs, 'vm_kid'))).not.toContain('"right":"@vpn4"}},{"accept":null}');
   });
 
@@ -80,8 +82,19 @@ describe('compile', () => {
     p.vms[0] = { ...p.vms[0]!, quarantine: { reason: 'alerts', since: '2026-11-25T00:00:00Z' } };
     const rules = chain(build({ policy: p }), 'vm_kid');
     expect(text(rules)).toContain('@update4');
-    expect(text(rules.at(-1))).toBe('[{"drop":null}]');
+    expect(text(rules.at(-1))).toBe('[{"counter":"vmdrop_quarantine_kid"},{"drop":null}]');
     expect(text(rules)).not.toContain('established');
+  });
+
+  it('counts each VM: its traffic out and in, and its drops by reason', () => {
+    const rs = build();
+    for (const name of ['vm_kid', 'vmin_kid', 'vmdrop_policy_kid', 'vmdrop_ips_kid', 'vmdrop_budget_kid'])
+      expect(rs.counters).toContain(name);
+    expect(text(chain(rs, 'to_guests'))).toContain(
+      '[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"10.20.0.10"}},{"counter":"vmin_kid"}]',
+    );
+    // the default drop at the end of the chain is the policy's
+    expect(text(chain(rs, 'vm_kid').at(-1))).toBe('[{"counter":"vmdrop_policy_kid"},{"drop":null}]');
   });
 
   it('compiles rule kinds: CIDR with ports, expiry by the kernel clock, domain sets, VM targets', () => {
@@ -128,7 +141,7 @@ describe('compile', () => {
     const rs = build({ windows });
     const rules = chain(rs, 'vm_kid').map(text);
     const deny = rules.indexOf(
-      '[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"drop":null}]',
+      '[{"match":{"op":"==","left":{"meta":{"key":"day"}},"right":{"set":[1]}}},{"match":{"op":"==","left":{"meta":{"key":"hour"}},"right":{"range":[75600,86399]}}},{"counter":"vmdrop_schedule_kid"},{"drop":null}]',
     );
     expect(deny).toBeGreaterThan(0);
     expect(rules[deny + 1]).toContain('"goto":{"target":"vm_kid_allowlist"}');

@@ -1,4 +1,4 @@
-import { vmChain, vmCounter } from '../nft/names.js';
+import { VM_DROP_REASONS, vmChain, vmCounter, vmCounterIn, vmDropCounter } from '../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
 import { compileShared } from './compile/shared.js';
@@ -207,7 +207,11 @@ export function compile(spec: CompileInput): Ruleset {
     // budget and schedule windows are not evaluated at `now` here: they compile to rules
     // the kernel clock ends or opens, so they hold while the service is down
     const profile = profileInForce(vm, profiles);
-    counters.push(vmCounter(vm.name));
+    counters.push(
+      vmCounter(vm.name),
+      vmCounterIn(vm.name),
+      ...VM_DROP_REASONS.map((reason) => vmDropCounter(vm.name, reason)),
+    );
     const windows = spec.windows?.get(vm.name) ?? [];
     const serviceWindows = spec.serviceWindows?.get(vm.name) ?? [];
     const budgetUntil = spec.budgetBlocked?.get(vm.name);

@@ -1,4 +1,14 @@
-import { allowSet, IPS_BLOCK4, IPS_BLOCK6, serviceSet, vmChain, vmCounter } from '../../nft/names.js';
+import {
+  allowSet,
+  IPS_BLOCK4,
+  IPS_BLOCK6,
+  serviceSet,
+  vmChain,
+  vmCounter,
+  vmCounterIn,
+  vmDropCounter,
+  type VmDropReason,
+} from '../../nft/names.js';
 import type { ChainSpec, NftStatement, SetSpec } from '../../nft/types.js';
 import { fingerprint } from '../fingerprint.js';
 import type { Profile, Vm } from '../model.js';
@@ -71,43 +81,65 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   const chain = vmChain(vm.name);
   const rules: NftStatement[][] = [[counter(vmCounter(vm.name))]];
   const established = m({ ct: { key: 'state' } }, { set: ['established', 'related'] });
+  // a drop or reject, counted by why (metrics: portcullis_vm_drops_total)
+  const dropped = (reason: VmDropReason, verdict: NftStatement = DROP): NftStatement[] => [
+    counter(vmDropCounter(vm.name, reason)),
+    verdict,
+  ];
+
+  // the traffic to the VM, counted (metrics: bytes and packets in)
+  ctx.toGuests.push([m(payload('ip', 'daddr'), vm.ipv4), counter(vmCounterIn(vm.name))]);
+  if (vm.ipv6) ctx.toGuests.push([m(payload('ip6', 'daddr'), vm.ipv6), counter(vmCounterIn(vm.name))]);
 
   // reactive IPS blocks, whatever the profile
-  rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), DROP]);
-  rules.push([m(payload('ip6', 'daddr'), `@${IPS_BLOCK6}`), DROP]);
+  rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), ...dropped('ips')]);
+  rules.push([m(payload('ip6', 'daddr'), `@${IPS_BLOCK6}`), ...dropped('ips')]);
 
   if (profile.isolated) {
     // quarantine: DNS (input chain) and update servers only; nothing else, established or not
     rules.push([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@update4'), ACCEPT]);
     rules.push([m(meta('oifname'), wan), m(payload('ip6', 'daddr'), '@update6'), ACCEPT]);
-    rules.push([DROP]);
+    rules.push(dropped('quarantine'));
     return [{ name: chain, rules }];
   }
 
   // paused, or the daily budget spent: nothing at all (kernel clock ends both)
   if (vm.pause) {
-    rules.push(vm.pause.until ? [m(meta('time'), utcTime(vm.pause.until), '<'), DROP] : [DROP]);
+    rules.push(
+      vm.pause.until
+        ? [m(meta('time'), utcTime(vm.pause.until), '<'), ...dropped('pause')]
+        : dropped('pause'),
+    );
   }
-  if (ctx.budgetUntil) rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), DROP]);
+  if (ctx.budgetUntil)
+    rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), ...dropped('budget')]);
 
   const parental = profile.parental ?? {};
   if (parental.closeBypass) {
     // DNS over TLS and over QUIC
-    rules.push([m(meta('l4proto'), { set: ['tcp', 'udp'] }), m(payload('th', 'dport'), 853), REJECT]);
+    rules.push([
+      m(meta('l4proto'), { set: ['tcp', 'udp'] }),
+      m(payload('th', 'dport'), 853),
+      ...dropped('bypass', REJECT),
+    ]);
     // QUIC and HTTP/3: browsers fall back to TCP, where DNS filtering and SNI apply
-    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), REJECT]);
-    rules.push([m(payload('ip', 'daddr'), '@doh4'), REJECT]);
-    rules.push([m(payload('ip6', 'daddr'), '@doh6'), REJECT]);
-    rules.push([m(payload('ip', 'daddr'), '@tor4'), DROP]);
-    rules.push([m(payload('ip6', 'daddr'), '@tor6'), DROP]);
+    rules.push([m(meta('l4proto'), 'udp'), m(payload('udp', 'dport'), 443), ...dropped('bypass', REJECT)]);
+    rules.push([m(payload('ip', 'daddr'), '@doh4'), ...dropped('bypass', REJECT)]);
+    rules.push([m(payload('ip6', 'daddr'), '@doh6'), ...dropped('bypass', REJECT)]);
+    rules.push([m(payload('ip', 'daddr'), '@tor4'), ...dropped('bypass')]);
+    rules.push([m(payload('ip6', 'daddr'), '@tor6'), ...dropped('bypass')]);
     // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
     rules.push([
       m(meta('l4proto'), 'udp'),
       m(payload('udp', 'dport'), { set: [500, 1194, 1701, 4500, 51820] }),
-      DROP,
+      ...dropped('bypass'),
     ]);
-    rules.push([m(meta('l4proto'), 'tcp'), m(payload('tcp', 'dport'), { set: [1194, 1723] }), DROP]);
-    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), DROP]);
+    rules.push([
+      m(meta('l4proto'), 'tcp'),
+      m(payload('tcp', 'dport'), { set: [1194, 1723] }),
+      ...dropped('bypass'),
+    ]);
+    rules.push([m(meta('l4proto'), { set: ['esp', 'ah'] }), ...dropped('bypass')]);
   }
 
   // per-service schedules and slow-downs: by the addresses the services' names resolved to
@@ -135,7 +167,7 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
             m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${serviceSet(vm.name, svc, family)}`),
             m(meta('day'), { set: w.days }),
             m(meta('hour'), { range: [w.from, w.to] }),
-            REJECT,
+            ...dropped('schedule', REJECT),
           ]);
         }
       }
@@ -167,7 +199,7 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
       m(meta('day'), { set: w.days }),
       m(meta('hour'), { range: [w.from, w.to] }),
     ];
-    if (w.mode === 'deny') rules.push([...when, DROP]);
+    if (w.mode === 'deny') rules.push([...when, ...dropped('schedule')]);
     else {
       needsAllowlist = true;
       rules.push([...when, { goto: { target: allowlistChain } }]);
@@ -178,7 +210,7 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   const ordered = [...(vm.rules ?? []), ...profile.rules];
   ordered.forEach((rule, index) => {
     const compiled = compileRule(vm, rule, index, ctx);
-    if (compiled) rules.push(...compiled);
+    if (compiled) rules.push(...compiled.map((r) => countDrops(r, vmDropCounter(vm.name, 'policy'))));
   });
 
   // established flows too go through Suricata: it needs every packet of a flow it inspects
@@ -190,12 +222,12 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
     if (!t || t.name === vm.name) continue;
     rules.push([m(meta('oifname'), lan), m(payload('ip', 'daddr'), t.ipv4), ACCEPT]);
   }
-  rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), DROP]);
+  rules.push([m(meta('oifname'), lan), counter('guest_to_guest_dropped'), ...dropped('policy')]);
 
   // VPN endpoints: only for profiles that may use them
   if (profile.vpn)
     rules.push(...accepting([m(meta('oifname'), wan), m(payload('ip', 'daddr'), '@vpn4')], profile, ctx));
-  else rules.push([m(payload('ip', 'daddr'), '@vpn4'), DROP]);
+  else rules.push([m(payload('ip', 'daddr'), '@vpn4'), ...dropped('policy')]);
   rules.push([{ jump: { target: 'deny_list' } }]);
 
   const chains: ChainSpec[] = [];
@@ -228,13 +260,13 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
         profile,
         ctx,
       ),
-      [DROP],
+      dropped('policy'),
     ];
     chains.push({ name: allowlistChain, rules: allowRules });
   }
   if (profile.internet === 'open') rules.push(...accepting([m(meta('oifname'), wan)], profile, ctx));
   else if (profile.internet === 'allowlist-only') rules.push([{ goto: { target: allowlistChain } }]);
-  rules.push([DROP]);
+  rules.push(dropped('policy'));
   // the other direction of the VM's flows goes to Suricata too: it needs both to inspect
   if (ctx.queue && profile.ips.mode === 'ips') {
     const replies: NftStatement[] = [established, m(payload('ip', 'daddr'), vm.ipv4)];
@@ -242,4 +274,11 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
     else ctx.toGuests.push(...accepting(replies, profile, ctx));
   }
   return [{ name: chain, rules }, ...chains];
+}
+
+/** A rule that ends in a drop or reject gets `counter name` before its verdict; others stay as they are. */
+function countDrops(rule: NftStatement[], name: string): NftStatement[] {
+  const last = rule.at(-1);
+  if (last === undefined || !('drop' in last || 'reject' in last)) return rule;
+  return [...rule.slice(0, -1), counter(name), last];
 }
