@@ -131,10 +131,10 @@ describe('subscribeMetrics', () => {
 
   it("reads the bundle in force and its install time from the store's getter at each scrape", async () => {
     const r = new Registry();
-    let active: { version: string; sha256: string; installedAt: string; status: 'active' } | undefined;
-    subscribeMetrics(new EventBus(), r, { bundle: () => active });
+    const store: { active?: { version: string; sha256: string; installedAt: string; status: 'active' } } = {};
+    subscribeMetrics(new EventBus(), r, { bundle: () => store.active });
     expect(await r.metrics()).not.toContain('portcullis_bundle_installed_timestamp_seconds{');
-    active = {
+    store.active = {
       version: '2026.3',
       sha256: 'b'.repeat(64),
       installedAt: '2026-12-01T00:00:00Z',
