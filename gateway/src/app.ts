@@ -43,6 +43,8 @@ import { parsePolicyYaml } from './policy/yaml.js';
 import { RetentionJob } from './store/retention.js';
 import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
+import { EMPTY_NAME_LISTS } from './suricata/names.js';
+import { PolicyRules, policyRulesFile, readNameLists } from './suricata/policy-rules.js';
 import { systemClock, type Clock } from './clock.js';
 
 /**
@@ -137,7 +139,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   const policy = new PolicyService({
     store,
-    enforcer: { apply: (next: Policy, prev: Policy) => sync.apply(next, prev) },
+    enforcer: {
+      apply: async (next: Policy, prev: Policy) => {
+        await sync.apply(next, prev);
+        // Suricata's rules from the policy too, before the change returns (an approval
+        // holds at once); a failure there is logged and does not undo the change
+        await policyRules
+          ?.update(next)
+          .catch((err: unknown) => log.error({ err }, 'Suricata rules from the policy: update failed'));
+      },
+    },
     events,
     logger: log.child({ part: 'policy' }),
     now,
@@ -219,13 +230,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     log: log.child({ part: 'block-page' }),
   });
 
+  // the DNS lists in the data path: rules and datasets generated from the policy
+  const policyRulesDir = join(config.dataDir, 'suricata', 'policy');
+  const policyRules =
+    suricata && queue
+      ? new PolicyRules({
+          dir: policyRulesDir,
+          lists: () =>
+            config.dns.listsDir
+              ? readNameLists(config.dns.listsDir, config.bypass?.doh ?? [])
+              : Promise.resolve(EMPTY_NAME_LISTS),
+          reload: async () => {
+            if (ips?.supervisor.status().status === 'running') await ips.control.reloadRules();
+          },
+          log: log.child({ part: 'suricata-policy' }),
+          now,
+        })
+      : undefined;
   const ips =
     suricata && queue
       ? new IpsService({
           setup: applianceSuricataSetup(
             config.dataDir,
             queue.num,
-            suricata.ruleFiles,
+            [...suricata.ruleFiles, policyRulesFile(policyRulesDir)],
             [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
             suricata.bypass,
           ),
@@ -237,6 +265,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           events,
           log: log.child({ part: 'ips' }),
           now,
+          ...(policyRules ? { policyRules } : {}),
         })
       : undefined;
 

@@ -236,6 +236,8 @@ export function renderSuricataConfig(setup: SuricataSetup): string {
     'stream.reassembly.depth': setup.streamDepth ?? DEFAULT_STREAM_DEPTH,
     'app-layer.protocols.tls.encryption-handling': bypass.tls ? 'bypass' : 'default',
     'detect.profile': setup.detectProfile ?? 'low',
+    // the generated datasets (names.ts) are loaded by absolute path
+    'datasets.rules.allow-absolute-filenames': true,
     'stats.interval': setup.statsInterval ?? 10,
     'unix-command': { enabled: true, filename: setup.commandSocket },
     'rule-files': [...setup.ruleFiles],

@@ -16,6 +16,7 @@ import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
+import type { PolicyRules } from './policy-rules.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
 import { EveMetrics } from './eve/metrics.js';
@@ -37,6 +38,12 @@ export interface IpsOptions {
   readonly events: EventBus;
   readonly log?: Logger;
   readonly now?: Clock;
+  /**
+   * The rules generated from the policy and the DNS lists (names.ts), written before
+   * Suricata starts (the policy's enforcer keeps them in step later). Its file must be
+   * among `setup.ruleFiles`.
+   */
+  readonly policyRules?: PolicyRules;
 }
 
 /** An active IPS block of a remote host. */
@@ -197,6 +204,7 @@ export class IpsService {
     if (this.#o.kind === 'xt') await installXtQueue(this.#o.setup.nfq.queue);
     mkdirSync(this.#o.setup.logDir, { recursive: true });
     await this.#reader.start();
+    await this.#o.policyRules?.start(this.#o.policy.current());
     await this.supervisor.start();
     this.#started = true;
     await this.#syncIds();
