@@ -23,11 +23,15 @@ import {
   connects,
   listening,
   marker,
+  connectProxy,
   Probe,
   PYTHON,
   sendEsp,
+  sendTcp,
   sendUdp,
+  sendWireGuardInit,
   tcpListener,
+  tcpPayloadStarts,
   udpReceiver,
 } from './tools.js';
 
@@ -484,5 +488,159 @@ describe('blocked names', () => {
     expect(r.body).toContain('action="/.portcullis/ask"');
     const browse = await curl('browse', `http://${BLOCKED}/`, [], 3);
     expect((JSON.parse(browse.body) as { host: string }).host).toBe(BLOCKED);
+  });
+});
+
+/** Alerts recorded for `vm` whose signature contains `technique`. */
+async function alertsFor(vm: string, technique: string): Promise<Array<{ signature: string; vm?: string }>> {
+  const r = await api<Array<{ signature: string; vm?: string }>>('GET', `/api/v1/alerts?limit=200&vm=${vm}`);
+  return r.body.filter((a) => a.signature.includes(technique));
+}
+
+/** Wait (up to 5 s) until an alert for `vm` names `technique`; the EVE stream is asynchronous. */
+async function alerted(vm: string, technique: string): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    if ((await alertsFor(vm, technique)).length > 0) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+describe('a blocked site stays blocked without DNS (Suricata, the same lists in the data path)', () => {
+  const site = (host: string, port: number): string[] => ['--resolve', `${host}:${port}:${spare}`];
+
+  it('HTTPS by address (the name only in SNI): reset for kid, with an alert; example.test on the same address and browse load', async () => {
+    const kid = await curl('kid', `https://${BLOCKED}/`, site(BLOCKED, 443), 4);
+    expect(kid.ok).toBe(false);
+    expect([35, 56]).toContain(kid.code); // reset in the handshake, not a time-out (28)
+    expect(await alerted('kid', 'blocked name (TLS SNI)')).toBe(true);
+    // controls: the address itself is open to kid; the name is open to browse
+    const ok = await curl('kid', 'https://example.test/', site('example.test', 443), 4);
+    expect(ok.ok).toBe(true);
+    const browse = await curl('browse', `https://${BLOCKED}/`, site(BLOCKED, 443), 4);
+    expect(browse.ok).toBe(true);
+    expect((JSON.parse(browse.body) as { host: string }).host).toBe(BLOCKED);
+  });
+
+  it('plain HTTP by address (the name only in Host): reset for kid, the server never sees it; browse loads it', async () => {
+    const k = marker('host-kid');
+    const kid = await curl('kid', `http://${BLOCKED}/${k}`, site(BLOCKED, 80), 4);
+    expect(kid.ok).toBe(false);
+    expect(kid.code).toBe(56); // connection reset
+    expect(await alerted('kid', 'blocked name (HTTP Host)')).toBe(true);
+    expect(seen(k)).toBe(false);
+    const b = marker('host-browse');
+    const browse = await curl('browse', `http://${BLOCKED}/${b}`, site(BLOCKED, 80), 4);
+    expect(browse.ok).toBe(true);
+    expect(seen(b)).toBe(true);
+    expect(
+      (await curl('kid', `http://example.test/${marker('host-ok')}`, site('example.test', 80), 4)).ok,
+    ).toBe(true);
+  });
+
+  it('an HTTPS proxy (CONNECT) to a blocked name: reset for kid before the proxy sees it; other names through the same proxy work, browse gets through', async () => {
+    const proxy = await connectProxy(other, 3128, { [BLOCKED]: spare, 'example.test': web });
+    try {
+      const via = ['-x', `http://${other}:3128`];
+      const kid = await curl('kid', `https://${BLOCKED}/`, via, 4);
+      expect(kid.ok).toBe(false);
+      expect(await alerted('kid', 'blocked name (HTTP CONNECT)')).toBe(true);
+      expect(proxy.output).not.toContain(`CONNECT ${BLOCKED}`);
+      // controls: the proxy works for kid with another name, and for browse with this one
+      expect((await curl('kid', 'https://example.test/', via, 4)).ok).toBe(true);
+      const browse = await curl('browse', `https://${BLOCKED}/`, via, 4);
+      expect(browse.ok).toBe(true);
+      expect(proxy.output).toContain(`CONNECT ${BLOCKED}:443`);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('DNS on udp/5353 and tcp/5353 to an outside resolver: dropped for kid with an alert; browse gets the answer', async () => {
+    const fwdUdp = new Probe('internet', [
+      'socat',
+      `UDP4-RECVFROM:5353,bind=${alt},reuseaddr,fork`,
+      `UDP4-SENDTO:${alt}:53`,
+    ]);
+    const fwdTcp = new Probe('internet', [
+      'socat',
+      `TCP4-LISTEN:5353,bind=${alt},reuseaddr,fork`,
+      `TCP4:${alt}:53`,
+    ]);
+    try {
+      await fwdUdp.until('udp/5353 resolver', () => listening('internet', 'udp', alt, 5353));
+      await fwdTcp.until('tcp/5353 resolver', () => listening('internet', 'tcp', alt, 5353));
+      for (const extra of [
+        ['-p', '5353'],
+        ['-p', '5353', '+tcp'],
+      ]) {
+        const what = extra.join(' ');
+        expect((await dig('kid', BLOCKED, 'A', alt, extra)).status, `kid ${what}`).toBe('TIMEOUT');
+        expect(addresses(await dig('browse', BLOCKED, 'A', alt, extra)), `browse ${what}`).toEqual([
+          ALT_RESOLVER_ANSWER,
+        ]);
+      }
+      expect(await alerted('kid', 'DNS on a port other than 53')).toBe(true);
+      expect(await alerted('kid', 'DNS over TCP on a port other than 53')).toBe(true);
+    } finally {
+      await Promise.all([fwdUdp.stop(), fwdTcp.stop()]);
+    }
+  });
+
+  it('a VPN on a non-default port (WireGuard handshake on udp/41194, SSH on tcp/2222): dropped for kid with alerts; browse gets through', async () => {
+    const wg = await udpReceiver(other, 41194);
+    const sshd = await tcpListener(other, 2222);
+    const banners = await capture(tcpPayloadStarts('SSH-'));
+    try {
+      const k = marker('wg-kid');
+      const b = marker('wg-browse');
+      await sendWireGuardInit('kid', other, 41194, k);
+      await sendWireGuardInit('browse', other, 41194, b);
+      const ssh = [
+        'ssh',
+        '-p',
+        '2222',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ConnectTimeout=3',
+        '-o',
+        'StrictHostKeyChecking=no',
+        `x@${other}`,
+        'true',
+      ];
+      await inNs('kid', ['timeout', '4', ...ssh], 8000);
+      await sleep(500);
+      expect(banners.output.trim(), 'SSH banner from kid').toBe('');
+      await inNs('browse', ['timeout', '4', ...ssh], 8000);
+      await sleep(500);
+      expect(banners.output, 'SSH banner from browse').toMatch(/\S/);
+      expect(wg.output).toContain(b);
+      expect(wg.output).not.toContain(k);
+      expect(await alerted('kid', 'WireGuard handshake')).toBe(true);
+      expect(await alerted('kid', 'SSH (a tunnel)')).toBe(true);
+    } finally {
+      await Promise.all([wg.stop(), sshd.stop(), banners.stop()]);
+    }
+  });
+
+  it('not TLS on 443, not HTTP on 80: dropped for kid; browse gets through; TLS and HTTP still work for kid', async () => {
+    const plain = await capture(tcpPayloadStarts('PLAI'));
+    try {
+      expect(await sendTcp('kid', other, 443, 'PLAIN-kid-443')).not.toBe(0);
+      expect(await sendTcp('kid', other, 80, 'PLAIN-kid-80')).not.toBe(0);
+      await sleep(500);
+      expect(plain.output.trim(), 'plain data from kid').toBe('');
+      await sendTcp('browse', other, 443, 'PLAIN-browse-443');
+      await sendTcp('browse', other, 80, 'PLAIN-browse-80');
+      await sleep(500);
+      expect(plain.output.trim().split('\n')).toHaveLength(2);
+      expect(await alerted('kid', 'not TLS on port 443')).toBe(true);
+      expect(await alerted('kid', 'not HTTP on port 80')).toBe(true);
+      expect((await curl('kid', `https://${web}/`, [], 4)).ok).toBe(true);
+      expect((await curl('kid', `http://${web}/`, [], 4)).ok).toBe(true);
+    } finally {
+      await plain.stop();
+    }
   });
 });

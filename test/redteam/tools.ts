@@ -126,3 +126,103 @@ export async function connects(namespace: string, host: string, port: number, se
 export function marker(what: string): string {
   return `${what}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/**
+ * A BPF filter for TCP segments whose payload starts with `prefix` (exactly 4 ASCII
+ * bytes), e.g. `PLAI` or `SSH-`: what the uplink's far side received, whatever the port.
+ */
+export function tcpPayloadStarts(prefix: string): string {
+  if (prefix.length !== 4) throw new Error(`tcpPayloadStarts: the prefix must be 4 bytes, got "${prefix}"`);
+  return `tcp and tcp[((tcp[12]&0xf0)>>2):4] = 0x${Buffer.from(prefix, 'latin1').toString('hex')}`;
+}
+
+/** Send `payload` over TCP from a namespace and half-close; the exit code of nc (124: timed out). */
+export async function sendTcp(
+  namespace: string,
+  addr: string,
+  port: number,
+  payload: string,
+  seconds = 3,
+): Promise<number> {
+  const r = await inNs(namespace, [
+    'bash',
+    '-c',
+    `printf '%s\\n' "$1" | timeout ${seconds} nc -q1 ${addr} ${port}`,
+    'send',
+    payload,
+  ]);
+  return r.code;
+}
+
+/** Send one WireGuard handshake initiation shape (type 1, 148 bytes) carrying `payload`, from a namespace. */
+export async function sendWireGuardInit(
+  namespace: string,
+  addr: string,
+  port: number,
+  payload: string,
+): Promise<void> {
+  const py =
+    'import socket,sys\np=b"\\x01\\x00\\x00\\x00"+sys.argv[3].encode()\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.sendto(p+b"\\x00"*(148-len(p)),(sys.argv[1],int(sys.argv[2])))';
+  const r = await inNs(namespace, [PYTHON, '-c', py, addr, String(port), payload]);
+  if (r.code !== 0) throw new Error(`WireGuard send failed: ${r.stderr}`);
+}
+
+/** An HTTPS proxy (HTTP CONNECT) in the internet namespace; it prints `CONNECT <target>` per request. */
+export async function connectProxy(
+  addr: string,
+  port: number,
+  hosts: Readonly<Record<string, string>>,
+): Promise<Probe> {
+  const py = `
+import socket, sys, threading
+hosts = dict(a.split('=', 1) for a in sys.argv[3:])
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+def handle(c):
+    try:
+        buf = b''
+        while b'\\r\\n\\r\\n' not in buf:
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+        method, target = buf.split(b'\\r\\n')[0].decode().split(' ')[:2]
+        print(method, target, flush=True)
+        host, p = target.rsplit(':', 1)
+        u = socket.create_connection((hosts.get(host, host), int(p)), timeout=5)
+        c.sendall(b'HTTP/1.1 200 Connection established\\r\\n\\r\\n')
+        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+        pipe(c, u)
+    except OSError:
+        pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+`;
+  const p = new Probe('internet', [
+    PYTHON,
+    '-c',
+    py,
+    addr,
+    String(port),
+    ...Object.entries(hosts).map(([k, v]) => `${k}=${v}`),
+  ]);
+  await p.until(`CONNECT proxy ${addr}:${port}`, () => listening('internet', 'tcp', addr, port));
+  return p;
+}
