@@ -186,6 +186,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     identify: (ip) => clients.identify(ip)?.policy,
     blockPage: { v4: config.network.lan.ipv4 },
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
+    limits: { queriesPerSecond: 300, maxUpstream: 64, ...config.dns.limits },
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => learner.learn(e),

@@ -31,6 +31,22 @@ export const Config = Type.Object(
         listsDir: Type.Optional(Type.String()),
         /** SafeSearch endpoints to use instead of the real ones (a lab test host). */
         safeSearchTargets: Type.Optional(Type.Record(Type.String(), Type.String())),
+        /**
+         * Per-client limits, so that one guest's flood leaves the others' look-ups fast.
+         * Defaults: 300 queries/s (burst 600) per client, 64 upstream look-ups waiting,
+         * 8 TCP connections; 0 turns the rate or upstream limit off.
+         */
+        limits: Type.Optional(
+          Type.Object(
+            {
+              queriesPerSecond: Type.Integer({ minimum: 0, default: 300 }),
+              burst: Type.Optional(Type.Integer({ minimum: 1 })),
+              maxUpstream: Type.Integer({ minimum: 0, default: 64 }),
+              tcpPerClient: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       { additionalProperties: false },
     ),

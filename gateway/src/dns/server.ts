@@ -7,11 +7,12 @@ import {
   type Server,
   type Socket as TcpSocket,
 } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { isPortcullisError, PortcullisError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { DnsCache, prepare, remainingTtl, serve, type CacheOptions, type Prepared } from './cache.js';
 import { DomainIndex, type IndexedList } from './domain-index.js';
+import { ClientLimits, type ClientLimitOptions } from './limits.js';
 import { loadListSources, type ListParseOptions, type ListSource } from './lists.js';
 import { NameMatcher } from './matcher.js';
 import { DnsMetrics, type CountedAction } from './metrics.js';
@@ -106,8 +107,25 @@ export interface DnsFilterOptions {
   readonly udpSize?: number;
   /** Query log entries kept per client. Default 1,000; 0 disables the log. */
   readonly queryLogSize?: number;
-  /** TCP: idle time before a connection is closed (ms, default 10,000) and the most open connections (default 256). */
-  readonly tcp?: { readonly idleTimeoutMs?: number; readonly maxConnections?: number };
+  /**
+   * TCP: `idleTimeoutMs` without a complete query before a connection is closed (a
+   * trickle of bytes does not extend it; default 10,000); `maxLifetimeMs` a connection
+   * lives at most, busy or not (default 60,000); `maxConnections` open at once (default
+   * 256); `maxPendingWriteBytes` of answers the client has not read before the filter
+   * stops reading its queries (default 65,536).
+   */
+  readonly tcp?: {
+    readonly idleTimeoutMs?: number;
+    readonly maxLifetimeMs?: number;
+    readonly maxConnections?: number;
+    readonly maxPendingWriteBytes?: number;
+  };
+  /**
+   * Per-client limits (query rate, upstream look-ups waiting, TCP connections), so that
+   * one guest's flood leaves the others' look-ups fast. Default: TCP 8 per client, no
+   * rate or upstream limit.
+   */
+  readonly limits?: ClientLimitOptions;
   /** Metrics registry. Default a private one. */
   readonly registry?: Registry;
   /** After each allowed answer with addresses (cache hits included). Called synchronously: keep it cheap. */
@@ -140,6 +158,12 @@ export interface DnsFilterStatus {
   readonly tcpConnections: number;
 }
 
+/** The answer to a client with too many upstream look-ups waiting (SERVFAIL, logged at debug). */
+const UPSTREAM_LIMITED = new PortcullisError(
+  'DNS_UPSTREAM_FAILED',
+  'this client has too many upstream look-ups waiting (limits.maxUpstream)',
+);
+
 /** Reasons whose verdict on a CNAME target blocks the whole answer. */
 const CNAME_BLOCKING = new Set(['category', 'service', 'custom', 'doh']);
 
@@ -171,6 +195,7 @@ export class DnsFilter {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #metrics: DnsMetrics;
+  readonly #limits: ClientLimits;
   readonly #cache: DnsCache;
   readonly #queryLog: QueryLog;
   readonly #upstream: UpstreamClient;
@@ -191,7 +216,9 @@ export class DnsFilter {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
-    this.#metrics = new DnsMetrics(options.registry);
+    const registry = options.registry ?? new Registry();
+    this.#metrics = new DnsMetrics(registry);
+    this.#limits = new ClientLimits(options.limits ?? {}, registry, this.#clock);
     this.#cache = new DnsCache(options.cache?.maxEntries);
     this.#queryLog = new QueryLog(options.queryLogSize);
     this.#upstream = new UpstreamClient({
@@ -438,6 +465,8 @@ export class DnsFilter {
   }
 
   #onUdp(sock: UdpListener, msg: Buffer, ip: string, port: number): void {
+    // over its rate: dropped unanswered, before any work (counted)
+    if (!this.#limits.query(ip)) return;
     const started = performance.now();
     this.#handle(msg, ip, false, (out) => {
       if (!this.#running) return;
@@ -452,29 +481,61 @@ export class DnsFilter {
       sock.destroy();
       return;
     }
+    if (!this.#limits.tcpOpen(ip)) {
+      sock.destroy();
+      return;
+    }
     this.#tcpSockets.add(sock);
-    sock.setTimeout(this.#o.tcp?.idleTimeoutMs ?? 10_000, () => sock.destroy());
+    const tcp = this.#o.tcp;
+    const maxPending = tcp?.maxPendingWriteBytes ?? 65_536;
+    const idleMs = tcp?.idleTimeoutMs ?? 10_000;
+    // an absolute deadline: a busy or trickling connection ends all the same
+    const lifetime = setTimeout(() => {
+      this.#limits.count('tcp_lifetime');
+      sock.destroy();
+    }, tcp?.maxLifetimeMs ?? 60_000);
+    // reset by complete queries only, never by a byte that trickles in
     let buf: Buffer = Buffer.alloc(0);
+    const onIdle = (): void => {
+      // a query begun and never finished: a trickle (counted); else a plain idle close
+      if (buf.length > 0) this.#limits.count('tcp_idle');
+      sock.destroy();
+    };
+    let idle = setTimeout(onIdle, idleMs);
     let inflight = 0;
-    sock.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
+    // reading (and taking queries out of what was read) stops while 64 queries wait or
+    // the client does not read its answers; it goes on when they are written
+    const held = (): boolean => inflight >= 64 || sock.writableLength > maxPending;
+    const pump = (): void => {
+      while (buf.length >= 2 && !held() && !sock.destroyed) {
         const len = buf.readUInt16BE(0);
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
+        clearTimeout(idle);
+        idle = setTimeout(onIdle, idleMs);
+        if (!this.#limits.query(ip)) {
+          // over its rate on TCP: the connection ends (counted)
+          sock.destroy();
+          return;
+        }
         const started = performance.now();
         inflight++;
-        if (inflight >= 64) sock.pause();
         const answered = this.#handle(msg, ip, true, (out) => {
           inflight--;
-          if (inflight < 32 && sock.isPaused()) sock.resume();
           if (!this.#running || sock.destroyed) return;
           const framed = Buffer.allocUnsafe(out.length + 2);
           framed.writeUInt16BE(out.length, 0);
           out.copy(framed, 2);
           sock.write(framed);
           this.#metrics.duration.observe((performance.now() - started) / 1000);
+          if (sock.writableLength > 16 * maxPending) {
+            // answers pile up unread even with reading stopped: give up on this client
+            this.#limits.count('tcp_backpressure');
+            sock.destroy();
+            return;
+          }
+          flow();
         });
         if (!answered) {
           // not a query: on TCP the stream is out of step, so end it
@@ -482,9 +543,31 @@ export class DnsFilter {
           return;
         }
       }
+      if (held()) sock.pause();
+      else if (buf.length < 2 + 65_535) sock.resume();
+    };
+    // a microtask later: an answer written synchronously does not re-enter pump
+    let scheduled = false;
+    const flow = (): void => {
+      if (scheduled) return;
+      scheduled = true;
+      queueMicrotask(() => {
+        scheduled = false;
+        pump();
+      });
+    };
+    sock.on('drain', flow);
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      pump();
     });
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => this.#tcpSockets.delete(sock));
+    sock.on('close', () => {
+      clearTimeout(lifetime);
+      clearTimeout(idle);
+      this.#tcpSockets.delete(sock);
+      this.#limits.tcpClose(ip);
+    });
   }
 
   // ---- the request path ----
@@ -537,9 +620,19 @@ export class DnsFilter {
       this.#answer(raw, q, ip, policy, v, hit, now, maxSize, reply, true);
       return;
     }
+    if (!this.#limits.upstreamStart(ip)) {
+      this.#servfail(raw, q, policy, UPSTREAM_LIMITED, reply);
+      return;
+    }
     this.#resolve(q.name, q.type).then(
-      (p) => this.#answer(raw, q, ip, policy, v, p, this.#clock(), maxSize, reply, false),
-      (err: unknown) => this.#servfail(raw, q, policy, err, reply),
+      (p) => {
+        this.#limits.upstreamEnd(ip);
+        this.#answer(raw, q, ip, policy, v, p, this.#clock(), maxSize, reply, false);
+      },
+      (err: unknown) => {
+        this.#limits.upstreamEnd(ip);
+        this.#servfail(raw, q, policy, err, reply);
+      },
     );
   }
 
@@ -589,7 +682,7 @@ export class DnsFilter {
   #rewrite(
     raw: Buffer,
     q: ParsedQuery,
-    _ip: string,
+    ip: string,
     policy: ClientPolicy,
     v: Verdict,
     maxSize: number,
@@ -632,9 +725,19 @@ export class DnsFilter {
       respond(hit, now, true);
       return;
     }
+    if (!this.#limits.upstreamStart(ip)) {
+      this.#servfail(raw, q, policy, UPSTREAM_LIMITED, reply);
+      return;
+    }
     this.#resolve(target, q.type).then(
-      (p) => respond(p, this.#clock(), false),
-      (err: unknown) => this.#servfail(raw, q, policy, err, reply),
+      (p) => {
+        this.#limits.upstreamEnd(ip);
+        respond(p, this.#clock(), false);
+      },
+      (err: unknown) => {
+        this.#limits.upstreamEnd(ip);
+        this.#servfail(raw, q, policy, err, reply);
+      },
     );
   }
 
