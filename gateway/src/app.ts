@@ -187,6 +187,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     blockPage: { v4: config.network.lan.ipv4 },
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
     limits: { queriesPerSecond: 300, maxUpstream: 64, ...config.dns.limits },
+    rebinding: {
+      internal: [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
+      allowNames: config.dns.internalNames ?? [],
+    },
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => learner.learn(e),

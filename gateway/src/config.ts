@@ -32,6 +32,12 @@ export const Config = Type.Object(
         /** SafeSearch endpoints to use instead of the real ones (a lab test host). */
         safeSearchTargets: Type.Optional(Type.Record(Type.String(), Type.String())),
         /**
+         * Names (and subdomains) allowed to resolve to internal addresses; every other
+         * upstream answer with a LAN, loopback or private address is answered NODATA
+         * (DNS-rebinding protection). Default none.
+         */
+        internalNames: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }))),
+        /**
          * Per-client limits, so that one guest's flood leaves the others' look-ups fast.
          * Defaults: 300 queries/s (burst 600) per client, 64 upstream look-ups waiting,
          * 8 TCP connections; 0 turns the rate or upstream limit off.

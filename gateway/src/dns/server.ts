@@ -7,12 +7,13 @@ import {
   type Server,
   type Socket as TcpSocket,
 } from 'node:net';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { isPortcullisError, PortcullisError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { DnsCache, prepare, remainingTtl, serve, type CacheOptions, type Prepared } from './cache.js';
 import { DomainIndex, type IndexedList } from './domain-index.js';
 import { ClientLimits, type ClientLimitOptions } from './limits.js';
+import { RebindingGuard, type RebindingOptions } from './rebinding.js';
 import { loadListSources, type ListParseOptions, type ListSource } from './lists.js';
 import { NameMatcher } from './matcher.js';
 import { DnsMetrics, type CountedAction } from './metrics.js';
@@ -126,6 +127,13 @@ export interface DnsFilterOptions {
    * rate or upstream limit.
    */
   readonly limits?: ClientLimitOptions;
+  /**
+   * DNS-rebinding protection: an upstream answer with an internal address (RFC 1918,
+   * loopback, link-local, CGNAT, ULA … and `internal`) is answered NODATA, so that no
+   * name leads a guest, an `accept` rule or an approved request to the LAN, another VM
+   * or the appliance. On by default; `allowNames` exempts intranet names.
+   */
+  readonly rebinding?: RebindingOptions;
   /** Metrics registry. Default a private one. */
   readonly registry?: Registry;
   /** After each allowed answer with addresses (cache hits included). Called synchronously: keep it cheap. */
@@ -164,6 +172,9 @@ const UPSTREAM_LIMITED = new PortcullisError(
   'this client has too many upstream look-ups waiting (limits.maxUpstream)',
 );
 
+/** The verdict for an answer DNS-rebinding protection drops: NODATA, no block page. */
+const REBINDING: Verdict = { action: 'nodata' };
+
 /** Reasons whose verdict on a CNAME target blocks the whole answer. */
 const CNAME_BLOCKING = new Set(['category', 'service', 'custom', 'doh']);
 
@@ -196,6 +207,10 @@ export class DnsFilter {
   readonly #clock: Clock;
   readonly #metrics: DnsMetrics;
   readonly #limits: ClientLimits;
+  readonly #rebinding: RebindingGuard;
+  /** Whether a cached answer holds an internal address, worked out once per answer. */
+  readonly #internal = new WeakMap<Prepared, boolean>();
+  readonly #rebound: Counter;
   readonly #cache: DnsCache;
   readonly #queryLog: QueryLog;
   readonly #upstream: UpstreamClient;
@@ -219,6 +234,15 @@ export class DnsFilter {
     const registry = options.registry ?? new Registry();
     this.#metrics = new DnsMetrics(registry);
     this.#limits = new ClientLimits(options.limits ?? {}, registry, this.#clock);
+    this.#rebinding = new RebindingGuard(options.rebinding);
+    const rebound = 'portcullis_dns_rebinding_dropped_total';
+    this.#rebound =
+      (registry.getSingleMetric(rebound) as Counter | undefined) ??
+      new Counter({
+        name: rebound,
+        help: 'Upstream answers with an internal address (LAN, loopback, private …) answered NODATA instead: DNS-rebinding protection',
+        registers: [registry],
+      });
     this.#cache = new DnsCache(options.cache?.maxEntries);
     this.#queryLog = new QueryLog(options.queryLogSize);
     this.#upstream = new UpstreamClient({
@@ -662,6 +686,12 @@ export class DnsFilter {
         }
       }
     }
+    if (this.#rebinds(q.name, p)) {
+      // an internet name pointing inside: answered without addresses, nothing learned
+      this.#rebound.inc();
+      this.#blocked(raw, q, ip, policy, REBINDING, maxSize, reply);
+      return;
+    }
     reply(serve(p, raw, q, now, this.#udpSize, maxSize));
     this.#metrics.query('allow');
     this.#learned(policy, q.name, p, now);
@@ -677,6 +707,17 @@ export class DnsFilter {
       cached,
       now,
     );
+  }
+
+  /** Whether answer `p` to `name` holds an internal address a guest must not get by name. */
+  #rebinds(name: string, p: Prepared): boolean {
+    if (p.v4.length === 0 && p.v6.length === 0) return false;
+    let internal = this.#internal.get(p);
+    if (internal === undefined) {
+      internal = this.#rebinding.internal(p.v4, p.v6);
+      this.#internal.set(p, internal);
+    }
+    return internal && !this.#rebinding.allowed(name);
   }
 
   #rewrite(

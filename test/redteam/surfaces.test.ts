@@ -1,0 +1,221 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO, setInternetHosts } from '../../appliance/lab/builder.js';
+import {
+  api,
+  curl,
+  dig,
+  down,
+  guest,
+  mustNs,
+  sleep,
+  state,
+  STATE_DIR,
+  topology,
+  up,
+} from '../lab/harness.js';
+import { PYTHON } from './tools.js';
+
+/**
+ * The surfaces a guest reaches, abused from `kid` (root in its namespace), each with a
+ * control: "ask a parent" flooding, a UDP flood of random names while `work` measures
+ * its own look-ups, TCP connection hoarding, a slow reader and a trickle. The limits
+ * are the service's defaults (config `dns.limits`, `parental.accessRequests`).
+ */
+const gateway = topology.lan.gateway;
+const SCRIPT = join(REPO, 'test', 'redteam', 'dns_abuse.py');
+
+/** Run dns_abuse.py in a guest; its one JSON line. */
+async function abuse<T>(ns: string, args: (string | number)[], timeoutMs = 60_000): Promise<T> {
+  const out = await mustNs(
+    ns,
+    [PYTHON, SCRIPT, args[0]!.toString(), gateway, ...args.slice(1).map(String)],
+    timeoutMs,
+  );
+  return JSON.parse(out.trim().split('\n').at(-1)!) as T;
+}
+
+/** One value of a metric of the service, summed over the series matching `labels`. */
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await mustNs('host', ['curl', '-sS', '--max-time', '5', `${state().api.mgmt}/metrics`]);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
+      if (labels === '' || line.includes(labels)) sum += Number(line.split(' ').at(-1));
+    }
+  }
+  return sum;
+}
+
+interface Latency {
+  n: number;
+  timeouts: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** p99 of the look-ups of a cached name only. */
+  cachedP99: number;
+}
+
+/**
+ * The p99 a look-up must stay under while kid floods: 50 ms (the target), or twice
+ * what the same look-ups took with nobody flooding when the machine itself is that
+ * slow (a loaded CI machine: the limit is about kid, not about the machine).
+ */
+const budget = (quiet: Latency): number => Math.max(50, 2 * quiet.p99);
+
+beforeAll(async () => {
+  await up();
+});
+
+afterAll(async () => {
+  await down();
+});
+
+describe('"ask a parent" from the block page', () => {
+  const blocked = readFileSync(join(REPO, 'rules', 'lists', 'categories', 'adult.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .slice(0, 9);
+
+  /** Load the block page for `name` as kid, then post its form (with `token`, unless replaced). */
+  async function ask(name: string, token?: string): Promise<number> {
+    const page = await curl('kid', `http://${name}/`, [], 3);
+    const pageToken = /name="token" value="([^"]+)"/.exec(page.body)?.[1] ?? '';
+    const r = await curl(
+      'kid',
+      `http://${name}/.portcullis/ask`,
+      [
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--data-urlencode',
+        `domain=${name}`,
+        '--data-urlencode',
+        `token=${token ?? pageToken}`,
+      ],
+      3,
+    );
+    return Number(r.body);
+  }
+
+  it('a flood of requests is cut at the per-VM burst, a forged form without the page token is refused', async () => {
+    // control: a form from the page it was shown on is recorded
+    expect(await ask(blocked[0]!)).toBe(201);
+    expect(await ask(blocked[1]!, 'forged.token')).toBe(403);
+    const statuses: number[] = [];
+    for (const name of blocked.slice(1)) statuses.push(await ask(name));
+    // burst 5: four more are recorded, then 429
+    expect(statuses.slice(0, 4)).toEqual([201, 201, 201, 201]);
+    expect(new Set(statuses.slice(4))).toEqual(new Set([429]));
+    const pending = await api<{ domain: string }[]>('GET', '/api/v1/access-requests?status=pending&vm=kid');
+    expect(pending.body).toHaveLength(5);
+    const audit = await api<{ items: { action: string }[] }>(
+      'GET',
+      '/api/v1/audit?action=access-request.limited',
+    );
+    expect(audit.body.items).toHaveLength(1);
+    expect(await metric('portcullis_access_requests_total', 'result="csrf"')).toBe(1);
+    expect(await metric('portcullis_access_requests_total', 'result="rate_limited"')).toBe(
+      statuses.length - 4,
+    );
+  });
+});
+
+describe('names that point inside', () => {
+  it("an internet name resolving to another VM's address (DNS rebinding) gets no address, even with an accept rule", async () => {
+    const work = guest('work').ipv4;
+    setInternetHosts(
+      { ...topology.internet.hosts, 'rebind.test': work, 'fine.test': topology.internet.web },
+      STATE_DIR,
+    );
+    await sleep(300);
+    const rule = await api<{ id: string }>('POST', '/api/v1/vms/kid/rules', {
+      action: 'accept',
+      to: { domain: 'rebind.test' },
+      comment: 'red team: rebinding',
+    });
+    expect(rule.status).toBe(201);
+    try {
+      // control: the lab resolver does answer the name with work's address
+      const direct = await dig('internet', 'rebind.test', 'A', topology.internet.resolver);
+      expect(direct.answers.map((a) => a.data)).toEqual([work]);
+      // and a public name through the appliance is answered as usual
+      expect((await dig('kid', 'fine.test')).answers.map((a) => a.data)).toEqual([topology.internet.web]);
+      const r = await dig('kid', 'rebind.test');
+      expect(r.status).toBe('NOERROR');
+      expect(r.answers.filter((a) => a.type === 'A')).toEqual([]);
+      expect(await metric('portcullis_dns_rebinding_dropped_total')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await api('DELETE', `/api/v1/vms/kid/rules/${rule.body.id}`);
+    }
+  });
+});
+
+describe('DNS under a flood from one guest', () => {
+  it("a UDP flood of random names from kid leaves work's look-ups fast (p99 < 50 ms)", async () => {
+    // control: work's look-ups with nobody flooding
+    const quiet = await abuse<Latency>('work', ['measure', 3, 50]);
+    const limitedBefore = await metric('portcullis_dns_limited_total', 'reason="rate"');
+    const [flood, busy] = await Promise.all([
+      abuse<{ sent: number; answered: number; seconds: number }>('kid', ['flood', 8]),
+      (async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        return abuse<Latency>('work', ['measure', 5, 50]);
+      })(),
+    ]);
+    const limited = (await metric('portcullis_dns_limited_total', 'reason="rate"')) - limitedBefore;
+    console.log(
+      `UDP flood: kid sent ${flood.sent} queries in ${flood.seconds} s (${Math.round(flood.sent / flood.seconds)}/s), ${flood.answered} answered, ${limited} dropped by the rate limit; ` +
+        `work p50/p99/max ${busy.p50}/${busy.p99}/${busy.max} ms, cached name p99 ${busy.cachedP99} ms (${busy.n} look-ups, ${busy.timeouts} timeouts); ` +
+        `quiet p50/p99 ${quiet.p50}/${quiet.p99} ms, cached p99 ${quiet.cachedP99} ms`,
+    );
+    // the flood is real: far above the per-client rate (300/s), and mostly dropped
+    expect(flood.sent / flood.seconds).toBeGreaterThan(3000);
+    expect(flood.answered).toBeLessThan(300 * flood.seconds + 600 + 300);
+    expect(limited).toBeGreaterThan(flood.sent / 2);
+    expect(quiet.timeouts).toBe(0);
+    expect(busy.timeouts).toBe(0);
+    expect(busy.p99).toBeLessThan(budget(quiet));
+  });
+
+  it('TCP: kid holds at most 8 connections; browse is answered meanwhile', async () => {
+    const [kid, browse] = await Promise.all([
+      abuse<{ opened: number; answering: number }>('kid', ['tcpconns', 30]),
+      (async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        return abuse<{ opened: number; answering: number }>('browse', ['tcpconns', 3]);
+      })(),
+    ]);
+    expect(kid.answering).toBe(8);
+    expect(browse).toEqual({ opened: 3, answering: 3 });
+  });
+
+  it('TCP: a reader that never reads is cut off, and work stays fast meanwhile', async () => {
+    // control: kid's TCP look-ups work
+    expect((await dig('kid', 'example.test', 'A', gateway, ['+tcp'])).status).toBe('NOERROR');
+    const quiet = await abuse<Latency>('work', ['measure', 3, 50]);
+    const [slow, busy] = await Promise.all([
+      abuse<{ queriesWritten: number; closed: boolean }>('kid', ['slowreader', 6]),
+      abuse<Latency>('work', ['measure', 4, 50]),
+    ]);
+    console.log(
+      `TCP slow reader: ${slow.queriesWritten} queries written, closed ${slow.closed}; work p99 ${busy.p99} ms`,
+    );
+    // without back-pressure and limits a client writes millions in 6 s
+    expect(slow.queriesWritten).toBeLessThan(1_000_000);
+    expect(slow.closed).toBe(true);
+    expect(busy.timeouts).toBe(0);
+    expect(busy.p99).toBeLessThan(budget(quiet));
+  });
+
+  it('TCP: a trickle of one byte every 0.5 s does not keep a connection past the idle timeout (10 s)', async () => {
+    const t = await abuse<{ closedAfter: number | null; bytes: number }>('kid', ['trickle', 25]);
+    expect(t.closedAfter).not.toBeNull();
+    expect(t.closedAfter!).toBeLessThan(13);
+    expect(t.bytes).toBeGreaterThan(10);
+    expect(await metric('portcullis_dns_limited_total', 'reason="tcp_idle"')).toBeGreaterThanOrEqual(1);
+  });
+});
