@@ -186,7 +186,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     identify: (ip) => clients.identify(ip)?.policy,
     blockPage: { v4: config.network.lan.ipv4 },
     ...(config.dns.safeSearchTargets ? { safeSearchTargets: config.dns.safeSearchTargets } : {}),
-    limits: { queriesPerSecond: 300, maxUpstream: 64, ...config.dns.limits },
+    limits: { queriesPerSecond: 300, maxUpstream: 64, upstreamPerSecond: 50, ...config.dns.limits },
     rebinding: {
       internal: [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
       allowNames: config.dns.internalNames ?? [],

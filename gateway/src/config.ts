@@ -39,8 +39,9 @@ export const Config = Type.Object(
         internalNames: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }))),
         /**
          * Per-client limits, so that one guest's flood leaves the others' look-ups fast.
-         * Defaults: 300 queries/s (burst 600) per client, 64 upstream look-ups waiting,
-         * 8 TCP connections; 0 turns the rate or upstream limit off.
+         * Defaults: 300 queries/s (burst 600) per client, of which 50/s (burst 100) may
+         * miss the cache, 64 upstream look-ups waiting, 8 TCP connections; 0 turns a
+         * rate or upstream limit off.
          */
         limits: Type.Optional(
           Type.Object(
@@ -48,6 +49,7 @@ export const Config = Type.Object(
               queriesPerSecond: Type.Integer({ minimum: 0, default: 300 }),
               burst: Type.Optional(Type.Integer({ minimum: 1 })),
               maxUpstream: Type.Integer({ minimum: 0, default: 64 }),
+              upstreamPerSecond: Type.Integer({ minimum: 0, default: 50 }),
               tcpPerClient: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
             },
             { additionalProperties: false },

@@ -202,6 +202,28 @@ describe('DnsFilter per-client limits', () => {
     expect(await metric(registry, 'portcullis_dns_limited_total', 'reason', 'rate')).toBeGreaterThan(300);
   });
 
+  it('answers SERVFAIL beyond upstreamPerSecond cache misses; cached names are still answered', async () => {
+    const { port, registry } = await filter({ records: 1, delayMs: 0 }, { limits: { upstreamPerSecond: 5 } });
+    const s = createSocket('udp4');
+    cleanup.push(() => s.close());
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const rcodes: number[] = [];
+    s.on('message', (m) => rcodes.push(m.readUInt16BE(2) & 0xf));
+    // 10 misses allowed in a row (burst), the rest of 30 random names refused
+    for (let i = 0; i < 30; i++) s.send(query(`miss${i}.example`, i), port, '127.0.0.1');
+    await sleep(500);
+    expect(rcodes.filter((r) => r === RCODE.NOERROR).length).toBeLessThanOrEqual(13);
+    expect(rcodes.filter((r) => r === RCODE.SERVFAIL).length).toBeGreaterThanOrEqual(17);
+    // a name in the cache costs no upstream look-up: answered
+    rcodes.length = 0;
+    s.send(query('miss0.example', 99), port, '127.0.0.1');
+    await sleep(200);
+    expect(rcodes).toEqual([RCODE.NOERROR]);
+    expect(
+      await metric(registry, 'portcullis_dns_limited_total', 'reason', 'upstream'),
+    ).toBeGreaterThanOrEqual(17);
+  });
+
   it('answers SERVFAIL at once beyond maxUpstream look-ups waiting for one client', async () => {
     const { port, registry } = await filter({ records: 1, delayMs: 800 }, { limits: { maxUpstream: 5 } });
     const s = createSocket('udp4');

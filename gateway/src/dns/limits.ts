@@ -17,6 +17,13 @@ export interface ClientLimitOptions {
    * other guests and the service's memory. Default 0: no limit.
    */
   readonly maxUpstream?: number;
+  /**
+   * Upstream look-ups (cache misses) one client may start per second, on average
+   * (burst twice that); more are answered SERVFAIL at once. A flood of random names
+   * misses the cache every time: this keeps it from taking the upstream's capacity
+   * while cached names stay cheap. Default 0: no limit.
+   */
+  readonly upstreamPerSecond?: number;
   /** TCP connections one client may hold open. Default 8. */
   readonly tcpPerClient?: number;
 }
@@ -43,6 +50,7 @@ const REASONS: readonly LimitReason[] = [
  */
 export class ClientLimits {
   readonly #buckets: TokenBuckets | undefined;
+  readonly #misses: TokenBuckets | undefined;
   readonly #maxUpstream: number;
   readonly #tcpPerClient: number;
   readonly #upstream = new Map<string, number>();
@@ -54,6 +62,8 @@ export class ClientLimits {
     const qps = options.queriesPerSecond ?? 0;
     this.#buckets =
       qps > 0 ? new TokenBuckets({ ratePerSecond: qps, burst: options.burst ?? 2 * qps, now }) : undefined;
+    const ups = options.upstreamPerSecond ?? 0;
+    this.#misses = ups > 0 ? new TokenBuckets({ ratePerSecond: ups, burst: 2 * ups, now }) : undefined;
     this.#maxUpstream = options.maxUpstream ?? 0;
     this.#tcpPerClient = options.tcpPerClient ?? 8;
     const name = 'portcullis_dns_limited_total';
@@ -83,10 +93,16 @@ export class ClientLimits {
     return false;
   }
 
-  /** Start an upstream look-up for `ip`; false (counted) when it has `maxUpstream` waiting. */
+  /**
+   * Start an upstream look-up for `ip`; false (counted) when it has `maxUpstream`
+   * waiting or started more than `upstreamPerSecond` lately.
+   */
   upstreamStart(ip: string): boolean {
     const n = this.#upstream.get(ip) ?? 0;
-    if (this.#maxUpstream > 0 && n >= this.#maxUpstream) {
+    if (
+      (this.#maxUpstream > 0 && n >= this.#maxUpstream) ||
+      (this.#misses !== undefined && !this.#misses.take(ip))
+    ) {
       this.count('upstream');
       return false;
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { BUILTIN_PROFILES } from '../policy/builtins.js';
 import { makePolicy } from '../store/test-fixtures.js';
 import { clientPolicies, explain } from './client-policy.js';
 
@@ -17,6 +18,27 @@ describe('clientPolicies', () => {
     expect(kid?.blocked).toBeUndefined();
     // work is quarantined: the quarantine profile's settings, not office's
     expect(views.get('10.20.0.12')?.policy.categories).toBeUndefined();
+  });
+
+  it('lets a quarantined VM resolve only what the quarantine profile allows, not its own accepted domains', () => {
+    const base = makePolicy();
+    const policy = {
+      ...base,
+      vms: base.vms.map((vm) =>
+        vm.name === 'kid' ? { ...vm, quarantine: { since: '2026-01-01T00:00:00Z', reason: 'test' } } : vm,
+      ),
+      profiles: [
+        ...base.profiles,
+        { ...BUILTIN_PROFILES.find((p) => p.name === 'quarantine')!, allowDomains: ['deb.debian.org'] },
+      ],
+    };
+    const kid = clientPolicies(policy, SATURDAY, NONE).get('10.20.0.11')!;
+    expect(kid.policy.allowlistOnly).toBe(true);
+    expect(kid.policy.allow).toEqual(['deb.debian.org']);
+    // control: not quarantined, its accepted domain resolves and nothing narrows it to a list
+    const free = clientPolicies(base, SATURDAY, NONE).get('10.20.0.11')!;
+    expect(free.policy.allowlistOnly).toBe(false);
+    expect(free.policy.allow).toContain('example.org');
   });
 
   it('says why a VM is blocked as a whole: pause, spent budget, deny schedule', () => {

@@ -70,12 +70,18 @@ export function clientPolicies(
       .filter((r) => r.action === 'accept' && 'domain' in r.to && (!r.expires || Date.parse(r.expires) > now))
       .map((r) => (r.to as { domain: string }).domain);
     const dns = profile.dns ?? {};
+    // quarantined: only the names the quarantine profile allows (update servers) resolve;
+    // every other query is answered here, never asked upstream (no tunnel through the resolver)
+    const quarantined = state.quarantine !== undefined;
     const policy: ClientPolicy = {
       ...dns,
       client: vm.name,
       services: [...new Set([...(dns.services ?? []), ...state.blockedServices])],
-      allow: [...new Set([...(dns.allow ?? []), ...(profile.allowDomains ?? []), ...accepted])],
+      allow: [
+        ...new Set([...(dns.allow ?? []), ...(profile.allowDomains ?? []), ...(quarantined ? [] : accepted)]),
+      ],
       allowlistOnly:
+        quarantined ||
         profile.internet === 'allowlist-only' ||
         state.allowlistSchedules.length > 0 ||
         (dns.allowlistOnly ?? false),
