@@ -182,7 +182,9 @@ describe('profiles, quarantine, schedules', () => {
     expect(seen).not.toContain(`${marker}-after`);
     expect(await reaches('browse', `http://${web}/`)).toBe(false);
     expect(await reaches('browse', `http://${topology.internet.update}/`)).toBe(true);
-    expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
+    // DNS answers only the names quarantine allows (none here): nothing goes upstream for
+    // the rest, so no tunnel through the resolver; the name lands on the block page
+    expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(topology.lan.gateway);
     expect(await reaches('kid', `http://${web}/`)).toBe(true);
     const audit = await api<{ items: Array<{ action: string; target: string }> }>(
       'GET',
@@ -192,6 +194,7 @@ describe('profiles, quarantine, schedules', () => {
     const r = await api('DELETE', '/api/v1/vms/browse/quarantine');
     expect(r.status).toBe(200);
     expect(await reaches('browse', `http://${web}/`)).toBe(true);
+    expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
   });
 
   it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down', async () => {
