@@ -1,11 +1,19 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { dashboardPlugin } from '../../dashboard/plugin.js';
+import { readQueueStats } from './bundles/health.js';
+import { BundleService, type BundleRuntime } from './bundles/service.js';
+import { JsonBundleSettings } from './bundles/settings.js';
+import { suricataRuleTester } from './bundles/stage.js';
+import { ENFORCED_RULES } from './bundles/versions.js';
+import { bundleRoutes } from './http/bundles.js';
+import { portcullisVersion } from './cli/version.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
-import { listSourcesFromDir } from './dns/lists.js';
+import { listSourcesFromDir, type ListSource } from './dns/lists.js';
 import { ClientDirectory } from './dns/identity.js';
 import { DnsFilter } from './dns/server.js';
 import { PortcullisError } from './errors.js';
@@ -85,6 +93,8 @@ export interface App {
   readonly policy: PolicyService;
   readonly sync: NftSync;
   readonly dns: DnsFilter;
+  /** Vendor rule updates; undefined when the config has no `bundles`. */
+  readonly bundles: BundleService | undefined;
   /** Read the lists, seed and apply the policy, then start DHCP, DNS, the block page and the IPS. */
   start(): Promise<void>;
   /** Stop everything `start()` started, in reverse; the kernel keeps the last ruleset. */
@@ -235,16 +245,34 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     log: log.child({ part: 'block-page' }),
   });
 
+  // rule bundles: Suricata's first rule file and the lists come from bundles/current/
+  const bundleDir = config.bundles ? join(config.dataDir, 'bundles') : undefined;
+  const bundleCurrent = bundleDir ? join(bundleDir, 'current') : undefined;
+  /** The lists folder in force: the bundle's, if it has lists, else the configured one. */
+  const listsDirInForce = async (): Promise<string | undefined> => {
+    if (bundleCurrent && (await listSourcesFromDir(join(bundleCurrent, 'lists'))).length > 0)
+      return join(bundleCurrent, 'lists');
+    return config.dns.listsDir;
+  };
+  /** DoH address files in force: the configured ones and the bundle's. */
+  const dohAddressFiles = (): string[] => {
+    const files = [...(config.bypass?.doh ?? [])];
+    if (bundleCurrent) {
+      const f = join(bundleCurrent, 'lists', 'bypass', 'doh-addresses.txt');
+      if (existsSync(f)) files.push(f);
+    }
+    return files;
+  };
   // the DNS lists in the data path: rules and datasets generated from the policy
   const policyRulesDir = join(config.dataDir, 'suricata', 'policy');
   const policyRules =
     suricata && queue
       ? new PolicyRules({
           dir: policyRulesDir,
-          lists: () =>
-            config.dns.listsDir
-              ? readNameLists(config.dns.listsDir, config.bypass?.doh ?? [])
-              : Promise.resolve(EMPTY_NAME_LISTS),
+          lists: async () => {
+            const dir = await listsDirInForce();
+            return dir ? readNameLists(dir, dohAddressFiles()) : EMPTY_NAME_LISTS;
+          },
           reload: async () => {
             if (ips?.supervisor.status().status === 'running') await ips.control.reloadRules();
           },
@@ -252,16 +280,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           now,
         })
       : undefined;
-  const ips =
+  const suricataSetup =
     suricata && queue
+      ? applianceSuricataSetup(
+          config.dataDir,
+          queue.num,
+          [
+            ...(bundleCurrent ? [join(bundleCurrent, ENFORCED_RULES)] : []),
+            ...suricata.ruleFiles,
+            policyRulesFile(policyRulesDir),
+          ],
+          [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
+          suricata.bypass,
+        )
+      : undefined;
+  const ips =
+    suricata && queue && suricataSetup
       ? new IpsService({
-          setup: applianceSuricataSetup(
-            config.dataDir,
-            queue.num,
-            [...suricata.ruleFiles, policyRulesFile(policyRulesDir)],
-            [`${config.network.lan.ipv4}/${config.network.lan.prefix}`],
-            suricata.bypass,
-          ),
+          setup: suricataSetup,
           kind: queue.kind,
           lanIface: config.network.lan.iface,
           applier,
@@ -271,6 +307,64 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           log: log.child({ part: 'ips' }),
           now,
           ...(policyRules ? { policyRules } : {}),
+        })
+      : undefined;
+
+  /** The DNS list sources in force: the bundle's lists, else the configured folder. */
+  const dnsSources = async (): Promise<ListSource[] | undefined> => {
+    const dir = await listsDirInForce();
+    return dir ? listSourcesFromDir(dir) : undefined;
+  };
+  const runtime: BundleRuntime = {
+    ...(suricataSetup ? { test: suricataRuleTester(suricataSetup) } : {}),
+    ...(ips && queue
+      ? {
+          health: {
+            rulesetStats: () => ips.control.rulesetStats(),
+            sample: async () => {
+              const st = ips.supervisor.status();
+              return {
+                pid: st.status === 'running' ? st.pid : undefined,
+                answers: await ips.control.ping(2000),
+                queue: await readQueueStats(queue.num),
+              };
+            },
+          },
+        }
+      : {}),
+    async activate() {
+      const sources = await dnsSources();
+      if (sources) await dns.loadLists(sources);
+      ({ lists, bypass } = await readAddressLists(config, log, bundleCurrent));
+      await sync.apply(policy.current());
+      if (ips && ips.supervisor.status().status === 'running')
+        await ips.control.reloadRules({ blocking: true });
+    },
+  };
+  const bundles =
+    config.bundles && bundleDir
+      ? new BundleService({
+          dir: bundleDir,
+          updater: {
+            source: config.bundles.source,
+            trustedRoot: config.bundles.trustedRoot,
+            name: config.bundles.name,
+            channel: config.bundles.channel,
+            applianceVersion: portcullisVersion(),
+            limits: { maxDownloadBytes: config.bundles.maxDownloadMiB * 1024 * 1024 },
+            ...(config.bundles.caFile ? { ca: readFileSync(config.bundles.caFile, 'utf8') } : {}),
+          },
+          runtime,
+          settings: new JsonBundleSettings(join(bundleDir, 'settings.json')),
+          store,
+          events,
+          registry,
+          log: log.child({ part: 'bundles' }),
+          now,
+          pollSeconds: config.bundles.pollSeconds,
+          jitterSeconds: config.bundles.jitterSeconds,
+          keep: config.bundles.keep,
+          healthWindowMs: config.bundles.healthSeconds * 1000,
         })
       : undefined;
 
@@ -314,6 +408,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(parentalRoutes, { policy, budgets, dhcp });
         await scope.register(ipsRoutes, { ips, store });
         await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
+        await scope.register(bundleRoutes, { bundles });
       },
     ],
   });
@@ -332,8 +427,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     policy,
     sync,
     dns,
+    bundles,
     async start() {
-      ({ lists, bypass } = readAddressLists(config, log));
+      await bundles?.init();
+      ({ lists, bypass } = await readAddressLists(config, log, bundleCurrent));
       seedPolicy(store, config, log);
       if (queue) log.info({ queue: queue.kind, num: queue.num }, QUEUE_KIND_LOG[queue.kind]);
       await policy.start();
@@ -343,11 +440,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       refreshClients();
       sync.start();
       if (startDhcp) await dhcp.start(current.vms);
-      if (config.dns.listsDir) await dns.loadLists(await listSourcesFromDir(config.dns.listsDir));
+      const sources = await dnsSources();
+      if (sources) await dns.loadLists(sources);
       await dns.start();
       if (blockPort > 0) await blockPage.start();
       // Suricata last: fail-closed VMs wait for it, everything else already flows
       if (ips) await ips.start();
+      bundles?.start();
       // schedule windows, pauses and budgets switch DNS behaviour as time passes
       scheduleTimer = setInterval(refreshClients, 15_000);
       scheduleTimer.unref();
@@ -358,6 +457,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       const children = { deadline: Date.now() + SHUTDOWN_BUDGET_MS };
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
+      await bundles?.stop();
       // the guests' services first: their sockets are free at once for a new instance
       await Promise.all([blockPage.stop(), dns.stop()]);
       // Suricata takes seconds to stop; the kernel keeps the ruleset meanwhile
@@ -388,19 +488,33 @@ function queueKind(configured: QueueKind | 'auto', probed: QueueKind | undefined
   return probed;
 }
 
-/** The address lists of the config's rule bundles, read once. */
-function readAddressLists(
+/**
+ * The address lists of the config and of the bundle in force (`bundle`: its folder, whose
+ * `lists/bypass/{doh-addresses,tor-relays}.txt` add to the configured files).
+ */
+async function readAddressLists(
   config: Config,
   log: Logger,
-): { lists: { deny: PrefixGroups }; bypass: { doh: string[]; tor: string[] } } {
+  bundle?: string,
+): Promise<{ lists: { deny: PrefixGroups }; bypass: { doh: string[]; tor: string[] } }> {
   const read = (files: readonly string[] | undefined): string[] =>
     (files ?? []).flatMap((f) => loadAddressList(f));
+  const fromBundle = async (name: string): Promise<string[]> => {
+    if (!bundle) return [];
+    const dir = join(bundle, 'lists', 'bypass');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    return names.includes(name) ? loadAddressList(join(dir, name)) : [];
+  };
   const deny = read(config.lists?.deny);
   if (deny.length > 0) log.info({ entries: deny.length }, 'deny lists loaded');
+  const unique = (a: readonly string[]): string[] => [...new Set(a)];
   return {
     // kept grouped only: a million strings would stay on the heap for nothing
     lists: { deny: groupByPrefix(deny) },
-    bypass: { doh: read(config.bypass?.doh), tor: read(config.bypass?.tor) },
+    bypass: {
+      doh: unique([...read(config.bypass?.doh), ...(await fromBundle('doh-addresses.txt'))]),
+      tor: unique([...read(config.bypass?.tor), ...(await fromBundle('tor-relays.txt'))]),
+    },
   };
 }
 

@@ -142,6 +142,41 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /**
+     * Vendor rule updates (signed bundles over TUF, rules/README.md). Absent: the service
+     * reads its rules and lists from the paths above only.
+     */
+    bundles: Type.Optional(
+      Type.Object(
+        {
+          /** The vendor's TUF repository: an https URL, or a folder (a copy on a USB stick). */
+          source: Type.String({ minLength: 1 }),
+          /** The root of trust shipped with the appliance (the vendor's 1.root.json). */
+          trustedRoot: Type.String({ minLength: 1 }),
+          /** Bundle name. Default portcullis-default. */
+          name: Type.String({ default: 'portcullis-default' }),
+          /** Channel. Default stable. */
+          channel: Type.String({ default: 'stable' }),
+          /** Seconds between polls; 0: only on demand (API, CLI). Default 21,600 (6 h). */
+          pollSeconds: Type.Integer({ minimum: 0, default: 21_600 }),
+          /** Up to this many seconds added at random to each poll. Default 1,800. */
+          jitterSeconds: Type.Integer({ minimum: 0, default: 1800 }),
+          /** Versions kept on disk for rollback. Default 3. */
+          keep: Type.Integer({ minimum: 1, maximum: 20, default: 3 }),
+          /** Seconds the health check watches Suricata after a switch. Default 5. */
+          healthSeconds: Type.Number({ minimum: 0.5, maximum: 300, default: 5 }),
+          /**
+           * PEM file of a CA the repository's HTTPS certificate chains to, trusted besides
+           * Node's public roots (a vendor with a private CA; the lab). TLS only protects the
+           * transport: TUF's signatures are what the appliance trusts.
+           */
+          caFile: Type.Optional(Type.String()),
+          /** Largest bundle downloaded, MiB. Default 64. */
+          maxDownloadMiB: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Policy YAML to seed an empty store with. */
     policyFile: Type.Optional(Type.String()),
     nft: Type.Object(

@@ -62,6 +62,12 @@ export const ERROR_CODES = {
   BUNDLE_NOT_FOUND: 404,
   /** The repository could not be reached or read (network, HTTP status, missing folder). */
   BUNDLE_FETCH_FAILED: 502,
+  /** The bundle's rules (with the SID changes) fail `suricata -T` against the running configuration. */
+  BUNDLE_RULES_INVALID: 400,
+  /** A list of the bundle does not parse (a bad line, a bad SafeSearch map). */
+  BUNDLE_LISTS_INVALID: 400,
+  /** After the switch the health check failed (rules failed, Suricata died, the queue stopped): rolled back. */
+  BUNDLE_UNHEALTHY: 502,
   // store
   STORE_FAILED: 500,
   INTERNAL: 500,

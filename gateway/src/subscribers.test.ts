@@ -15,6 +15,8 @@ const EVENTS = [
   'vm.released',
   'audit',
   'bundle.status',
+  'bundle.progress',
+  'bundle.result',
   'ips.alert',
   'ips.decision',
   'ips.action',

@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -23,6 +25,32 @@ export interface BundleFetcherOptions {
   readonly timeoutMs?: number;
   /** Called with every error a download ends in. */
   readonly onError?: (err: unknown) => void;
+  /**
+   * PEM of a CA trusted for https besides Node's public roots (a vendor with a private CA,
+   * the lab's). Default: the public roots only.
+   */
+  readonly ca?: string;
+}
+
+/** GET over https trusting `ca` besides the public roots. */
+function fetchWithCa(
+  url: URL,
+  ca: string,
+  timeoutMs: number,
+): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca: [...rootCertificates, ca], timeout: timeoutMs }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        res.resume();
+        reject(new DownloadHTTPError(`${url.href} answered HTTP ${status}`, status));
+        return;
+      }
+      resolve(Readable.toWeb(res) as ReadableStream<Uint8Array<ArrayBuffer>>);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.href} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 /**
@@ -48,6 +76,7 @@ export function repositoryUrl(source: string): URL {
 export class BundleFetcher extends BaseFetcher {
   readonly #timeoutMs: number;
   readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #ca: string | undefined;
   /** Called with the bytes received so far of the current download; set around a target download. */
   onBytes: ((bytes: number) => void) | undefined;
 
@@ -55,6 +84,7 @@ export class BundleFetcher extends BaseFetcher {
     super();
     this.#timeoutMs = options.timeoutMs ?? 300_000;
     this.#onError = options.onError;
+    this.#ca = options.ca;
   }
 
   override async downloadFile<T>(
@@ -78,6 +108,8 @@ export class BundleFetcher extends BaseFetcher {
       const st = await stat(path).catch(() => undefined);
       if (!st?.isFile()) throw new DownloadHTTPError(`${path} does not exist`, 404);
       body = Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array<ArrayBuffer>>;
+    } else if (u.protocol === 'https:' && this.#ca !== undefined) {
+      body = await fetchWithCa(u, this.#ca, this.#timeoutMs);
     } else if (u.protocol === 'http:' || u.protocol === 'https:') {
       const res = await fetch(u, { signal: AbortSignal.timeout(this.#timeoutMs) });
       if (!res.ok || !res.body) throw new DownloadHTTPError(`${url} answered HTTP ${res.status}`, res.status);

@@ -75,6 +75,8 @@ export interface BundleUpdaterOptions {
   readonly limits?: Partial<BundleLimits>;
   /** Per file, in ms. Default 300,000. */
   readonly fetchTimeoutMs?: number;
+  /** PEM of a CA trusted for the repository's https besides Node's public roots. */
+  readonly ca?: string;
   /** Called as the download and the unpacking progress. */
   readonly onProgress?: (p: BundleProgress) => void;
 }
@@ -259,6 +261,7 @@ export class BundleUpdater {
     };
     const fetcher = new BundleFetcher({
       timeoutMs: this.#o.fetchTimeoutMs,
+      ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
       onError: (err) => record({ err, where: 'download' }),
     });
     const base = repositoryUrl(this.#o.source);

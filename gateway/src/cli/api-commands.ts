@@ -4,6 +4,7 @@ import { PortcullisError } from '../errors.js';
 import { ApiClient } from './api-client.js';
 import { processIo, type CliIo } from './output.js';
 import { registerAuditCommand } from './audit.js';
+import { registerBundleUpdateCommands } from './bundle-update.js';
 import { registerPolicyIoCommands } from './policy-io.js';
 import { registerProfileCommands } from './profile.js';
 import { registerRuleCommands } from './rule.js';
@@ -44,6 +45,7 @@ export function registerApiCommands(
   registerScheduleCommands(program, ctx);
   registerPolicyIoCommands(program, ctx);
   registerAuditCommand(program, ctx);
+  registerBundleUpdateCommands(program, ctx);
 }
 
 /** A subcommand with the API options (--api, --token, --json); `mutating` adds --reason. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
+import { group } from './api-commands.js';
 import { buildBundle, readBundleManifest } from '../../../rules/src/build.js';
 import { generateKey, isSigner, readKey, type PublicKey, type Signer } from '../../../rules/src/keys.js';
 import { parseExpiries, ROLES, VendorRepository, type RoleName } from '../../../rules/src/repository.js';
@@ -89,11 +90,11 @@ interface RotateFlags {
 
 /** Register `portcullis bundle init | keygen | build | publish | rotate-key`. */
 export function registerBundleCommands(program: Command): void {
-  const bundle = program
-    .command('bundle')
-    .description(
-      'vendor tools: build signed rule bundles and keep the TUF repository appliances update from',
-    );
+  const bundle = group(
+    program,
+    'bundle',
+    'rule bundles: updates on this appliance (update, rollback, status, sid, source) and the vendor tools (keygen, init, build, publish, rotate-key)',
+  );
 
   bundle
     .command('keygen')

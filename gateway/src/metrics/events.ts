@@ -5,6 +5,7 @@ import { profileInForce } from '../policy/in-force.js';
 import type { Policy } from '../policy/model.js';
 import type { ChildState } from '../process/supervisor.js';
 import type { Bundle } from '../store/types.js';
+import type { BundleResult } from '../bundles/service.js';
 
 /**
  * Prometheus metrics as a subscriber of the event bus: what the parts publish is
@@ -25,6 +26,11 @@ import type { Bundle } from '../store/types.js';
  *   the start, at 0
  * - `portcullis_vm_ips_fail_closed{vm}`: 1 for a VM whose profile in force sends its
  *   traffic through Suricata fail-closed (cut off while Suricata is down), else 0
+ * - `portcullis_bundle_updates_total{result}`: bundle updates and rollbacks, by result
+ * - `portcullis_bundle_failures_total{reason}`: refused or rolled back updates, by error code
+ * - `portcullis_bundle_last_result{result}`: 1 for the result of the last update
+ * - `portcullis_bundle_update_bytes{phase}`: bytes downloaded or unpacked by the update running
+ *   (the bundle's version and age are the bundle service's own gauges)
  *
  * `vm` labels take the policy's VM names only: per VM 3-4 alert series and one gauge.
  * Returns the unsubscribe function (call it at stop); the metrics stay registered.
@@ -134,6 +140,30 @@ export function subscribeMetrics(
     }
     vms = next;
   };
+  const bundleResults = new Counter({
+    name: 'portcullis_bundle_updates_total',
+    help: 'Bundle updates and rollbacks, by result',
+    labelNames: ['result'],
+    registers,
+  });
+  const bundleFailures = new Counter({
+    name: 'portcullis_bundle_failures_total',
+    help: 'Refused or rolled back bundle updates, by reason (the error code)',
+    labelNames: ['reason'],
+    registers,
+  });
+  const bundleLast = new Gauge({
+    name: 'portcullis_bundle_last_result',
+    help: 'The result of the last bundle update (1, by result)',
+    labelNames: ['result'],
+    registers,
+  });
+  const bundleBytes = new Gauge({
+    name: 'portcullis_bundle_update_bytes',
+    help: 'Bytes downloaded (download) or unpacked (unpack) by the bundle update running',
+    labelNames: ['phase'],
+    registers,
+  });
 
   const child =
     (name: string) =>
@@ -169,6 +199,16 @@ export function subscribeMetrics(
     } else {
       bundle.remove({ version });
     }
+  });
+  events.on(owner, 'bundle.result', ({ result, code }: BundleResult) => {
+    bundleResults.inc({ result });
+    if (code) bundleFailures.inc({ reason: code });
+    bundleLast.reset();
+    bundleLast.set({ result }, 1);
+  });
+  events.on(owner, 'bundle.progress', ({ phase, bytes }) => {
+    if (phase === 'download' || phase === 'unpack') bundleBytes.set({ phase }, bytes ?? 0);
+    if (phase === 'idle') bundleBytes.reset();
   });
   return () => events.off(owner);
 }
