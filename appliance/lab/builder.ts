@@ -7,6 +7,7 @@ import { PortcullisError } from '../../gateway/src/errors.js';
 import type { Logger } from '../../gateway/src/log.js';
 import { silentLogger } from '../../gateway/src/log.js';
 import { namespaces, ns, type LabTopology } from './topology.js';
+import { labVendorPaths, makeLabVendor } from './vendor.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '..', '..');
@@ -146,10 +147,28 @@ export function labPolicy(t: LabTopology): Record<string, unknown> {
   };
 }
 
+/** The lab vendor's HTTPS port (443 of every internet address is the web server's). */
+export const VENDOR_PORT = 8443;
+
+/** The lab vendor's address. */
+export function vendorAddress(t: LabTopology): string {
+  return t.internet.vendor ?? '203.0.113.60';
+}
+
 /** The service config for secvm. */
 export function labServiceConfig(t: LabTopology, stateDir: string): Record<string, unknown> {
   const [, prefix] = t.lan.subnet.split('/');
   return {
+    // rule updates from the lab's vendor over the WAN, like a real appliance: the vendor's
+    // certificate is of the lab's CA (production: a public CA in Node's roots, or caFile)
+    bundles: {
+      source: `https://${vendorAddress(t)}:${VENDOR_PORT}/`,
+      trustedRoot: labVendorPaths(stateDir).root,
+      caFile: join(stateDir, 'lab-ca.crt'),
+      // on demand only in the lab: tests and `portcullis bundle update` decide when
+      pollSeconds: 0,
+      healthSeconds: 3,
+    },
     network: {
       lan: { iface: 'lan0', ipv4: t.lan.gateway, prefix: Number(prefix) },
       wan: { iface: 'wan0' },
@@ -269,6 +288,7 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     t.internet.update,
     t.internet.doh,
     t.internet.torRelay,
+    vendorAddress(t),
     ...Object.values(t.internet.hosts),
   ])) {
     ipn(ns('internet'), 'addr', 'add', `${a}/32`, 'dev', 'lo');
@@ -294,6 +314,63 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     cert,
   ]);
   setInternetHosts(t.internet.hosts, stateDir);
+  // the rule vendor: a CA of the lab's own, a certificate for the vendor's address and
+  // name, keys and a TUF repository with the default bundle as version 1
+  const ca = { crt: join(stateDir, 'lab-ca.crt'), key: join(stateDir, 'lab-ca.key') };
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=Portcullis lab CA',
+    '-keyout',
+    ca.key,
+    '-out',
+    ca.crt,
+  ]);
+  const vendorCert = {
+    crt: join(stateDir, 'vendor.crt'),
+    key: join(stateDir, 'vendor.key'),
+    csr: join(stateDir, 'vendor.csr'),
+  };
+  run('openssl', [
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=updates.vendor.test',
+    '-keyout',
+    vendorCert.key,
+    '-out',
+    vendorCert.csr,
+  ]);
+  writeFileSync(
+    join(stateDir, 'vendor.ext'),
+    `subjectAltName=DNS:updates.vendor.test,IP:${vendorAddress(t)}\n`,
+  );
+  run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    vendorCert.csr,
+    '-CA',
+    ca.crt,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    join(stateDir, 'vendor.ext'),
+    '-out',
+    vendorCert.crt,
+  ]);
+  const vendor = await makeLabVendor(stateDir);
   const resolverArgs = (addr: string): string[] => [
     'dnsmasq',
     '--keep-in-foreground',
@@ -349,6 +426,32 @@ export async function labUp(options: UpOptions): Promise<LabState> {
       stateDir,
     ),
     listen: ['0.0.0.0:80', '0.0.0.0:443', '0.0.0.0:9000'],
+  });
+  services.push({
+    ...spawnIn(
+      ns('internet'),
+      'vendor',
+      [
+        'node',
+        '--import',
+        tsx,
+        join(HERE, 'vendor-server.ts'),
+        '--root',
+        vendor.repo,
+        '--cert',
+        vendorCert.crt,
+        '--key',
+        vendorCert.key,
+        '--listen',
+        vendorAddress(t),
+        '--port',
+        String(VENDOR_PORT),
+        '--log',
+        join(stateDir, 'vendor-requests.jsonl'),
+      ],
+      stateDir,
+    ),
+    listen: [`${vendorAddress(t)}:${VENDOR_PORT}`],
   });
 
   writeFileSync(join(stateDir, 'policy.yaml'), toYaml(labPolicy(t)));

@@ -22,6 +22,8 @@ export const LabTopology = Type.Object({
     update: Type.String(),
     doh: Type.String(),
     torRelay: Type.String(),
+    /** The rule vendor: its TUF repository over HTTPS (default 203.0.113.60). */
+    vendor: Type.Optional(Type.String()),
     safeSearch: Type.Record(Type.String(), Type.String()),
     hosts: Type.Record(Type.String(), Type.String()),
   }),
