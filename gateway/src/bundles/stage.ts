@@ -136,7 +136,7 @@ export function suricataRuleTester(
             if (!err) return resolve();
             const errors = `${stdout}\n${stderr}`
               .split('\n')
-              .filter((l) => /^E: /.test(l) || /\bError\b/.test(l))
+              .filter((l) => /^E: /.test(l))
               .slice(0, 10);
             reject(
               new PortcullisError(

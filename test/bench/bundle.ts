@@ -1,0 +1,187 @@
+/**
+ * bench:bundle — a vendor rule update of 40,000 Suricata rules and 1,000,000 list entries
+ * through the lab: the lab's vendor serves it over HTTPS, the appliance verifies, stages
+ * (`suricata -T`), switches, reloads Suricata and the DNS lists, and checks its health.
+ * Measures the time from "update found" (the update starts: metadata refresh) to "new
+ * rules and lists in force" (the service's `enforcedMs`: after the DNS lists, the nft sets
+ * and Suricata's blocking `reload-rules` are done, before the health window), and the
+ * throughput of a download through the IPS (the kid VM, inline) that runs during the
+ * switch against the same download without a switch. The last line is JSON.
+ *
+ *   npm run bench:bundle      (root; builds and removes its own lab)
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { DEFAULT_TOPOLOGY, labDown, labUp } from '../../appliance/lab/builder.js';
+import { loadTopology } from '../../appliance/lab/topology.js';
+import { labVendorKeys, labVendorPaths } from '../../appliance/lab/vendor.js';
+import { buildChanged } from '../../gateway/src/bundles/test-fixtures.js';
+import { VendorRepository } from '../../rules/src/repository.js';
+
+const STATE = '/run/portcullis-bench-bundle';
+const NS = (n: string): string => `${process.env.PORTCULLIS_LAB_NS_PREFIX ?? ''}${n}`;
+const RULES = Number(process.env.BENCH_RULES ?? 40_000);
+const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 1_000_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const t = loadTopology(DEFAULT_TOPOLOGY);
+const web = t.internet.web;
+const mgmt = t.mgmt.secvm.split('/')[0]!;
+
+function sh(ns: string, argv: string[], timeoutMs = 600_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', NS(ns), ...argv],
+      { encoding: 'utf8', maxBuffer: 64 << 20, timeout: timeoutMs },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${argv.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const args = ['curl', '-sS', '--max-time', '900', '-X', method, `http://${mgmt}:${t.api.port}${path}`];
+  if (body !== undefined)
+    args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
+  return JSON.parse(await sh('host', args, 910_000)) as T;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitRunning(): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await api<{ suricata: { status: string } }>('GET', '/api/v1/ips')).suricata.status === 'running')
+        return;
+    } catch {
+      /* not up yet */
+    }
+    await sleep(500);
+  }
+  throw new Error('Suricata did not start');
+}
+
+/** Download `bytes` through the kid VM (IPS inline, fail-closed); Gbit/s and when it ended. */
+async function download(bytes: number): Promise<{ gbps: number; end: number }> {
+  const out = await sh('kid', [
+    'curl',
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{size_download} %{time_total}',
+    `http://${web}/bytes?n=${bytes}`,
+  ]);
+  const [size, secs] = out.trim().split(' ').map(Number);
+  if (size !== bytes) throw new Error(`download got ${size} of ${bytes} bytes`);
+  return { gbps: (size! * 8) / secs! / 1e9, end: Date.now() };
+}
+
+type Result = { result: string; version?: number; enforcedMs?: number; code?: string; message?: string };
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
+  await labUp({ topology: t, topologyFile: DEFAULT_TOPOLOGY, stateDir: STATE });
+  try {
+    await waitRunning();
+    const keys = await labVendorKeys(STATE);
+    const repo = new VendorRepository(labVendorPaths(STATE).repo);
+    const online = [keys.targets, keys.snapshot, keys.timestamp];
+    let version = 1;
+    const first = await api<Result>('POST', '/api/v1/bundles/update', {});
+    if (first.result !== 'installed') throw new Error(`version 1: ${JSON.stringify(first)}`);
+
+    // the big bundle's material, written once
+    const rules: string[] = [];
+    for (let i = 0; i < RULES; i++)
+      rules.push(
+        `alert http any any -> any any (msg:"bench ${i}"; content:"bench-${i.toString(36)}-x"; http_uri; sid:${3_100_000 + i}; rev:1;)`,
+      );
+    const names: string[] = [];
+    for (let i = 0; i < ENTRIES; i++)
+      names.push(`${createHash('md5').update(String(i)).digest('hex').slice(0, 10)}.bench-list.test`);
+    const listFile = join(tmp, 'bench.txt');
+    writeFileSync(listFile, `${names.join('\n')}\n`);
+
+    // baseline download size: about 10 s through the IPS
+    const probe = await download(1_000_000_000);
+    const bytes = Math.min(20_000_000_000, Math.round(((probe.gbps * 1e9) / 8) * 10));
+    process.stdout.write(`download probe ${probe.gbps.toFixed(2)} Gbit/s; ${bytes} bytes a round\n`);
+
+    const enforced: number[] = [];
+    const ratios: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      version++;
+      // a bundle of the same size each round, differing in one rule, so it is a new version
+      const built = await buildChanged(tmp, version, {
+        rules: [
+          ...rules,
+          `alert http any any -> any any (msg:"round ${round}"; content:"round-${round}"; http_uri; sid:3199999; rev:${round + 1};)`,
+        ],
+        append: { 'lists/categories/bench.txt': names },
+      });
+      await repo.publish({
+        bundle: built.archive,
+        info: { name: 'portcullis-default', channel: 'stable', version, minApplianceVersion: '0.1.0' },
+        signers: online,
+      });
+      const without = await download(bytes);
+      // the update, and the download started when the switch starts
+      const update = api<Result>('POST', '/api/v1/bundles/update', {});
+      let switchAt = 0;
+      let healthAt = 0;
+      let during: Promise<{ gbps: number; end: number }> | undefined;
+      const watch = (async () => {
+        for (;;) {
+          const s = await api<{ progress: { phase: string } }>('GET', '/api/v1/bundles').catch(
+            () => undefined,
+          );
+          const phase = s?.progress.phase;
+          if (phase === 'switch' && !switchAt) {
+            switchAt = Date.now();
+            during = download(bytes);
+          }
+          if ((phase === 'health' || phase === 'idle') && switchAt && !healthAt) healthAt = Date.now();
+          if (phase === 'idle' && switchAt) return;
+          await sleep(100);
+        }
+      })();
+      const r = await update;
+      await watch;
+      if (r.result !== 'installed' || r.enforcedMs === undefined)
+        throw new Error(`update: ${JSON.stringify(r)}`);
+      if (!during) throw new Error('the switch was not seen');
+      const d = await during;
+      const overlapped = d.end > healthAt;
+      enforced.push(r.enforcedMs);
+      ratios.push(d.gbps / without.gbps);
+      process.stdout.write(
+        `round ${round + 1}: update to enforced ${Math.round(r.enforcedMs)} ms (switch to in force ${healthAt - switchAt} ms); ` +
+          `download ${without.gbps.toFixed(2)} Gbit/s without, ${d.gbps.toFixed(2)} during the switch` +
+          `${overlapped ? '' : ' (ended before the switch did)'}: ratio ${(d.gbps / without.gbps).toFixed(2)}\n`,
+      );
+    }
+    process.stdout.write(
+      `${JSON.stringify({
+        rules: RULES,
+        list_entries: ENTRIES,
+        update_to_enforced_ms: Math.round(median(enforced)),
+        switch_ratio: Number(median(ratios).toFixed(3)),
+        rounds: ROUNDS,
+      })}\n`,
+    );
+  } finally {
+    await labDown({ stateDir: STATE, topology: t });
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
