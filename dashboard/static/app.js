@@ -3,6 +3,7 @@ import { ApiError, api, getToken, setToken } from './api.js';
 import { announce, h, showErrors } from './dom.js';
 import { alertsView } from './views/alerts.js';
 import { auditView } from './views/audit.js';
+import { bundlesView } from './views/bundles.js';
 import { overviewView } from './views/overview.js';
 import { profilesView } from './views/profiles.js';
 import { requestsView } from './views/requests.js';
@@ -18,6 +19,7 @@ const ROUTES = [
   { pattern: /^\/requests$/, nav: 'requests', view: requestsView },
   { pattern: /^\/alerts$/, nav: 'alerts', view: alertsView },
   { pattern: /^\/audit$/, nav: 'audit', view: auditView },
+  { pattern: /^\/bundles$/, nav: 'bundles', view: bundlesView },
 ];
 
 const main = document.getElementById('main');
