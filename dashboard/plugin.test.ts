@@ -98,4 +98,24 @@ describe('dashboardPlugin', () => {
     );
     await app.close();
   });
+
+  it('serves uPlot from its npm package, nothing else of it', async () => {
+    const app = Fastify();
+    await app.register(dashboardPlugin);
+    const js = await app.inject({ method: 'GET', url: '/vendor/uPlot.esm.js' });
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(js.body).toContain('export');
+    const again = await app.inject({
+      method: 'GET',
+      url: '/vendor/uPlot.esm.js',
+      headers: { 'if-none-match': String(js.headers.etag) },
+    });
+    expect(again.statusCode).toBe(304);
+    expect((await app.inject({ method: 'GET', url: '/vendor/uPlot.min.css' })).headers['content-type']).toBe(
+      'text/css; charset=utf-8',
+    );
+    expect((await app.inject({ method: 'GET', url: '/vendor/uPlot.cjs.js' })).statusCode).toBe(404);
+    await app.close();
+  });
 });

@@ -1,5 +1,6 @@
-import { readdir } from 'node:fs/promises';
-import { extname, join, relative, sep } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
@@ -53,7 +54,8 @@ const CONTENT_SECURITY_POLICY = [
  * Their names carry no version, so every answer says `Cache-Control: no-cache` with an
  * ETag (size and modification time): the browser keeps its copy and asks each time,
  * and a 304 answers while the file is unchanged. The page gets a strict Content
- * Security Policy and may not be framed.
+ * Security Policy and may not be framed. uPlot (the charts) is served from its npm
+ * package at `/vendor/`.
  */
 export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, opts) => {
   const root = opts.root ?? fileURLToPath(new URL('./static/', import.meta.url));
@@ -68,6 +70,7 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app,
       throw new Error(`dashboard file ${url} would shadow a service route; rename it`);
     }
   }
+  await vendorRoutes(app);
   await app.register(fastifyStatic, {
     root,
     wildcard: false,
@@ -95,6 +98,35 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app,
     },
   });
 };
+
+/**
+ * Third-party files the page loads, served from their npm packages (never from a
+ * CDN): uPlot for the charts. URL path → file in the package.
+ */
+const VENDOR: Readonly<Record<string, { readonly pkg: string; readonly file: string }>> = {
+  '/vendor/uPlot.esm.js': { pkg: 'uplot', file: 'dist/uPlot.esm.js' },
+  '/vendor/uPlot.min.css': { pkg: 'uplot', file: 'dist/uPlot.min.css' },
+};
+
+/** The vendor files, each on its exact route, with the same caching as the page's own. */
+async function vendorRoutes(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {
+  const require = createRequire(import.meta.url);
+  for (const [url, { pkg, file }] of Object.entries(VENDOR)) {
+    const path = join(dirname(require.resolve(`${pkg}/package.json`)), file);
+    app.get(url, async (req, reply) => {
+      const s = await stat(path);
+      const etag = `"${s.size.toString(16)}-${Math.floor(s.mtimeMs).toString(16)}"`;
+      void reply
+        .header('etag', etag)
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff');
+      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      return reply
+        .type(CONTENT_TYPES[extname(path)] ?? 'application/octet-stream')
+        .send(await readFile(path));
+    });
+  }
+}
 
 /** The URL path of every file under `root` (`/app.js`, `/views/vm.js`); dotfiles left out. */
 async function staticUrls(root: string): Promise<string[]> {

@@ -1,6 +1,8 @@
 // The dashboard: a single page whose views follow the URL hash (#/vm/kid).
 import { ApiError, api, getToken, setToken } from './api.js';
 import { announce, h, showErrors } from './dom.js';
+import { onLive } from './live.js';
+import { activityView } from './views/activity.js';
 import { alertsView } from './views/alerts.js';
 import { auditView } from './views/audit.js';
 import { bundlesView } from './views/bundles.js';
@@ -18,6 +20,7 @@ const ROUTES = [
   { pattern: /^\/schedules$/, nav: 'schedules', view: schedulesView },
   { pattern: /^\/requests$/, nav: 'requests', view: requestsView },
   { pattern: /^\/alerts$/, nav: 'alerts', view: alertsView },
+  { pattern: /^\/activity$/, nav: 'activity', view: activityView },
   { pattern: /^\/audit$/, nav: 'audit', view: auditView },
   { pattern: /^\/bundles$/, nav: 'bundles', view: bundlesView },
 ];
@@ -57,6 +60,11 @@ async function render({ keepFocus = false } = {}) {
   if (keepFocus) window.scrollTo(0, scroll);
   else main.querySelector('h1')?.focus();
   void updatePendingCount();
+}
+
+function currentNav() {
+  const path = window.location.hash.replace(/^#/, '').split('?')[0];
+  return (ROUTES.find((r) => r.pattern.test(path)) ?? ROUTES[0]).nav;
 }
 
 function errorPage(err) {
@@ -135,5 +143,12 @@ function setupToken() {
 
 setupToken();
 window.addEventListener('hashchange', () => void render());
-window.setInterval(() => void updatePendingCount(), 30_000);
+// live, not polled: a new alert redraws the alerts page, a request the count and its page
+onLive('alert', () => {
+  if (currentNav() === 'alerts') void render({ keepFocus: true });
+});
+onLive('request', () => {
+  if (currentNav() === 'requests') void render({ keepFocus: true });
+  else void updatePendingCount();
+});
 await render({ keepFocus: true });

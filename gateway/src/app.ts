@@ -46,6 +46,9 @@ import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { collectProcessMetrics } from './metrics/process.js';
 import { SuricataMetrics } from './metrics/suricata.js';
 import { TrafficMetrics } from './metrics/traffic.js';
+import { TrafficHistory } from './metrics/history.js';
+import { blockCategory } from './dns/metrics.js';
+import { liveRoutes } from './http/live.js';
 import { subscribeServices } from './subscribers.js';
 import { parsePolicyYaml } from './policy/yaml.js';
 import { RetentionJob } from './store/retention.js';
@@ -82,6 +85,8 @@ export interface AppDeps {
   readonly now?: Clock;
   /** Start DHCP (dnsmasq). Default: config.dhcp.enabled. */
   readonly dhcp?: boolean;
+  /** Seconds between samples of the dashboard's traffic history. Default 60. */
+  readonly historyStepSeconds?: number;
 }
 
 /** The service, wired but not listening. `main.ts` starts it and owns the process. */
@@ -204,6 +209,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     registry,
     logger: log.child({ part: 'dns' }),
     onResolved: (e) => learner.learn(e),
+    onBlocked: (e) =>
+      events.emit('dns.blocked', {
+        vm: e.client,
+        name: e.name,
+        category: blockCategory(e.verdict) ?? 'other',
+        at: now(),
+      }),
   });
 
   const dhcp = new DhcpServer({
@@ -377,6 +389,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     vms: () => sync.policy?.vms.map((vm) => vm.name) ?? [],
     log: log.child({ part: 'metrics' }),
   });
+  // the dashboard's charts: a day of per-minute samples in memory
+  let dnsBlocks = 0;
+  events.on('history', 'dns.blocked', () => dnsBlocks++);
+  const history = new TrafficHistory({
+    read: () => readCounters(lister),
+    vms: () => sync.policy?.vms.map((vm) => vm.name) ?? [],
+    dns: () => ({ queries: dns.totalQueries(), blocks: dnsBlocks }),
+    ...(deps.historyStepSeconds ? { stepSeconds: deps.historyStepSeconds } : {}),
+    now,
+    log: log.child({ part: 'history' }),
+  });
   // only where Suricata runs: its absence is no outage
   if (ips) new SuricataMetrics({ registry, source: () => ips.control, log: log.child({ part: 'metrics' }) });
   events.on('app', 'policy.applied', ({ policy: p }) => {
@@ -409,6 +432,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(ipsRoutes, { ips, store });
         await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
         await scope.register(bundleRoutes, { bundles });
+        await scope.register(liveRoutes, { events, history });
       },
     ],
   });
@@ -436,6 +460,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       await policy.start();
       const current = policy.current();
       budgets.start();
+      history.start();
       retention.start();
       refreshClients();
       sync.start();
@@ -463,10 +488,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       // Suricata takes seconds to stop; the kernel keeps the ruleset meanwhile
       await Promise.all([dhcp.stop(children), ips?.stop(children)]);
       budgets.stop();
+      history.stop();
       retention.stop();
       sync.stop();
       await policy.stop();
       events.off('app');
+      events.off('history');
       unsubscribe();
     },
   };

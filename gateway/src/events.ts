@@ -43,6 +43,18 @@ export interface PortcullisEvents {
    * carried out. The IPS itself blocks and quarantines; webhooks carry out `notify`.
    */
   'ips.decision': ActionDecision;
+  /**
+   * A guest's DNS query answered blocked by policy (the dashboard's live feed). Many per
+   * second are possible: listeners must be cheap.
+   */
+  'dns.blocked': {
+    readonly vm: string;
+    readonly name: string;
+    /** The list or reason that blocked it (`blockCategory`). */
+    readonly category: string;
+    /** ms since the epoch. */
+    readonly at: number;
+  };
   /** An action was carried out (`ok`) or failed (`error` says why). */
   'ips.action': { readonly decision: ActionDecision; readonly ok: boolean; readonly error?: string };
 }

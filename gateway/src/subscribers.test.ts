@@ -20,6 +20,7 @@ const EVENTS = [
   'ips.alert',
   'ips.decision',
   'ips.action',
+  'dns.blocked',
   'suricata.status',
   'dhcp.status',
 ] as const satisfies readonly (keyof PortcullisEvents)[];

@@ -27,6 +27,8 @@ export interface DashboardServer {
   readonly applied: Policy[];
   /** What `/vms/:name/queries` reads: record look-ups here. */
   readonly queryLog: QueryLog;
+  /** The service's event bus: publish alerts, blocks … as the parts would. */
+  readonly events: EventBus;
   close(): Promise<void>;
 }
 
@@ -46,7 +48,7 @@ const acceptingNft: NftBackend = {
  * page and the IPS are off. HTTP on 127.0.0.1 and a free port.
  */
 export async function startDashboardServer(
-  options: { token?: string; policy?: Policy } = {},
+  options: { token?: string; policy?: Policy; historyStepSeconds?: number } = {},
 ): Promise<DashboardServer> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-dashboard-'));
   const events = new EventBus();
@@ -76,7 +78,13 @@ export async function startDashboardServer(
     dataDir: dir,
     nft: { backend: 'nft-cli', driftInterval: 0 },
   };
-  const service = await buildApp(config, { log: silentLogger, nft: acceptingNft, store, events });
+  const service = await buildApp(config, {
+    log: silentLogger,
+    nft: acceptingNft,
+    store,
+    events,
+    ...(options.historyStepSeconds ? { historyStepSeconds: options.historyStepSeconds } : {}),
+  });
   const applied: Policy[] = [];
   events.on('dashboard-server', 'policy.applied', ({ policy }) => applied.push(policy));
   await service.start();
@@ -89,6 +97,7 @@ export async function startDashboardServer(
     policy: service.policy,
     applied,
     queryLog: service.dns.queries,
+    events,
     async close() {
       await service.stop();
       store.close();

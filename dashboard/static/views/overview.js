@@ -177,22 +177,40 @@ function vmCard(vm, state, counters, ctx) {
   );
 }
 
-/** Counters the service exports per VM (metrics labelled vm="name"), if any. */
+/** A VM's traffic, look-ups, drops and alerts from /metrics (labelled vm="name"), if any. */
 function vmCounters(samples, name) {
-  return samples
-    .filter((s) => s.labels.vm === name && s.name.endsWith('_total'))
-    .map((s) => ({ label: counterLabel(s), value: s.value }));
+  const mine = samples.filter((s) => s.labels.vm === name);
+  const sum = (metric, where = () => true) =>
+    mine.filter((s) => s.name === metric && where(s.labels)).reduce((n, s) => n + s.value, 0);
+  const has = (metric) => mine.some((s) => s.name === metric);
+  return [
+    has('portcullis_vm_bytes_total') && {
+      label: 'Downloaded',
+      value: bytes(sum('portcullis_vm_bytes_total', (l) => l.direction === 'in')),
+    },
+    has('portcullis_vm_bytes_total') && {
+      label: 'Uploaded',
+      value: bytes(sum('portcullis_vm_bytes_total', (l) => l.direction === 'out')),
+    },
+    has('portcullis_dns_vm_queries_total') && {
+      label: 'Look-ups',
+      value: sum('portcullis_dns_vm_queries_total'),
+    },
+    has('portcullis_dns_vm_blocks_total') && {
+      label: 'Look-ups blocked',
+      value: sum('portcullis_dns_vm_blocks_total'),
+    },
+    has('portcullis_vm_drops_total') && { label: 'Packets dropped', value: sum('portcullis_vm_drops_total') },
+    has('portcullis_alerts_total') && { label: 'Alerts', value: sum('portcullis_alerts_total') },
+  ].filter(Boolean);
 }
 
-function counterLabel(sample) {
-  const base = sample.name
-    .replace(/^portcullis_/, '')
-    .replace(/_total$/, '')
-    .replace(/_/g, ' ');
-  const extra = Object.entries(sample.labels)
-    .filter(([k]) => k !== 'vm')
-    .map(([, v]) => v);
-  return extra.length > 0 ? `${base} (${extra.join(', ')})` : base;
+/** Bytes the way people read them: 1.2 MB. */
+export function bytes(n) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) [n, i] = [n / 1000, i + 1];
+  return `${n.toLocaleString(undefined, { maximumFractionDigits: i === 0 ? 0 : 1 })} ${units[i]}`;
 }
 
 /** Gateway-wide counters from /metrics, when the service exposes them here. */

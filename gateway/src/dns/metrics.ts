@@ -27,11 +27,8 @@ export class DnsMetrics {
   #upstreamErrorsFlushed = 0;
   readonly #udpDropped = { in: 0, out: 0 };
   readonly #udpDroppedFlushed = { in: 0, out: 0 };
-  /** Per client (VM name): queries, and blocks by category; each `[count, flushed]`. */
-  readonly #perClient = new Map<
-    string,
-    { queries: [number, number]; blocks: Map<string, [number, number]> }
-  >();
+  /** Per client (VM name): queries, `[count, flushed]`. */
+  readonly #perClient = new Map<string, [number, number]>();
   readonly listLoadErrors: Counter;
   readonly duration: Histogram;
 
@@ -112,29 +109,10 @@ export class DnsMetrics {
           registers,
         }),
     );
-    const vmBlocks = metric(
-      registry,
-      'portcullis_dns_vm_blocks_total',
-      () =>
-        new Counter({
-          name: 'portcullis_dns_vm_blocks_total',
-          help: 'DNS queries from each VM answered blocked, by category (the category or service list, else the reason: custom, allowlist, doh, canary, private-relay, ddr, paused)',
-          labelNames: ['vm', 'category'],
-          registers,
-        }),
-    );
     chainCollect(vmQueries, () => {
       for (const [vm, c] of this.#perClient) {
-        vmQueries.inc({ vm }, c.queries[0] - c.queries[1]);
-        c.queries[1] = c.queries[0];
-      }
-    });
-    chainCollect(vmBlocks, () => {
-      for (const [vm, c] of this.#perClient) {
-        for (const [category, n] of c.blocks) {
-          vmBlocks.inc({ vm, category }, n[0] - n[1]);
-          n[1] = n[0];
-        }
+        vmQueries.inc({ vm }, c[0] - c[1]);
+        c[1] = c[0];
       }
     });
     for (const a of ACTIONS) queries.inc({ action: a }, 0);
@@ -164,21 +142,20 @@ export class DnsMetrics {
 
   /**
    * A query of `client` (a VM's name, or `unassigned`: the client directory knows no
-   * other names, so the label is bounded by the policy's VMs) and its verdict; a
-   * block is counted by its category.
+   * other names, so the label is bounded by the policy's VMs). Blocks are counted from
+   * the event bus (`dns.blocked`, metrics/events.ts).
    */
-  clientQuery(client: string, v: Verdict | undefined): void {
-    let c = this.#perClient.get(client);
-    if (c === undefined) {
-      c = { queries: [0, 0], blocks: new Map() };
-      this.#perClient.set(client, c);
-    }
-    c.queries[0]++;
-    const category = blockCategory(v);
-    if (category === undefined) return;
-    const n = c.blocks.get(category);
-    if (n === undefined) c.blocks.set(category, [1, 0]);
-    else n[0]++;
+  clientQuery(client: string): void {
+    const c = this.#perClient.get(client);
+    if (c === undefined) this.#perClient.set(client, [1, 0]);
+    else c[0]++;
+  }
+
+  /** Queries of every client since the start (the dashboard's history samples them). */
+  totalQueries(): number {
+    let queries = 0;
+    for (const c of this.#perClient.values()) queries += c[0];
+    return queries;
   }
 
   cacheHit(): void {

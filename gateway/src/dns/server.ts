@@ -390,6 +390,11 @@ export class DnsFilter {
   }
 
   /** A client's latest queries, newest first. */
+  /** Queries of known clients answered since the start, all together. */
+  totalQueries(): number {
+    return this.#metrics.totalQueries();
+  }
+
   queryLog(client: string, options: { limit?: number } = {}): QueryLogEntry[] {
     return this.#queryLog.get(client, options);
   }
@@ -901,7 +906,7 @@ export class DnsFilter {
     cached: boolean,
     now: number,
   ): void {
-    this.#metrics.clientQuery(policy.client, v);
+    this.#metrics.clientQuery(policy.client);
     if (this.#queryLog.size === 0) return;
     this.#queryLog.record(
       policy.client,

@@ -144,4 +144,19 @@ describe('subscribeMetrics', () => {
     expect(text).toContain('portcullis_bundle_installed_timestamp_seconds{version="2026.3"} 1796083200');
     expect(text).toContain('portcullis_bundle_active_info{version="2026.3"} 1');
   });
+
+  it('counts DNS blocks (dns.blocked) by VM and category; names outside the policy are other', async () => {
+    const policy = makePolicy();
+    bus.emit('policy.applied', { policy, previous: policy, actor: 'api', action: 'vm.add' });
+    const at = Date.parse('2026-12-03T04:00:00Z');
+    bus.emit('dns.blocked', { vm: 'kid', name: 'bet.example', category: 'gambling', at });
+    bus.emit('dns.blocked', { vm: 'kid', name: 'dns.google', category: 'doh', at });
+    bus.emit('dns.blocked', { vm: 'unassigned', name: 'x.example', category: 'paused', at });
+    bus.emit('dns.blocked', { vm: 'mallory', name: 'x.example', category: 'paused', at });
+    expect(await value('portcullis_dns_vm_blocks_total', { vm: 'kid', category: 'gambling' })).toBe(1);
+    expect(await value('portcullis_dns_vm_blocks_total', { vm: 'kid', category: 'doh' })).toBe(1);
+    expect(await value('portcullis_dns_vm_blocks_total', { vm: 'unassigned', category: 'paused' })).toBe(1);
+    expect(await value('portcullis_dns_vm_blocks_total', { vm: 'other', category: 'paused' })).toBe(1);
+    expect(await registry.metrics()).not.toContain('mallory');
+  });
 });

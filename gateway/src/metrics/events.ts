@@ -24,6 +24,8 @@ import type { BundleResult } from '../bundles/service.js';
  * - `portcullis_alerts_total{vm,severity}`: IPS alerts by VM (a VM of the policy, else
  *   `other`) and severity (1-4, else `other`); every policy VM has its 1-3 series from
  *   the start, at 0
+ * - `portcullis_dns_vm_blocks_total{vm,category}`: DNS blocks (`dns.blocked`) by VM
+ *   (or `unassigned`, `other`) and category (the lists loaded, and 8 reasons)
  * - `portcullis_vm_ips_fail_closed{vm}`: 1 for a VM whose profile in force sends its
  *   traffic through Suricata fail-closed (cut off while Suricata is down), else 0
  * - `portcullis_bundle_updates_total{result}`: bundle updates and rollbacks, by result
@@ -124,6 +126,12 @@ export function subscribeMetrics(
     labelNames: ['vm'],
     registers,
   });
+  const dnsBlocks = new Counter({
+    name: 'portcullis_dns_vm_blocks_total',
+    help: 'DNS queries from each VM answered blocked, by category (the category or service list, else the reason: custom, allowlist, doh, canary, private-relay, ddr, paused)',
+    labelNames: ['vm', 'category'],
+    registers,
+  });
   let vms = new Set<string>();
   const onPolicy = (policy: Policy): void => {
     const next = new Set(policy.vms.map((v) => v.name));
@@ -169,6 +177,8 @@ export function subscribeMetrics(
     (name: string) =>
     (state: ChildState): void => {
       up.set({ child: name }, state.status === 'running' ? 1 : 0);
+      // the series exists from the first status on: its first failure is an increase
+      childFailures.inc({ child: name }, 0);
       if (state.status === 'backoff' || state.status === 'failed') childFailures.inc({ child: name });
     };
 
@@ -180,6 +190,9 @@ export function subscribeMetrics(
       severity: SEVERITIES.includes(String(severity)) ? String(severity) : 'other',
     });
   });
+  events.on(owner, 'dns.blocked', ({ vm, category }) =>
+    dnsBlocks.inc({ vm: vms.has(vm) || vm === 'unassigned' ? vm : 'other', category }),
+  );
   events.on(owner, 'ips.action', ({ decision, ok }) =>
     (ok ? actions : failures).inc({ kind: decision.kind }),
   );

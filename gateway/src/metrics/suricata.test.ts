@@ -87,3 +87,18 @@ describe('SuricataMetrics', () => {
     expect(text).toContain('portcullis_suricata_rules_loaded 3');
   });
 });
+
+describe('SuricataMetrics, a Suricata that does not answer', () => {
+  it('counts it down after the timeout instead of holding the scrape', async () => {
+    const registry = new Registry();
+    new SuricataMetrics({
+      registry,
+      source: () => ({ dumpCounters: () => new Promise(() => {}), rulesetStats: async () => [] }),
+      timeoutMs: 50,
+      maxAgeMs: 0,
+    });
+    const started = performance.now();
+    expect(await registry.metrics()).toContain('portcullis_suricata_up 0');
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});

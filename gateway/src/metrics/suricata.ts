@@ -92,6 +92,12 @@ export interface SuricataMetricsOptions {
   readonly source: () => SuricataSource | undefined;
   /** How long one reading serves further collects, in ms. Default 1,000. */
   readonly maxAgeMs?: number;
+  /**
+   * How long a scrape waits for Suricata's answers, in ms; longer counts as down.
+   * Default 800 (an idle Suricata answers in milliseconds; a starting one not at all,
+   * and the scrape must finish within Prometheus' scrape timeout).
+   */
+  readonly timeoutMs?: number;
   readonly log?: Logger;
 }
 
@@ -205,14 +211,17 @@ export class SuricataMetrics {
     const sample =
       source === undefined
         ? Promise.resolve(undefined)
-        : Promise.all([
-            // Suricata refuses the counters until its stats thread ran once: it is up
-            source.dumpCounters().catch((err: unknown) => {
-              if (isPortcullisError(err, 'SURICATA_COMMAND_REJECTED')) return {};
-              throw err;
-            }),
-            source.rulesetStats(),
-          ])
+        : withTimeout(
+            Promise.all([
+              // Suricata refuses the counters until its stats thread ran once: it is up
+              source.dumpCounters().catch((err: unknown) => {
+                if (isPortcullisError(err, 'SURICATA_COMMAND_REJECTED')) return {};
+                throw err;
+              }),
+              source.rulesetStats(),
+            ]),
+            this.#o.timeoutMs ?? 800,
+          )
             .then(([counters, rules]) => {
               this.#lastError = '';
               return suricataSample(counters, rules);
@@ -232,4 +241,14 @@ export class SuricataMetrics {
     });
     return sample;
   }
+}
+
+/** `p`, or a rejection after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Suricata did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
