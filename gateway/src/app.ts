@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
@@ -312,6 +313,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           setup: suricataSetup,
           kind: queue.kind,
           lanIface: config.network.lan.iface,
+          // what the appliance needs is never blocked, whatever a guest provokes
+          neverBlock: [...config.dns.upstream, config.api.listen, ...(suricata.neverBlock ?? [])].filter(
+            (a) => isIP(a.split('/')[0] ?? '') !== 0,
+          ),
           applier,
           policy,
           registry,

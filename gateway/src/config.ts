@@ -118,6 +118,11 @@ export const Config = Type.Object(
           queue: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
           /** Rule files, in order (the installed bundle's, then local rules). */
           ruleFiles: Type.Array(Type.String(), { minItems: 1 }),
+          /**
+           * Addresses and prefixes the IPS never blocks, besides the upstream resolvers,
+           * the management address and the policy's update servers (always protected).
+           */
+          neverBlock: Type.Optional(Type.Array(Type.String())),
           /** Let Suricata bypass flows it is done with (stream depth reached, TLS encrypted). Default true. */
           bypass: Type.Boolean({ default: true }),
           /** `nft` queue statement or the xtables NFQUEUE target; `auto` detects. Default auto. */

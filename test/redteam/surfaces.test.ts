@@ -166,6 +166,45 @@ describe('names that point inside', () => {
   });
 });
 
+describe('IPS actions have a blast radius', () => {
+  const other = topology.internet.hosts['other.test']!;
+  const resolver = topology.internet.resolver;
+
+  it("an alert kid provokes against a host work needs blocks it for kid only; the appliance's resolver is never blocked", async () => {
+    // control: both reach the host
+    expect((await curl('work', `http://${other}/before`, [], 3)).ok).toBe(true);
+    expect((await curl('kid', `http://${other}/before`, [], 3)).ok).toBe(true);
+    try {
+      await curl('kid', `http://${other}/ALERTME-redteam`, [], 3);
+      let blocks: { address: string; vm?: string }[] = [];
+      for (let i = 0; i < 40 && !blocks.some((b) => b.address === other); i++) {
+        blocks = (await api<{ address: string; vm?: string }[]>('GET', '/api/v1/ips/blocks')).body;
+        if (!blocks.some((b) => b.address === other)) await sleep(250);
+      }
+      expect(blocks.filter((b) => b.address === other)).toEqual([expect.objectContaining({ vm: 'kid' })]);
+      expect((await curl('kid', `http://${other}/after`, [], 2)).ok).toBe(false);
+      expect((await curl('work', `http://${other}/after`, [], 3)).ok).toBe(true);
+      // an alert against the appliance's upstream resolver (lab rule: ALERTME to udp/9001)
+      await mustNs('kid', [
+        PYTHON,
+        '-c',
+        `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"ALERTME", ("${resolver}", 9001))`,
+      ]);
+      let refused = 0;
+      for (let i = 0; i < 40 && refused === 0; i++) {
+        refused = await metric('portcullis_ips_blocks_refused', 'reason="protected"');
+        if (refused === 0) await sleep(250);
+      }
+      expect(refused).toBeGreaterThanOrEqual(1);
+      blocks = (await api<{ address: string }[]>('GET', '/api/v1/ips/blocks')).body;
+      expect(blocks.some((b) => b.address === resolver)).toBe(false);
+      expect((await dig('kid', 'example.test')).status).toBe('NOERROR');
+    } finally {
+      await api('DELETE', `/api/v1/ips/blocks/${other}`);
+    }
+  });
+});
+
 describe('DNS under a flood from one guest', () => {
   it("a UDP flood of random names from kid leaves work's look-ups fast (p99 < 50 ms)", async () => {
     // control: work's look-ups with nobody flooding

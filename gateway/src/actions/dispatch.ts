@@ -42,7 +42,7 @@ async function enforce(
   for (const d of decisions) {
     if (d.kind !== 'block' && d.kind !== 'quarantine') continue;
     try {
-      if (d.kind === 'block') await enforcer.blockHost(d.remote, d.seconds, d.vm);
+      if (d.kind === 'block') await enforcer.blockHost(d.remote, d.seconds, d.vm, d.global ?? false);
       else await enforcer.quarantine(d.vm, d.reason);
       log.info({ decision: d }, 'IPS action');
       events.emit('ips.action', { decision: d, ok: true });

@@ -196,6 +196,54 @@ describe('ActionEngine', () => {
   });
 });
 
+describe('ActionEngine blast radius', () => {
+  const actions: AlertActions = {
+    block: { maxSeverity: 2, duration: 600, globalSids: [9_000_001] },
+    quarantine: { maxSeverity: 2, count: 2, windowMinutes: 10 },
+  };
+
+  it('blocks a remote for the alerting VM only: another VM alerting on it gets a block of its own', () => {
+    const { engine } = makeEngine(actions);
+    const kid = engine.onAlert(makeFacts({ vm: 'kid' })).find((d) => d.kind === 'block');
+    expect(kid).toMatchObject({ vm: 'kid', remote: '192.0.2.7' });
+    expect(kid).not.toHaveProperty('global');
+    const work = engine.onAlert(makeFacts({ vm: 'work' })).find((d) => d.kind === 'block');
+    expect(work).toMatchObject({ vm: 'work', remote: '192.0.2.7', reassert: false });
+  });
+
+  it('blocks for every VM only the signatures the profile marks global', () => {
+    const { engine } = makeEngine(actions);
+    expect(engine.onAlert(makeFacts({ sid: 9_000_001 })).find((d) => d.kind === 'block')).toMatchObject({
+      global: true,
+    });
+  });
+
+  it('never blocks a protected address, and counts that', () => {
+    const clock = new FakeClock();
+    const engine = new ActionEngine({
+      clock: clock.now,
+      actionsFor: () => actions,
+      isProtected: (remote) => remote === '192.0.2.53',
+    });
+    expect(kinds(engine.onAlert(makeFacts({ remote: '192.0.2.53', fromVm: false })))).toEqual(['record']);
+    // control: the same alert against another address blocks it
+    expect(kinds(engine.onAlert(makeFacts({ remote: '192.0.2.54', fromVm: false })))).toEqual([
+      'record',
+      'block',
+    ]);
+    expect(engine.stats().blocksProtected).toBe(1);
+  });
+
+  it('counts towards quarantine only alerts on packets the VM sent', () => {
+    const { engine } = makeEngine(actions);
+    // inbound: anyone on the internet can provoke these
+    for (let i = 0; i < 5; i++) engine.onAlert(makeFacts({ fromVm: false, remote: `198.51.100.${i}` }));
+    expect(engine.stats()).toMatchObject({ quarantined: 0, quarantineIgnored: 5 });
+    engine.onAlert(makeFacts({ fromVm: true }));
+    expect(kinds(engine.onAlert(makeFacts({ fromVm: true })))).toContain('quarantine');
+  });
+});
+
 describe('alertFacts', () => {
   it('takes the alert and the remote side from an EVE alert and its VM match', () => {
     const line =
@@ -209,6 +257,8 @@ describe('alertFacts', () => {
       vm: 'kid',
       remote: '82.165.177.154',
       remoteIsGuest: false,
+      // the remote sent the packet that alerted: this alert does not count towards quarantine
+      fromVm: false,
       srcIp: '82.165.177.154',
       destIp: '10.16.1.11',
       flowId: 1984224970187887,

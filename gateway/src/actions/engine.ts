@@ -24,6 +24,13 @@ export interface AlertFacts {
   readonly remote: string | undefined;
   /** The other side is a guest too; guests are never blocked (quarantine is for that). */
   readonly remoteIsGuest: boolean;
+  /**
+   * The VM sent the packet that raised the alert (its address is the alert's source).
+   * Only such alerts count towards quarantine: an alert on traffic *to* a VM can be
+   * provoked by anyone, and a frame *from* a VM cannot be forged from another port
+   * (anti-spoofing binds a guest's addresses to its MAC and port). Default true.
+   */
+  readonly fromVm?: boolean;
   readonly srcIp: string | undefined;
   readonly destIp: string | undefined;
   readonly flowId: number | undefined;
@@ -55,11 +62,13 @@ export interface RecordDecision {
   readonly flowId: number | null;
 }
 
-/** Block `remote` (for every VM) until `until`. */
+/** Block `remote` for `vm` (or for every VM when `global`) until `until`. */
 export interface BlockDecision {
   readonly kind: 'block';
   readonly vm: string;
   readonly remote: string;
+  /** For every VM (the profile marks the signature global); absent or false: for `vm` only. */
+  readonly global?: boolean;
   /** ms since the epoch. */
   readonly until: number;
   /** Block duration from now, in seconds. */
@@ -112,6 +121,11 @@ export interface ActionEngineOptions {
   readonly maxTracked?: number;
   /** Expired state is swept every this many alerts. Default 1,024. */
   readonly sweepEvery?: number;
+  /**
+   * Addresses never blocked, whatever the alert: the appliance's upstream resolvers,
+   * bundle and update servers, the management network, the config's allowlist.
+   */
+  readonly isProtected?: (remote: string) => boolean;
 }
 
 export interface ActionEngineStats {
@@ -122,6 +136,10 @@ export interface ActionEngineStats {
   readonly quarantined: number;
   /** Block decisions not repeated because the host was blocked for long enough still. */
   readonly blocksDeduped: number;
+  /** Blocks not made because the remote is protected (`isProtected`). */
+  readonly blocksProtected: number;
+  /** Alerts on traffic to a VM (not from it): not counted towards quarantine. */
+  readonly quarantineIgnored: number;
   readonly notificationsDeduped: number;
 }
 
@@ -143,6 +161,7 @@ export function alertFacts(event: AlertEvent, match: VmMatch | undefined): Alert
     vm: match?.vm,
     remote: match?.remoteIp,
     remoteIsGuest: match?.remoteVm !== undefined,
+    fromVm: match !== undefined && raw.src_ip !== match.remoteIp,
     srcIp: raw.src_ip,
     destIp: raw.dest_ip,
     flowId: raw.flow_id,
@@ -161,7 +180,8 @@ export class ActionEngine {
   readonly #actionsFor: (vm: string | undefined) => AlertActions;
   readonly #maxTracked: number;
   readonly #sweepEvery: number;
-  /** remote → blocked until (ms). */
+  readonly #isProtected: (remote: string) => boolean;
+  /** `vm|remote` (`*|remote` for every VM) → blocked until (ms). */
   readonly #blocks = new Map<string, number>();
   /** vm → recent qualifying alerts. */
   readonly #windows = new Map<string, Window>();
@@ -170,6 +190,8 @@ export class ActionEngine {
   readonly #quarantined = new Set<string>();
   #alerts = 0;
   #blocksDeduped = 0;
+  #blocksProtected = 0;
+  #quarantineIgnored = 0;
   #notificationsDeduped = 0;
 
   constructor(options: ActionEngineOptions) {
@@ -177,6 +199,7 @@ export class ActionEngine {
     this.#actionsFor = options.actionsFor;
     this.#maxTracked = options.maxTracked ?? 100_000;
     this.#sweepEvery = options.sweepEvery ?? 1024;
+    this.#isProtected = options.isProtected ?? (() => false);
   }
 
   /** An engine with one configuration for every VM. */
@@ -219,16 +242,21 @@ export class ActionEngine {
 
     const block = cfg.block;
     if (block && f.severity <= block.maxSeverity && f.remote !== undefined && !f.remoteIsGuest) {
-      const d = this.#block(vm, f, block.duration, now);
-      if (d) {
-        out.push(d);
-        taken.push('block');
+      if (this.#isProtected(f.remote)) {
+        this.#blocksProtected += 1;
+      } else {
+        const d = this.#block(vm, f, block.duration, block.globalSids?.includes(f.sid) ?? false, now);
+        if (d) {
+          out.push(d);
+          taken.push('block');
+        }
       }
     }
 
     const q = cfg.quarantine;
     let quarantine: QuarantineDecision | undefined;
-    if (q && f.severity <= q.maxSeverity) {
+    if (q && f.severity <= q.maxSeverity && f.fromVm === false) this.#quarantineIgnored += 1;
+    else if (q && f.severity <= q.maxSeverity) {
       quarantine = this.#countTowardsQuarantine(
         vm,
         f.sid,
@@ -296,15 +324,15 @@ export class ActionEngine {
     this.#windows.delete(vm);
   }
 
-  /** A block was lifted early (by an admin): the next alert blocks again. */
+  /** A block was lifted early (by an admin), for every VM: the next alert blocks again. */
   unblock(remote: string): void {
-    this.#blocks.delete(remote);
+    for (const key of this.#blocks.keys()) if (key.endsWith(`|${remote}`)) this.#blocks.delete(key);
   }
 
   /** Drop expired blocks, stale windows and notification keys. Runs by itself every `sweepEvery` alerts. */
   sweep(): void {
     const now = this.#clock();
-    for (const [remote, until] of this.#blocks) if (until <= now) this.#blocks.delete(remote);
+    for (const [key, until] of this.#blocks) if (until <= now) this.#blocks.delete(key);
     for (const [key, until] of this.#notifyUntil) if (until <= now) this.#notifyUntil.delete(key);
     for (const [vm, w] of this.#windows) {
       const last = w.hits[w.hits.length - 1];
@@ -321,13 +349,22 @@ export class ActionEngine {
       notifyKeys: this.#notifyUntil.size,
       quarantined: this.#quarantined.size,
       blocksDeduped: this.#blocksDeduped,
+      blocksProtected: this.#blocksProtected,
+      quarantineIgnored: this.#quarantineIgnored,
       notificationsDeduped: this.#notificationsDeduped,
     };
   }
 
-  #block(vm: string, f: AlertFacts, seconds: number, now: number): BlockDecision | undefined {
+  #block(
+    vm: string,
+    f: AlertFacts,
+    seconds: number,
+    global: boolean,
+    now: number,
+  ): BlockDecision | undefined {
     const remote = f.remote as string;
-    const until = this.#blocks.get(remote);
+    const key = `${global ? '*' : vm}|${remote}`;
+    const until = this.#blocks.get(key);
     const active = until !== undefined && until > now;
     // Still blocked for more than half the duration: nothing to do. Otherwise refresh
     // the timeout to a full duration (never longer: blocks do not stack).
@@ -336,13 +373,14 @@ export class ActionEngine {
       return undefined;
     }
     const next = now + seconds * 1000;
-    this.#blocks.delete(remote);
-    this.#blocks.set(remote, next);
+    this.#blocks.delete(key);
+    this.#blocks.set(key, next);
     this.#cap(this.#blocks);
     return {
       kind: 'block',
       vm,
       remote,
+      ...(global ? { global } : {}),
       until: next,
       seconds,
       sid: f.sid,

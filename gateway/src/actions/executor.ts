@@ -10,8 +10,11 @@ import type { Decision, NotifyPayload, RecordDecision } from './engine.js';
  * real one; tests pass a fake.
  */
 export interface ActionExecutor {
-  /** Block `remote` for `seconds` (refreshing the timeout if it is blocked already). `vm` is the VM whose alert asked for it. */
-  blockHost(remote: string, seconds: number, vm?: string): Promise<void>;
+  /**
+   * Block `remote` for `seconds` (refreshing the timeout if it is blocked already):
+   * for `vm`, the VM whose alert asked for it, or for every VM when `global`.
+   */
+  blockHost(remote: string, seconds: number, vm?: string, global?: boolean): Promise<void>;
   /** Put `vm` into quarantine. */
   quarantine(vm: string, reason: string): Promise<void>;
   /** POST `payload` to the webhook `url`. */
@@ -27,7 +30,7 @@ export async function execute(decision: Decision, executor: ActionExecutor): Pro
       await executor.record?.(decision);
       return;
     case 'block':
-      await executor.blockHost(decision.remote, decision.seconds, decision.vm);
+      await executor.blockHost(decision.remote, decision.seconds, decision.vm, decision.global ?? false);
       return;
     case 'quarantine':
       await executor.quarantine(decision.vm, decision.reason);

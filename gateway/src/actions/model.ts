@@ -25,6 +25,18 @@ export const BlockAction = Type.Object(
       maximum: 2_592_000,
       description: 'seconds the remote host stays blocked',
     }),
+    /**
+     * Signature ids whose alerts block the remote host for every VM (a known
+     * command-and-control host, say). Every other alert blocks it only for the VM whose
+     * traffic raised it. Default none.
+     */
+    globalSids: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1 }), {
+        maxItems: 10_000,
+        description:
+          'alerts of these signatures block the remote host for every VM; others only for the alerting VM',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'block the remote host of an alert for a while' },
 );

@@ -74,6 +74,9 @@ export function serviceSet(vm: string, service: string, family: 4 | 6): string {
   return `svc${family}_${nftName(vm)}_${nftName(service)}`;
 }
 
-/** The dynamic sets the runtime fills: IPS blocks. */
+/** The dynamic sets the runtime fills: IPS blocks of a remote host for every VM (alerts marked global). */
 export const IPS_BLOCK4 = 'ips_block4';
 export const IPS_BLOCK6 = 'ips_block6';
+/** IPS blocks for one VM: `VM address . remote address`. */
+export const IPS_VMBLOCK4 = 'ips_vmblock4';
+export const IPS_VMBLOCK6 = 'ips_vmblock6';

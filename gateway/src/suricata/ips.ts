@@ -1,14 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { dispatchDecisions, type Enforcer } from '../actions/dispatch.js';
 import { ActionEngine } from '../actions/engine.js';
 import { DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
+import { ProtectedAddresses } from '../actions/protected.js';
 import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { NftApplier } from '../nft/applier.js';
-import { IPS_BLOCK4, IPS_BLOCK6 } from '../nft/names.js';
+import { IPS_BLOCK4, IPS_BLOCK6, IPS_VMBLOCK4, IPS_VMBLOCK6 } from '../nft/names.js';
 import { installXtQueue, type QueueKind } from '../nft/queue.js';
 import { effectiveProfiles } from '../policy/builtins.js';
 import { alertActionsOf, profileInForce } from '../policy/in-force.js';
@@ -36,6 +37,12 @@ export interface IpsOptions {
   readonly registry: Registry;
   /** Where alerts, decisions and their outcomes are published (`ips.*`), and Suricata's status. */
   readonly events: EventBus;
+  /**
+   * Addresses and prefixes the IPS never blocks: the upstream resolvers, the bundle
+   * server, the management network, the config's allowlist. The policy's update
+   * servers are added to them. Default none.
+   */
+  readonly neverBlock?: readonly string[];
   readonly log?: Logger;
   readonly now?: Clock;
   /**
@@ -46,10 +53,11 @@ export interface IpsOptions {
   readonly policyRules?: PolicyRules;
 }
 
-/** An active IPS block of a remote host. */
+/** An active IPS block of a remote host: for one VM, or for every VM when `vm` is absent. */
 export interface IpsBlock {
   readonly address: string;
   readonly until: string;
+  readonly vm?: string;
 }
 
 /**
@@ -69,6 +77,7 @@ export class IpsService {
   readonly #pipeline: EvePipeline;
   readonly #enforcer: Enforcer;
   #policy: Policy | undefined;
+  #protected: ProtectedAddresses;
   /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
   #ids: { supervisor: SuricataSupervisor; filter: string } | undefined;
   readonly #idsChange = new Serial();
@@ -84,13 +93,45 @@ export class IpsService {
       events: options.events,
     });
     this.control = new SuricataControl({ path: options.setup.commandSocket });
-    this.#engine = new ActionEngine({ clock: now, actionsFor: (vm) => this.#actionsFor(vm) });
+    this.#protected = new ProtectedAddresses(options.neverBlock ?? []);
+    this.#engine = new ActionEngine({
+      clock: now,
+      actionsFor: (vm) => this.#actionsFor(vm),
+      isProtected: (remote) => this.#protected.has(remote),
+    });
+    const engine = this.#engine;
+    new Gauge({
+      name: 'portcullis_ips_blocks_refused',
+      help: 'IPS blocks not made, by reason: protected (an address the appliance needs or the allowlist), inbound (alerts on traffic to a VM do not count towards quarantine)',
+      labelNames: ['reason'],
+      registers: [options.registry],
+      collect() {
+        const s = engine.stats();
+        this.set({ reason: 'protected' }, s.blocksProtected);
+        this.set({ reason: 'inbound' }, s.quarantineIgnored);
+      },
+    });
     const metrics = new EveMetrics(options.registry);
     this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
     this.#enforcer = {
-      blockHost: async (remote, seconds) => {
-        const set = remote.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
-        await options.applier.addElements(set, [remote], seconds);
+      blockHost: async (remote, seconds, vm, global) => {
+        const v6 = remote.includes(':');
+        if (global || vm === undefined) {
+          await options.applier.addElements(v6 ? IPS_BLOCK6 : IPS_BLOCK4, [remote], seconds);
+          return;
+        }
+        // for the alerting VM only: its address (anti-spoofing binds it to the VM) . the remote
+        const v = this.#policy?.vms.find((x) => x.name === vm);
+        const own = v6 ? v?.ipv6 : v?.ipv4;
+        if (own === undefined) {
+          this.#log.warn({ vm, remote }, 'IPS: no address of the VM in this family; remote not blocked');
+          return;
+        }
+        await options.applier.addElements(
+          v6 ? IPS_VMBLOCK6 : IPS_VMBLOCK4,
+          [{ concat: [own, remote] }],
+          seconds,
+        );
       },
       quarantine: async (vm, reason) => {
         const current = options.policy.current().vms.find((v) => v.name === vm);
@@ -116,6 +157,8 @@ export class IpsService {
 
   #setPolicy(policy: Policy): void {
     this.#policy = policy;
+    // update servers stay reachable for every VM: never blocked
+    this.#protected = new ProtectedAddresses([...(this.#o.neverBlock ?? []), ...policy.updateServers]);
     for (const vm of policy.vms) {
       this.#leases.add({ vm: vm.name, address: vm.ipv4 });
       if (vm.ipv6) this.#leases.add({ vm: vm.name, address: vm.ipv6 });
@@ -180,20 +223,40 @@ export class IpsService {
     return alertActionsOf(profileInForce(v, effectiveProfiles(p.profiles)));
   }
 
-  /** Active blocks of remote hosts. */
+  /** Active blocks of remote hosts: for every VM, then per VM. */
   blocks(): IpsBlock[] {
-    return [IPS_BLOCK4, IPS_BLOCK6].flatMap((set) =>
+    const byAddress = new Map<string, string>();
+    for (const v of this.#policy?.vms ?? []) {
+      byAddress.set(v.ipv4, v.name);
+      if (v.ipv6) byAddress.set(v.ipv6, v.name);
+    }
+    const global = [IPS_BLOCK4, IPS_BLOCK6].flatMap((set) =>
       this.#o.applier
         .dynamicElements(set)
         .map((e) => ({ address: String(e.val), until: e.expiresAt.toISOString() })),
     );
+    const perVm = [IPS_VMBLOCK4, IPS_VMBLOCK6].flatMap((set) =>
+      this.#o.applier.dynamicElements(set).map((e) => {
+        const [own, remote] = (e.val as { concat: [string, string] }).concat;
+        const vm = byAddress.get(own);
+        return { address: remote, until: e.expiresAt.toISOString(), ...(vm ? { vm } : {}) };
+      }),
+    );
+    return [...global, ...perVm];
   }
 
-  /** Undo a block (the parent or admin disagrees with the IPS). */
+  /** Undo the blocks of `address`, for every VM (the parent or admin disagrees with the IPS). */
   async unblock(address: string): Promise<boolean> {
-    const set = address.includes(':') ? IPS_BLOCK6 : IPS_BLOCK4;
-    const had = this.#o.applier.dynamicElements(set).some((e) => e.val === address);
+    const v6 = address.includes(':');
+    const set = v6 ? IPS_BLOCK6 : IPS_BLOCK4;
+    const vmSet = v6 ? IPS_VMBLOCK6 : IPS_VMBLOCK4;
+    const perVm = this.#o.applier
+      .dynamicElements(vmSet)
+      .map((e) => e.val)
+      .filter((val) => (val as { concat: [string, string] }).concat[1] === address);
+    const had = perVm.length > 0 || this.#o.applier.dynamicElements(set).some((e) => e.val === address);
     await this.#o.applier.deleteElements(set, [address]);
+    if (perVm.length > 0) await this.#o.applier.deleteElements(vmSet, perVm);
     // the engine forgets it too, so the next alert blocks it again
     this.#engine.unblock(address);
     return had;

@@ -1,5 +1,5 @@
 import { MARK, NFQ_REPEAT_MARK } from '../../nft/marks.js';
-import { IPS_BLOCK4, IPS_BLOCK6 } from '../../nft/names.js';
+import { IPS_BLOCK4, IPS_BLOCK6, IPS_VMBLOCK4, IPS_VMBLOCK6 } from '../../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, SetSpec } from '../../nft/types.js';
 import { PRIO } from '../../nft/types.js';
 import type { CompileInput } from '../compile.js';
@@ -93,6 +93,22 @@ export function compileShared(spec: CompileInput): SharedOutput {
     elements: [],
     dynamic: true,
     comment: 'remote hosts blocked by IPS alerts',
+  });
+  sets.push({
+    name: IPS_VMBLOCK4,
+    type: ['ipv4_addr', 'ipv4_addr'],
+    flags: ['timeout'],
+    elements: [],
+    dynamic: true,
+    comment: 'remote hosts blocked for one VM by its IPS alerts (VM . remote)',
+  });
+  sets.push({
+    name: IPS_VMBLOCK6,
+    type: ['ipv6_addr', 'ipv6_addr'],
+    flags: ['timeout'],
+    elements: [],
+    dynamic: true,
+    comment: 'remote hosts blocked for one VM by its IPS alerts (VM . remote)',
   });
 
   // --- prerouting, raw: anti-spoofing before anything else --------------------------

@@ -2,6 +2,8 @@ import {
   allowSet,
   IPS_BLOCK4,
   IPS_BLOCK6,
+  IPS_VMBLOCK4,
+  IPS_VMBLOCK6,
   serviceSet,
   vmChain,
   vmCounter,
@@ -94,6 +96,15 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   // reactive IPS blocks, whatever the profile
   rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), ...dropped('ips')]);
   rules.push([m(payload('ip6', 'daddr'), `@${IPS_BLOCK6}`), ...dropped('ips')]);
+  // this VM's own (anti-spoofing holds its source address to it)
+  rules.push([
+    m({ concat: [payload('ip', 'saddr'), payload('ip', 'daddr')] }, `@${IPS_VMBLOCK4}`),
+    ...dropped('ips'),
+  ]);
+  rules.push([
+    m({ concat: [payload('ip6', 'saddr'), payload('ip6', 'daddr')] }, `@${IPS_VMBLOCK6}`),
+    ...dropped('ips'),
+  ]);
 
   if (profile.isolated) {
     // quarantine: DNS (input chain) and update servers only; nothing else, established or not
