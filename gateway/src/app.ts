@@ -228,6 +228,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     log: log.child({ part: 'dhcp' }),
     events,
     ...(config.dhcp.unassignedRange ? { unassignedRange: config.dhcp.unassignedRange } : {}),
+    ...(config.dhcp.unassignedLeaseTime ? { unassignedLeaseTime: config.dhcp.unassignedLeaseTime } : {}),
   });
 
   // "ask a parent": one set of rules for the block page and the API

@@ -70,6 +70,8 @@ export const Config = Type.Object(
         unassignedRange: Type.Optional(
           Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+-\\d+\\.\\d+\\.\\d+\\.\\d+$' }),
         ),
+        /** Lease time in the unassigned pool, dnsmasq syntax (at least 2m). Default 10m. */
+        unassignedLeaseTime: Type.Optional(Type.String({ pattern: '^\\d+[mh]$' })),
       },
       { additionalProperties: false },
     ),

@@ -86,6 +86,19 @@ describe('DhcpServer', () => {
     expect(dhcp.status()).toMatchObject({ status: 'running', pid: 100 });
   });
 
+  it('gives unknown devices short leases from their own pool (10 minutes unless configured)', async () => {
+    const dhcp = server({ unassignedRange: '10.20.0.200-10.20.0.249' });
+    const starting = dhcp.start([KID]);
+    await vi.advanceTimersByTimeAsync(300);
+    await starting;
+    expect(spawner.calls[0]!.args).toContain('--dhcp-range=10.20.0.200,10.20.0.249,255.255.255.0,10m');
+    const custom = server({ unassignedRange: '10.20.0.200-10.20.0.249', unassignedLeaseTime: '5m' });
+    const again = custom.start([KID]);
+    await vi.advanceTimersByTimeAsync(300);
+    await again;
+    expect(spawner.calls.at(-1)!.args).toContain('--dhcp-range=10.20.0.200,10.20.0.249,255.255.255.0,5m');
+  });
+
   it('rewrites the leases and sends SIGHUP when the VMs change', async () => {
     const dhcp = server();
     const starting = dhcp.start([KID]);

@@ -38,6 +38,12 @@ export interface DhcpOptions {
   readonly log?: Logger;
   /** Pool for unknown MACs (`first-last`); absent: unknown MACs get no lease. */
   readonly unassignedRange?: string;
+  /**
+   * Lease time in the unknown-device pool, dnsmasq syntax (at least `2m`). Short, so
+   * that addresses taken by devices that went away (or by a guest inventing MACs) come
+   * back soon. Default `10m`.
+   */
+  readonly unassignedLeaseTime?: string;
   /** The dnsmasq binary. Default `dnsmasq`. */
   readonly binary?: string;
   /** Where `dhcp.status` is published on every state change of dnsmasq. */
@@ -170,7 +176,9 @@ export class DhcpServer {
       '--bind-interfaces',
       `--dhcp-range=${network(o.gateway, o.prefix)},static,${netmask(o.prefix)},${o.leaseTime}`,
       ...(o.unassignedRange
-        ? [`--dhcp-range=${o.unassignedRange.replace('-', ',')},${netmask(o.prefix)},1h`]
+        ? [
+            `--dhcp-range=${o.unassignedRange.replace('-', ',')},${netmask(o.prefix)},${o.unassignedLeaseTime ?? '10m'}`,
+          ]
         : []),
       `--dhcp-hostsfile=${this.#hostsFile}`,
       `--dhcp-option=option:router,${o.gateway}`,
