@@ -71,11 +71,12 @@ interface Latency {
 }
 
 /**
- * The p99 a look-up must stay under while kid floods: 50 ms (the target), or twice
- * what the same look-ups took with nobody flooding when the machine itself is that
- * slow (a loaded CI machine: the limit is about kid, not about the machine).
+ * The p99 a look-up must stay under while kid floods: 50 ms (the target), or, when the
+ * machine itself is that slow, twice the p99 (or the worst stall plus 10 ms) of the
+ * same look-ups with nobody flooding (a loaded machine: the test is about kid, not
+ * about the machine; the figures are printed either way).
  */
-const budget = (quiet: Latency): number => Math.max(50, 2 * quiet.p99);
+const budget = (quiet: Latency): number => Math.max(50, 2 * quiet.p99, quiet.max + 10);
 
 beforeAll(async () => {
   await up();
