@@ -355,6 +355,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       if (sources) await dns.loadLists(sources);
       ({ lists, bypass } = await readAddressLists(config, log, bundleCurrent));
       await sync.apply(policy.current());
+      // Suricata's names come from the same lists: rewritten here, loaded by the reload below
+      await policyRules?.reloadLists(policy.current(), { reload: false });
       if (ips && ips.supervisor.status().status === 'running')
         await ips.control.reloadRules({ blocking: true });
     },

@@ -71,6 +71,13 @@ describe('the rule file and datasets kept in step with the policy', () => {
     const after = (await readdir(join(dir, 'policy'))).filter((f) => f.endsWith('.lst'));
     expect(after).toHaveLength(1);
     expect(after).not.toEqual(files.filter((f) => f.endsWith('.lst')));
+    // the bundle switch reloads Suricata itself
+    current = lists;
+    await rules.reloadLists(policy('10.20.0.10', 'adult.example'), { reload: false });
+    expect(reloads).toBe(2);
+    expect((await readdir(join(dir, 'policy'))).filter((f) => f.endsWith('.lst'))).toEqual(
+      files.filter((f) => f.endsWith('.lst')),
+    );
   });
 });
 

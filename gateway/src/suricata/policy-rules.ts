@@ -106,10 +106,16 @@ export class PolicyRules {
     });
   }
 
-  /** The lists changed (a bundle switch): read them again and rewrite. */
-  async reloadLists(policy: Policy): Promise<void> {
-    this.#lists = await this.#o.lists();
-    await this.update(policy);
+  /**
+   * The lists changed (a bundle switch): read them again and rewrite; reload Suricata
+   * too unless `reload` is false (the caller reloads it itself).
+   */
+  async reloadLists(policy: Policy, options: { readonly reload?: boolean } = {}): Promise<void> {
+    const lists = await this.#o.lists();
+    await this.#serial.run(async () => {
+      this.#lists = lists;
+      if ((await this.#write(policy)) && (options.reload ?? true)) await this.#o.reload();
+    });
   }
 
   /** Write the files when they changed; true when they did. */
