@@ -3,12 +3,14 @@
 // files: Node loads the service in a fraction of the time, which counts most in a VM
 // without hardware acceleration (under QEMU TCG, loading the separate files took 40 s).
 // Native addons stay in node_modules (npm ci --omit=dev). Type checking is `npm run typecheck`.
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Native addons load their binaries relative to their own package: not bundled. */
+const external = ['better-sqlite3', 'koffi'];
 const dist = join(repo, 'dist');
 rmSync(dist, { recursive: true, force: true });
 await build({
@@ -19,8 +21,7 @@ await build({
   format: 'esm',
   target: 'node24',
   sourcemap: true,
-  // native addons load their binaries relative to their own package
-  external: ['better-sqlite3', 'koffi'],
+  external,
   // CommonJS dependencies inside an ES module bundle
   banner: {
     js: [
@@ -35,3 +36,6 @@ await build({
 });
 // the dashboard finds its files beside the module (dashboard/plugin.ts: ./static/)
 cpSync(join(repo, 'dashboard', 'static'), join(dist, 'static'), { recursive: true });
+// what the bundle still loads from node_modules: the image keeps only these and
+// their dependencies (appliance/image/prune-modules.mjs)
+writeFileSync(join(dist, 'runtime-modules.json'), JSON.stringify(external) + '\n');

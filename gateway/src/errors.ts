@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   // lab and processes
   LAB_FAILED: 500,
   SPAWN_FAILED: 500,
+  SYSTEMD_NOTIFY: 500,
   // suricata and EVE
   SURICATA_FAILED: 502,
   SURICATA_SOCKET: 502,

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, type AppDeps } from './app.js';
@@ -6,6 +5,7 @@ import { loadConfig, type Config } from './config.js';
 import { EventBus } from './events.js';
 import { createLogger, type Logger } from './log.js';
 import { NftCli, openNftBackend } from './nft/cli.js';
+import { SystemdNotifier } from './process/sd-notify.js';
 import { ConntrackCli } from './nft/conntrack.js';
 import { Store } from './store/store.js';
 import { detectQueueKind } from './nft/queue.js';
@@ -62,11 +62,15 @@ export async function serve(configFile: string): Promise<void> {
   const config = loadConfig(configFile);
   const adapters = await openAdapters(config, log);
   const app = await buildApp(config, adapters);
+  const systemd = new SystemdNotifier({
+    onError: (err: unknown) => log.warn({ err }, 'cannot notify systemd'),
+  });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping; the kernel keeps enforcing the last ruleset');
+    systemd.stopping();
     const force = setTimeout(() => process.exit(1), STOP_GRACE_MS);
     force.unref();
     app
@@ -88,11 +92,8 @@ export async function serve(configFile: string): Promise<void> {
     { api: `http://${config.api.listen}:${config.api.port}`, nft: adapters.nft.kind },
     'portcullis serving',
   );
-  notifySystemd();
-}
-
-/** Tell systemd (Type=notify) we are ready, when it asked. */
-function notifySystemd(): void {
-  if (!process.env.NOTIFY_SOCKET) return;
-  execFile('systemd-notify', ['--ready'], () => undefined);
+  // Type=notify: ready now; WatchdogSec=: pings from the event loop from here on
+  systemd.ready();
+  if (systemd.watchdogIntervalMs !== undefined)
+    log.info({ everyMs: systemd.watchdogIntervalMs }, 'systemd watchdog: pinging from the event loop');
 }

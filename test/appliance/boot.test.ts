@@ -318,6 +318,7 @@ function gateWindow(w: { probes: Probe[]; states: VmState[] }): {
 }
 
 const bootTimes: Record<string, string> = {};
+const memory: Record<string, string> = {};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'portcullis-boot-'));
@@ -379,6 +380,7 @@ afterAll(async () => {
   if (process.env.PORTCULLIS_KEEP_BOOT_DIR) console.log(`[boot] kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
   console.log(`[boot] accel ${accel}; boot to policy applied: ${JSON.stringify(bootTimes)}`);
+  if (memory.idle) console.log(`[boot] memory at idle: ${memory.idle}`);
 });
 
 describe('the security VM image under QEMU', () => {
@@ -486,6 +488,24 @@ describe('the security VM image under QEMU', () => {
       // from the uplink side: nothing
       const wan = await inNs(NS.inet, ['curl', '-s', '--max-time', '2', `http://${WAN}:8080/api/v1/health`]);
       expect(wan.code).not.toBe(0);
+
+      // memory at idle, kid registered and the lists loaded: `free` inside the VM, the
+      // service's and Suricata's RSS, and QEMU's RSS on the host
+      await sleep(5000);
+      const mem = await vm.sh(
+        'free -m | awk \'/^Mem:/ { print "used=" $3; print "total=" $2 }\';' +
+          ' echo service=$(ps -o rss= -C node | sort -n | tail -1); echo suricata=$(ps -o rss= -C Suricata-Main | head -1)',
+      );
+      const m = Object.fromEntries(
+        mem.stdout.split('\n').map((l) => l.split('=') as [string, string]),
+      ) as Record<string, string>;
+      const qemuRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${vm.pid}/status`, 'utf8'))?.[1] ?? 0);
+      memory.idle =
+        `VM used ${m.used} of ${m.total} MB (free -m); service RSS ${Math.round(Number(m.service) / 1024)} MB,` +
+        ` Suricata ${Math.round(Number(m.suricata) / 1024)} MB; QEMU RSS on the host ${Math.round(qemuRss / 1024)} MB`;
+      console.log(`[boot] memory at idle: ${memory.idle}`);
+      expect(Number(m.used)).toBeGreaterThan(0);
+      expect(Number(m.used)).toBeLessThan(Number(m.total));
     },
     STEP_TIMEOUT,
   );

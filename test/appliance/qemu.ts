@@ -131,6 +131,11 @@ export class QemuVm {
     this.#proc = spawn('ip', args, { stdio: ['ignore', log, log] });
   }
 
+  /** QEMU's pid on the host (`ip netns exec` execs QEMU), while it runs. */
+  get pid(): number | undefined {
+    return this.running ? this.#proc?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.#proc !== undefined && this.#proc.exitCode === null && this.#proc.signalCode === null;
   }
