@@ -52,6 +52,72 @@ describe('ChildSupervisor', () => {
     expect(states.at(-1)).toEqual(supervisor.status());
   });
 
+  it('kills a child that is alive but hung (failed liveness checks in a row) and restarts it', async () => {
+    let answers = true;
+    const checked: number[] = [];
+    const { supervisor, spawner, states } = makeSupervisor({
+      probeIntervalMs: 100,
+      backoff: { initialMs: 1000 },
+      liveness: {
+        intervalMs: 1000,
+        failures: 3,
+        check: async (pid) => {
+          checked.push(pid);
+          return answers ? undefined : 'the command socket does not answer';
+        },
+      },
+    });
+    await supervisor.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(supervisor.status()).toMatchObject({ status: 'running', pid: 100 });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(checked).toEqual([100, 100, 100, 100, 100]);
+    // one failed check, then it answers again: no restart (the control)
+    answers = false;
+    await vi.advanceTimersByTimeAsync(1000);
+    answers = true;
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(spawner.last.signals).toEqual([]);
+    // three in a row: SIGKILL (a stopped process acts on nothing else), then a restart
+    answers = false;
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(spawner.children[0]!.signals).toEqual(['SIGKILL']);
+    expect(supervisor.status()).toMatchObject({
+      status: 'backoff',
+      failures: 1,
+      reason: expect.stringMatching(
+        /^worker is hung \(the command socket does not answer; 3 checks in a row/,
+      ),
+    });
+    answers = true;
+    await vi.advanceTimersByTimeAsync(1000 + 100);
+    expect(spawner.children).toHaveLength(2);
+    expect(supervisor.status()).toMatchObject({ status: 'running', pid: 101 });
+    await supervisor.stop();
+    expect(states.map((s) => s.status)).toEqual([
+      'starting',
+      'starting',
+      'running',
+      'backoff',
+      'starting',
+      'starting',
+      'running',
+      'stopped',
+    ]);
+  });
+
+  it('counts a liveness check that does not finish in time as failed', async () => {
+    const { supervisor, spawner } = makeSupervisor({
+      probeIntervalMs: 100,
+      liveness: { intervalMs: 500, failures: 2, check: () => new Promise(() => undefined) },
+    });
+    await supervisor.start();
+    await vi.advanceTimersByTimeAsync(100 + 4 * 500);
+    expect(spawner.children[0]!.signals).toEqual(['SIGKILL']);
+    expect(supervisor.status().reason).toMatch(/the check did not finish within 500 ms/);
+    await supervisor.stop();
+  });
+
   it('restarts a crashed child with capped exponential backoff', async () => {
     const { supervisor, spawner } = makeSupervisor({ backoff: { initialMs: 500, maxMs: 3000 } });
     await supervisor.start();

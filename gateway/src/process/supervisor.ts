@@ -101,6 +101,26 @@ export interface ChildSupervisorOptions {
   readonly log?: Logger;
   /** Called with every new state (after logging it). A throwing listener is logged. */
   readonly onStatus?: (state: ChildState) => void;
+  /** While running: is the child working, not just alive? A hung child is killed and restarted. */
+  readonly liveness?: LivenessOptions;
+}
+
+/**
+ * The check of a running child that is alive but may be hung (stopped, deadlocked):
+ * `check` runs every `intervalMs`; after `failures` failed checks in a row the child is
+ * killed with SIGKILL (a stopped process acts on nothing else) and restarted like after
+ * a crash, with the check's words as the reason.
+ */
+export interface LivenessOptions {
+  /**
+   * Resolves undefined while the child works, or why it does not (`the command socket
+   * does not answer`). A rejection or a check that takes longer than `intervalMs` fails.
+   */
+  readonly check: (pid: number) => Promise<string | undefined>;
+  /** Between two checks, ms. Default 5,000. */
+  readonly intervalMs?: number;
+  /** Failed checks in a row that make the child hung. Default 3. */
+  readonly failures?: number;
 }
 
 /** How to stop. */
@@ -162,6 +182,7 @@ export class ChildSupervisor {
   readonly #outputKey: string;
   readonly #log: Logger;
   readonly #onStatus: ((state: ChildState) => void) | undefined;
+  readonly #liveness: Required<LivenessOptions> | undefined;
 
   #state: ChildState = Object.freeze({ status: 'stopped', since: new Date().toISOString(), failures: 0 });
   #run: Run | undefined;
@@ -173,6 +194,7 @@ export class ChildSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
   #startTimer: NodeJS.Timeout | undefined;
+  #livenessTimer: NodeJS.Timeout | undefined;
   #tail: string[] = [];
   #waiters: Waiter[] = [];
 
@@ -198,6 +220,13 @@ export class ChildSupervisor {
     this.#outputKey = options.outputKey ?? 'output';
     this.#log = options.log ?? silentLogger;
     this.#onStatus = options.onStatus;
+    this.#liveness = options.liveness
+      ? {
+          check: options.liveness.check,
+          intervalMs: options.liveness.intervalMs ?? 5000,
+          failures: options.liveness.failures ?? 3,
+        }
+      : undefined;
   }
 
   /** The current state. */
@@ -311,6 +340,8 @@ export class ChildSupervisor {
       markExited();
       if (this.#run === run) this.#run = undefined;
       this.#clearStartTimers();
+      if (this.#livenessTimer) clearTimeout(this.#livenessTimer);
+      this.#livenessTimer = undefined;
       if (this.#shuttingDown || epoch !== this.#epoch) return;
       const last = this.#tail.filter((l) => ERROR_LINE.test(l)).at(-1) ?? this.#tail.at(-1);
       this.#crashed(`${run.reason ?? `${this.#name} ${what}`}${last ? ` (last output: ${last})` : ''}`);
@@ -350,6 +381,54 @@ export class ChildSupervisor {
     this.#clearStartTimers();
     this.#runningSince = Date.now();
     this.#set({ status: 'running', pid: run.child.pid, reason: this.#readyReason });
+    this.#watch(run, epoch, 0);
+  }
+
+  /** While `run` is running: check it every interval; kill it when hung. */
+  #watch(run: Run, epoch: number, failed: number): void {
+    const liveness = this.#liveness;
+    const pid = run.child.pid;
+    if (!liveness || pid === undefined) return;
+    this.#livenessTimer = setTimeout(() => {
+      this.#livenessTimer = undefined;
+      void this.#checkOnce(liveness, run, pid, epoch, failed);
+    }, liveness.intervalMs);
+  }
+
+  async #checkOnce(
+    liveness: Required<LivenessOptions>,
+    run: Run,
+    pid: number,
+    epoch: number,
+    failed: number,
+  ): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`the check did not finish within ${liveness.intervalMs} ms`),
+        liveness.intervalMs,
+      );
+    });
+    const why = await Promise.race([
+      liveness.check(pid).catch((err: unknown) => `the check failed: ${(err as Error).message}`),
+      late,
+    ]);
+    clearTimeout(timer);
+    if (run.ended || this.#run !== run || epoch !== this.#epoch || this.#state.status !== 'running') return;
+    if (why === undefined) {
+      if (failed > 0) this.#log.info({ pid }, `${this.#name} works again`);
+      this.#watch(run, epoch, 0);
+      return;
+    }
+    const count = failed + 1;
+    if (count < liveness.failures) {
+      this.#log.warn({ pid, failed: count, of: liveness.failures }, `${this.#name} check failed: ${why}`);
+      this.#watch(run, epoch, count);
+      return;
+    }
+    run.reason = `${this.#name} is hung (${why}; ${count} checks in a row, ${liveness.intervalMs} ms apart)`;
+    this.#log.error({ pid }, `${run.reason}; killing it (SIGKILL) to restart it`);
+    run.child.kill('SIGKILL');
   }
 
   /** A run ended or could not start: restart after a delay, or give up. */
@@ -468,6 +547,8 @@ export class ChildSupervisor {
 
   #clearTimers(): void {
     this.#clearStartTimers();
+    if (this.#livenessTimer) clearTimeout(this.#livenessTimer);
+    this.#livenessTimer = undefined;
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
   }

@@ -18,6 +18,7 @@ import {
 } from '../process/supervisor.js';
 import { renderSuricataConfig, suricataArgs, type SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
+import { SuricataLiveness } from './liveness.js';
 
 export { nodeSpawner, type BackoffOptions, type Spawner, type StopOptions };
 
@@ -53,6 +54,11 @@ export type SuricataProcess = ChildProcessLike;
 export interface ProcessTable extends PidTable {
   /** Whether `pid` is a Suricata, not another process that got the pid since. */
   isSuricata(pid: number): Promise<boolean>;
+  /**
+   * The NFQUEUE table as `pid` sees it (/proc/<pid>/net/netfilter/nfnetlink_queue, its
+   * network namespace's), for the hang check. Without it, only the command socket is checked.
+   */
+  readQueues?(pid: number): Promise<string>;
 }
 
 /** The real process table: /proc and kill(2). */
@@ -64,6 +70,7 @@ export const procProcessTable: ProcessTable = {
     const argv0 = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
     return basename(argv0) === 'suricata';
   },
+  readQueues: (pid) => readFile(`/proc/${pid}/net/netfilter/nfnetlink_queue`, 'utf8'),
 };
 
 /** Write the rendered configuration (atomically) and create the log directory. */
@@ -103,6 +110,13 @@ export interface SuricataSupervisorOptions {
   readonly events?: EventBus;
   /** Called with every new state, after the event bus. */
   readonly onStatus?: (state: SuricataState) => void;
+  /**
+   * While running, how often Suricata is checked for a hang (its command socket does
+   * not answer, or packets wait in its queue and none is taken: liveness.ts) and how
+   * many failed checks in a row make it hung: then it is killed and restarted. `false`:
+   * no checks. Default every 5,000 ms, 4 in a row (a hang is acted on within ~20 s).
+   */
+  readonly liveness?: false | { readonly intervalMs?: number; readonly failures?: number };
 }
 
 export class SuricataSupervisor {
@@ -118,6 +132,17 @@ export class SuricataSupervisor {
     const log = (options.log ?? silentLogger).child({ part: 'suricata' });
     const events = options.events;
     const onStatus = options.onStatus;
+    const livenessInterval = (options.liveness || undefined)?.intervalMs ?? 5000;
+    const liveness =
+      options.liveness === false
+        ? undefined
+        : new SuricataLiveness({
+            // an answer that takes most of an interval is no answer
+            ping: options.probe ?? (() => control.ping(Math.max(1000, livenessInterval - 1000))),
+            ...(setup.afPacket || !processes.readQueues
+              ? {}
+              : { queue: setup.nfq.queue, readQueues: (pid: number) => processes.readQueues!(pid) }),
+          });
     this.#child = new ChildSupervisor({
       name: 'Suricata',
       command: binary,
@@ -147,6 +172,15 @@ export class SuricataSupervisor {
       classify: (line) =>
         /^(E|Error|Critical)\b/.test(line) ? 'error' : /^(W|Warning)\b/.test(line) ? 'warn' : 'debug',
       outputKey: 'suricata',
+      ...(liveness
+        ? {
+            liveness: {
+              check: (pid: number) => liveness.check(pid),
+              intervalMs: livenessInterval,
+              failures: (options.liveness || undefined)?.failures ?? 4,
+            },
+          }
+        : {}),
       log,
       onStatus: (state) => {
         events?.emit('suricata.status', state);
