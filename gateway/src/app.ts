@@ -20,6 +20,7 @@ import { DnsFilter } from './dns/server.js';
 import { PortcullisError } from './errors.js';
 import type { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
+import { backupRoutes } from './http/backup.js';
 import { dnsRoutes } from './http/dns.js';
 import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
@@ -88,6 +89,10 @@ export interface AppDeps {
   readonly dhcp?: boolean;
   /** Seconds between samples of the dashboard's traffic history. Default 60. */
   readonly historyStepSeconds?: number;
+  /** The config file the service was started with: backups include it. */
+  readonly configFile?: string;
+  /** Restart the service (to apply a restore staged by the API); absent: at the next start. */
+  readonly restart?: () => void;
 }
 
 /** The service, wired but not listening. `main.ts` starts it and owns the process. */
@@ -441,6 +446,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
         await scope.register(bundleRoutes, { bundles });
         await scope.register(liveRoutes, { events, history });
+        await scope.register(backupRoutes, {
+          dataDir: config.dataDir,
+          configFile: deps.configFile,
+          token: config.api.token,
+          restart: deps.restart,
+          log: log.child({ part: 'backup' }),
+        });
       },
     ],
   });

@@ -71,6 +71,8 @@ export const ERROR_CODES = {
   BUNDLE_UNHEALTHY: 502,
   // store
   STORE_FAILED: 500,
+  BACKUP_FAILED: 500,
+  BACKUP_INVALID: 400,
   INTERNAL: 500,
   // alert actions and replay
   ACTION_NOTIFY_FAILED: 502,

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, type AppDeps } from './app.js';
+import { applyPendingRestore } from './backup/backup.js';
 import { loadConfig, type Config } from './config.js';
 import { EventBus } from './events.js';
 import { createLogger, type Logger } from './log.js';
@@ -32,6 +33,14 @@ export async function openAdapters(config: Config, log: Logger): Promise<Adapter
   const suricata = config.suricata?.enabled ? config.suricata : undefined;
   const queueKind = suricata?.queueKind === 'auto' ? await detectQueueKind(nft) : undefined;
   const events = new EventBus(log);
+  // a restore the API staged is applied before the database opens
+  const restore = applyPendingRestore(config.dataDir);
+  if (restore?.restored) log.warn({ files: restore.restored }, 'restored the backup staged by the API');
+  if (restore?.rejected)
+    log.error(
+      { reason: restore.rejected },
+      'the staged restore no longer checks out: set aside as restore.rejected; the data stays as it was',
+    );
   const store = Store.open({ path: join(config.dataDir, 'portcullis.db'), events });
   return {
     log,
@@ -61,9 +70,14 @@ export async function serve(configFile: string): Promise<void> {
   const log = createLogger();
   const config = loadConfig(configFile);
   const adapters = await openAdapters(config, log);
-  const app = await buildApp(config, adapters);
   const systemd = new SystemdNotifier({
     onError: (err: unknown) => log.warn({ err }, 'cannot notify systemd'),
+  });
+  const app = await buildApp(config, {
+    ...adapters,
+    configFile,
+    // under systemd, a clean exit is followed by a start (Restart=always)
+    ...(systemd.enabled ? { restart: () => process.kill(process.pid, 'SIGTERM') } : {}),
   });
   let stopping = false;
   const shutdown = (signal: string): void => {

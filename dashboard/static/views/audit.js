@@ -2,6 +2,7 @@
 import { api } from '../api.js';
 import { h, when } from '../dom.js';
 import { actorWords, auditWords } from '../words.js';
+import { backupSection } from './backup.js';
 
 const PAGE = 25;
 
@@ -43,6 +44,7 @@ export async function auditView(ctx) {
       page.nextBefore &&
         h('a', { href: `#/audit?before=${page.nextBefore}`, class: 'button secondary' }, 'Older'),
     ),
+    backupSection(),
   );
 }
 
