@@ -114,7 +114,8 @@ export interface SuricataSupervisorOptions {
    * While running, how often Suricata is checked for a hang (its command socket does
    * not answer, or packets wait in its queue and none is taken: liveness.ts) and how
    * many failed checks in a row make it hung: then it is killed and restarted. `false`:
-   * no checks. Default every 5,000 ms, 4 in a row (a hang is acted on within ~20 s).
+   * no checks. Default every 5,000 ms, 6 in a row (a hang is acted on within ~30 s;
+   * a Suricata slow to answer on a loaded, emulated machine is not a hung one).
    */
   readonly liveness?: false | { readonly intervalMs?: number; readonly failures?: number };
 }
@@ -177,7 +178,7 @@ export class SuricataSupervisor {
             liveness: {
               check: (pid: number) => liveness.check(pid),
               intervalMs: livenessInterval,
-              failures: (options.liveness || undefined)?.failures ?? 4,
+              failures: (options.liveness || undefined)?.failures ?? 6,
             },
           }
         : {}),
