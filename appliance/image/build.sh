@@ -156,9 +156,10 @@ chroot "$root" env NODE_COMPILE_CACHE=/var/cache/portcullis/node-compile-cache /
 chroot "$root" systemctl enable --quiet portcullis-gate.service portcullis-setup.service \
   portcullis.service systemd-networkd.service
 # Debian's own Suricata instance: the service runs its own on NFQUEUE; no package
-# updates or scrubs from inside the appliance (a new image replaces it)
+# updates or scrubs from inside the appliance (a new image replaces it), no console
+# logins (root is locked: the guest agent is the way in)
 chroot "$root" systemctl mask --quiet suricata.service apt-daily.timer apt-daily-upgrade.timer \
-  e2scrub_all.timer e2scrub_reap.service
+  e2scrub_all.timer e2scrub_reap.service getty.target
 kernel="$(cd "$root/boot" && ls vmlinuz-* | sort -V | tail -1)"
 initrd="initrd.img-${kernel#vmlinuz-}"
 [ -f "$root/boot/$initrd" ] || die "no initramfs for $kernel in the Debian tree"

@@ -38,8 +38,11 @@ const HOSTS: Record<string, string> = {
   'blocked.test': '203.0.113.12',
 };
 
-/** Per test: a boot under TCG on a busy 2-core machine takes minutes. */
-const BOOT_TIMEOUT = 600_000;
+/**
+ * Per test: a boot under TCG on a busy 2-core machine takes minutes (73 s idle, 505 s
+ * at load 18 while other labs ran; the reboot adds the shutdown).
+ */
+const BOOT_TIMEOUT = 900_000;
 const STEP_TIMEOUT = 180_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
