@@ -7,7 +7,9 @@ import type { Command } from 'commander';
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the gateway service (in the security VM, as root)')
+    .description(
+      'run the gateway service (in the security VM: portcullis.service, as the user portcullis with CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE)',
+    )
     .requiredOption('--config <file>', 'service configuration YAML')
     .action(async (opts: { config: string }) => {
       const { serve } = await import('../main.js');
