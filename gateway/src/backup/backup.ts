@@ -39,9 +39,12 @@ export const DB_FILE = 'portcullis.db';
  * long-lived state. Not the caches and logs (Suricata's folder, DHCP leases, bundle
  * downloads), which the service rebuilds.
  */
-export const STATE_FILES: readonly string[] = ['budgets.json'];
-/** Folders of the data folder that are kept whole: keys (login secrets, trust roots). */
-export const STATE_DIRS: readonly string[] = ['keys'];
+export const STATE_FILES: readonly string[] = ['budgets.json', 'bundles/settings.json'];
+/**
+ * Folders of the data folder that are kept whole: keys, and the rule updates' trusted
+ * TUF metadata (the bundles themselves are downloaded again).
+ */
+export const STATE_DIRS: readonly string[] = ['keys', 'bundles/metadata'];
 
 /** Where the files of one installation are. */
 export interface BackupPaths {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rejection } from '../test-helpers.js';
-import { SuricataControl } from './control.js';
+import { commandsInFlight, SuricataControl } from './control.js';
 
 /**
  * A stand-in for Suricata's unix-manager: reads newline-terminated JSON messages and
@@ -68,6 +68,28 @@ describe('SuricataControl', () => {
       { version: '0.2' },
       { command: 'conf-get', arguments: { variable: 'stream.bypass' } },
     ]);
+  });
+
+  it('knows which commands wait for an answer on a socket, for every client of it', async () => {
+    let release: (() => void) | undefined;
+    fake.answer = (msg, socket) => {
+      if ('version' in msg) return '{"return":"OK"}\n';
+      release = () => socket.write('{"return":"OK","message":"done"}\n');
+      return undefined;
+    };
+    const slow = new SuricataControl({ path: fake.path, timeoutMs: 10_000 });
+    expect(commandsInFlight(fake.path)).toEqual([]);
+    const reload = slow.command('reload-rules');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(commandsInFlight(fake.path).map((c) => c.command)).toEqual(['reload-rules']);
+    expect(commandsInFlight(join(dir, 'other.sock'))).toEqual([]);
+    release!();
+    expect(await reload).toBe('done');
+    expect(commandsInFlight(fake.path)).toEqual([]);
+    // a command that times out is no longer in flight either
+    fake.answer = (msg) => ('version' in msg ? '{"return":"OK"}\n' : undefined);
+    await control.command('uptime').catch(() => undefined);
+    expect(commandsInFlight(fake.path)).toEqual([]);
   });
 
   it('reads an answer that arrives in pieces', async () => {

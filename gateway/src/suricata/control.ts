@@ -90,6 +90,20 @@ interface Reply {
   readonly message?: unknown;
 }
 
+/** Commands waiting for Suricata's answer, by socket path (every client of one socket). */
+const inFlight = new Map<string, Map<symbol, { readonly command: string; readonly since: number }>>();
+
+/**
+ * The commands some client of this process is waiting on at `path`, oldest first, with
+ * when they were sent (ms since the epoch). Suricata answers one command at a time: a
+ * blocking `reload-rules` holds the socket until the new rules are in force.
+ */
+export function commandsInFlight(
+  path: string,
+): ReadonlyArray<{ readonly command: string; readonly since: number }> {
+  return [...(inFlight.get(path)?.values() ?? [])].sort((a, b) => a.since - b.since);
+}
+
 export class SuricataControl {
   readonly #path: string;
   readonly #timeoutMs: number;
@@ -118,7 +132,17 @@ export class SuricataControl {
     timeoutMs = this.#timeoutMs,
   ): Promise<unknown> {
     const request = args === undefined ? { command } : { command, arguments: args };
-    const replies = await this.#exchange([{ version: PROTOCOL_VERSION }, request], command, timeoutMs);
+    const key = Symbol(command);
+    const pending = inFlight.get(this.#path) ?? new Map();
+    inFlight.set(this.#path, pending);
+    pending.set(key, { command, since: Date.now() });
+    let replies: Reply[];
+    try {
+      replies = await this.#exchange([{ version: PROTOCOL_VERSION }, request], command, timeoutMs);
+    } finally {
+      pending.delete(key);
+      if (pending.size === 0) inFlight.delete(this.#path);
+    }
     const [hello, reply] = replies;
     if (hello!.return !== 'OK') {
       throw new PortcullisError(

@@ -41,6 +41,14 @@ describe('SuricataLiveness', () => {
     expect(await new SuricataLiveness({ ping: async () => true }).check(1)).toBeUndefined();
   });
 
+  it('does not count a socket held by a long command (a blocking rule reload) as a hang', async () => {
+    let busy: string | undefined = 'reload-rules';
+    const live = new SuricataLiveness({ ping: async () => false, busy: () => busy });
+    expect(await live.check(1)).toBeUndefined();
+    busy = undefined;
+    expect(await live.check(1)).toBe('the command socket does not answer');
+  });
+
   it('fails when packets wait in its queue and none was taken since the last check', async () => {
     const texts = [
       '13 1 5 2 65531 0 0 100 1',

@@ -3,8 +3,9 @@
  * deadlocked, stuck in a rule reload) keeps its NFQUEUE bound, so the kernel keeps
  * queueing the guests' packets to it and nobody gives a verdict: nothing flows, not even
  * for fail-open VMs (their `bypass` only helps when nobody is bound). Two signs, either
- * is enough: its unix command socket does not answer, or packets wait in its queue and
- * none was taken since the last look. The supervisor kills a hung Suricata; from then
+ * is enough: its unix command socket does not answer (unless a command such as a
+ * blocking rule reload holds it), or packets wait in its queue and none was taken since
+ * the last look. The supervisor kills a hung Suricata; from then
  * on the kernel honours fail-open (bypass) and fail-closed (drop) until the restart.
  */
 
@@ -45,6 +46,11 @@ export function queueStalled(before: QueueSample, now: QueueSample): boolean {
 export interface SuricataLivenessOptions {
   /** Whether the command socket answers (`SuricataControl.ping`). */
   readonly ping: () => Promise<boolean>;
+  /**
+   * A command that holds the socket now (`commandsInFlight`: a blocking rule reload),
+   * if any: then a silent socket is not a hang, and only the queue is judged.
+   */
+  readonly busy?: () => string | undefined;
   /** The NFQUEUE Suricata reads; absent for a passive (AF_PACKET) instance. */
   readonly queue?: number;
   /**
@@ -67,6 +73,8 @@ export class SuricataLiveness {
   async check(pid: number): Promise<string | undefined> {
     const stalled = await this.#queueStalled(pid);
     if (stalled) return stalled;
+    // a rule reload keeps the socket busy while the packet threads work on: not a hang
+    if (this.#o.busy?.() !== undefined) return undefined;
     if (!(await this.#o.ping().catch(() => false))) return 'the command socket does not answer';
     return undefined;
   }

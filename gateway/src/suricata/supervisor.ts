@@ -17,7 +17,7 @@ import {
   type StopOptions,
 } from '../process/supervisor.js';
 import { renderSuricataConfig, suricataArgs, type SuricataSetup } from './config.js';
-import { SuricataControl } from './control.js';
+import { commandsInFlight, SuricataControl } from './control.js';
 import { SuricataLiveness } from './liveness.js';
 
 export { nodeSpawner, type BackoffOptions, type Spawner, type StopOptions };
@@ -140,6 +140,7 @@ export class SuricataSupervisor {
         : new SuricataLiveness({
             // an answer that takes most of an interval is no answer
             ping: options.probe ?? (() => control.ping(Math.max(1000, livenessInterval - 1000))),
+            busy: () => commandsInFlight(setup.commandSocket).find((c) => c.command !== 'uptime')?.command,
             ...(setup.afPacket || !processes.readQueues
               ? {}
               : { queue: setup.nfq.queue, readQueues: (pid: number) => processes.readQueues!(pid) }),
