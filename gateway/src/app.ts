@@ -31,6 +31,7 @@ import type { NftBackend } from './nft/backend.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { readCounters, readVmCounters } from './nft/counters.js';
 import { AddressLearner } from './nft/learned.js';
+import type { Neighbours } from './nft/neighbours.js';
 import type { QueueKind } from './nft/queue.js';
 import { NftSync } from './nft/sync.js';
 import type { QueueSettings } from './nft/types.js';
@@ -78,6 +79,8 @@ export interface AppDeps {
   /** The event bus the store publishes on; the app's parts talk over it too. */
   readonly events: EventBus;
   readonly conntrack?: Conntrack;
+  /** The LAN's permanent neighbour and bridge entries of the guests (`IpNeighbours`). */
+  readonly neighbours?: Neighbours;
   /**
    * How this kernel hands packets to Suricata (`detectQueueKind`), needed when the
    * config says `suricata.queueKind: auto` and the IPS is enabled.
@@ -146,6 +149,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     applier,
     network: config.network,
     conntrack: deps.conntrack,
+    neighbours: deps.neighbours,
     registry,
     log: log.child({ part: 'nft-sync' }),
     now,

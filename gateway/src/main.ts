@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './log.js';
 import { NftCli, openNftBackend } from './nft/cli.js';
 import { SystemdNotifier } from './process/sd-notify.js';
 import { ConntrackCli } from './nft/conntrack.js';
+import { IpNeighbours } from './nft/neighbours.js';
 import { Store } from './store/store.js';
 import { detectQueueKind } from './nft/queue.js';
 
@@ -50,6 +51,7 @@ export async function openAdapters(config: Config, log: Logger): Promise<Adapter
     store,
     events,
     conntrack: new ConntrackCli(),
+    neighbours: new IpNeighbours(config.network.lan.iface),
     close() {
       store.close();
       nftBulk?.close();

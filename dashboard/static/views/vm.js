@@ -90,6 +90,8 @@ export async function vmView(ctx) {
         h('dt', {}, 'Profile'),
         h('dd', {}, h('a', { href: '#/profiles' }, vm.profile)),
         vm.owner && [h('dt', {}, 'Used by'), h('dd', {}, vm.owner)],
+        h('dt', {}, 'Port'),
+        h('dd', { class: 'mono' }, vm.port ?? 'any port without a VM (identified by MAC and address)'),
         h('dt', {}, 'MAC address'),
         h('dd', { class: 'mono' }, vm.mac),
         h('dt', {}, 'IPv4 address'),

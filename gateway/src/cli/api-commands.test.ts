@@ -103,6 +103,35 @@ describe('the API commands', () => {
       expect(await cli('vm', 'rm', 'browse', '--token', 'tok')).toBe('removed VM browse\n');
     });
 
+    it('adds a VM on its port, shows the port, and moves it to another', async () => {
+      expect(
+        await cli(
+          'vm',
+          'add',
+          'browse',
+          '--port',
+          'g-browse',
+          '--mac',
+          '52:54:00:00:00:03',
+          '--ipv4',
+          '10.20.0.13',
+          '--profile',
+          'internet-only',
+          '--token',
+          'tok',
+        ),
+      ).toBe('added VM browse (port g-browse, 52:54:00:00:00:03, 10.20.0.13, profile internet-only)\n');
+      const list = await cli('vm', 'list');
+      expect(list.split('\n')[0]).toMatch(/^NAME\s+PORT\s+MAC\s+IPV4/);
+      expect(list).toMatch(/browse\s+g-browse\s+52:54:00:00:00:03/);
+      expect(await cli('vm', 'show', 'browse')).toMatch(/^port: +g-browse$/m);
+      await cli('vm', 'set', 'browse', '--port', 'g-other', '--token', 'tok');
+      expect(t.policy.getVm('browse').port).toBe('g-other');
+      expect(t.store.audit.list({ limit: 1 }).items[0]).toMatchObject({ action: 'vm.update' });
+      await cli('vm', 'set', 'browse', '--unset', 'port', '--token', 'tok');
+      expect(t.policy.getVm('browse').port).toBeUndefined();
+    });
+
     it('reports the API error with code, message and path', async () => {
       const noToken = await cliError('vm', 'rm', 'kid');
       expect(noToken.code).toBe('UNAUTHORIZED');

@@ -15,6 +15,7 @@ interface VmFieldOptions extends ApiCommandOptions {
   readonly mac?: string;
   readonly ipv4?: string;
   readonly ipv6?: string;
+  readonly port?: string;
   readonly profile?: string;
   readonly owner?: string;
   readonly notes?: string;
@@ -25,7 +26,7 @@ const vmPath = (name: string): string => `/vms/${encodeURIComponent(name)}`;
 
 /** `portcullis vm list|show|add|rm|set` and `portcullis quarantine on|off`. */
 export function registerVmCommands(program: Command, ctx: CliContext): void {
-  const vm = group(program, 'vm', 'guest VMs: identity (MAC, addresses) and profile');
+  const vm = group(program, 'vm', 'guest VMs: identity (port, MAC, addresses) and profile');
 
   apiCommand(vm, 'list', 'list the VMs').action(async (opts: ApiCommandOptions) => {
     const vms = await clientFor(opts, ctx).get<Vm[]>('/vms');
@@ -34,6 +35,8 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         ? asJson(vms)
         : table(vms, [
             ['NAME', (v) => v.name],
+            // a layout without per-guest ports has no PORT column
+            ...(vms.some((v) => v.port !== undefined) ? [['PORT', (v: Vm) => v.port] as const] : []),
             ['MAC', (v) => v.mac],
             ['IPV4', (v) => v.ipv4],
             ['IPV6', (v) => v.ipv6],
@@ -51,6 +54,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       ctx.io.out(
         fields([
           ['name', v.name],
+          ['port', v.port],
           ['mac', v.mac],
           ['ipv4', v.ipv4],
           ['ipv6', v.ipv6],
@@ -72,13 +76,14 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       if (profile === undefined) throw usage('a new VM needs a profile', '--profile');
       const body: Vm = { name, mac, ipv4, profile };
       if (opts.ipv6) body.ipv6 = opts.ipv6;
+      if (opts.port) body.port = opts.port;
       if (opts.owner) body.owner = opts.owner;
       if (opts.notes) body.notes = opts.notes;
       const added = await clientFor(opts, ctx).post<Vm>('/vms', body);
       ctx.io.out(
         opts.json
           ? asJson(added)
-          : `added VM ${added.name} (${added.mac}, ${added.ipv4}, profile ${added.profile})\n`,
+          : `added VM ${added.name} (${added.port ? `port ${added.port}, ` : ''}${added.mac}, ${added.ipv4}, profile ${added.profile})\n`,
       );
     },
   );
@@ -86,12 +91,12 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   fieldOptions(apiCommand(vm, 'set <name>', "change a VM's fields", true))
     .option(
       '--unset <field>',
-      'remove an optional field: ipv6, owner or notes (repeatable)',
+      'remove an optional field: ipv6, port, owner or notes (repeatable)',
       (v: string, p: string[] = []) => [...p, v],
     )
     .action(async (name: string, opts: VmFieldOptions) => {
       const patch: Record<string, string | null> = {};
-      for (const key of ['mac', 'ipv4', 'ipv6', 'profile', 'owner', 'notes'] as const) {
+      for (const key of ['mac', 'ipv4', 'ipv6', 'port', 'profile', 'owner', 'notes'] as const) {
         const value = opts[key];
         if (value !== undefined) patch[key] = value;
       }
@@ -131,6 +136,10 @@ function fieldOptions(cmd: Command): Command {
     .option('--mac <mac>', 'MAC address, e.g. 52:54:00:12:34:56')
     .option('--ipv4 <address>', 'the IPv4 address the VM is leased')
     .option('--ipv6 <address>', 'the IPv6 address the VM is leased')
+    .option(
+      '--port <interface>',
+      "the VM's port: the interface its link ends on in the security VM (e.g. g-kid, ens4.12); its MAC and address count only there",
+    )
     .option('--profile <name>', 'profile: open, internet-only, work, kid, quarantine or a custom one')
     .option('--owner <name>', 'who the VM belongs to')
     .option('--notes <text>', 'free text');

@@ -42,6 +42,8 @@ export interface VmPatch {
   readonly mac?: string;
   readonly ipv4?: string;
   readonly ipv6?: string | null;
+  /** The VM's port (see the model); moving a VM is a change like any other. */
+  readonly port?: string | null;
   readonly profile?: string;
   readonly owner?: string | null;
   readonly notes?: string | null;

@@ -1,5 +1,18 @@
 import { Type, type Static } from 'typebox';
-import { Cidr, Domain, Ipv4, Ipv6, Mac, Name, Policy, Profile, Rule, Schedule, Vm } from '../policy/model.js';
+import {
+  Cidr,
+  Domain,
+  Ipv4,
+  Ipv6,
+  Mac,
+  Name,
+  Policy,
+  Port,
+  Profile,
+  Rule,
+  Schedule,
+  Vm,
+} from '../policy/model.js';
 import { AccessRequest, AccessRequestStatus, AuditRecord } from '../store/types.js';
 
 /**
@@ -45,6 +58,8 @@ export const VmPatch = Type.Object(
     mac: Type.Optional(Mac),
     ipv4: Type.Optional(Ipv4),
     ipv6: Type.Optional(Type.Union([Ipv6, Type.Null()])),
+    /** Move the VM to another port (`null`: no port, identified by MAC and IPv4 alone). */
+    port: Type.Optional(Type.Union([Port, Type.Null()])),
     profile: Type.Optional(Name),
     owner: Type.Optional(Type.Union([Name, Type.Null()])),
     notes: Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Null()])),

@@ -101,6 +101,45 @@ describe('/api/v1/vms', () => {
     expect(res.json()).not.toHaveProperty('notes');
   });
 
+  it('keeps a VM on its port, refuses a port another VM has, and audits a move to another port', async () => {
+    const onPort = { ...newVm, port: 'g-browse' };
+    const add = await t.app.inject({ method: 'POST', url: '/api/v1/vms', payload: onPort });
+    expect(add.statusCode).toBe(201);
+    expect(add.json()).toEqual(onPort);
+    expect(t.enforcer.applied.at(-1)?.vms.find((v) => v.name === 'browse')?.port).toBe('g-browse');
+    const taken = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/vms/kid',
+      payload: { port: 'g-browse' },
+    });
+    expect(taken.statusCode).toBe(400);
+    expect(taken.json()).toMatchObject({
+      code: 'POLICY_INVALID',
+      path: '/body/port',
+      message: expect.stringContaining('port g-browse is already VM "browse"\'s') as unknown,
+    });
+    const bad = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/vms/kid',
+      payload: { port: 'no spaces' },
+    });
+    expect(bad.statusCode).toBe(400);
+    const move = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/vms/browse',
+      payload: { port: 'g-other' },
+    });
+    expect(move.statusCode).toBe(200);
+    expect(move.json()).toMatchObject({ port: 'g-other' });
+    expect(t.store.audit.list({ limit: 1 }).items[0]).toMatchObject({
+      action: 'vm.update',
+      before: expect.objectContaining({ port: 'g-browse' }) as unknown,
+      after: expect.objectContaining({ port: 'g-other' }) as unknown,
+    });
+    const off = await t.app.inject({ method: 'PATCH', url: '/api/v1/vms/browse', payload: { port: null } });
+    expect(off.json()).not.toHaveProperty('port');
+  });
+
   it('refuses an unknown profile and an empty change', async () => {
     const unknown = await t.app.inject({
       method: 'PATCH',

@@ -334,6 +334,29 @@ describe('nftJsonPieces', () => {
  * lists the table the way `nft -j` does (terse: elements only for `list set`/`list map`),
  * from the last ruleset it was told it holds.
  */
+/** The objects of a ruleset's tables (`inet portcullis` and the others) as nft lists them. */
+function listed(rs: Ruleset, kernel = false): Array<Record<string, Record<string, unknown>>> {
+  const parts = [{ family: 'inet', name: 'portcullis', ...rs }, ...(rs.tables ?? [])];
+  return parts.flatMap(({ family, name: table, counters, sets, chains }) => {
+    const t = { family, table };
+    return [
+      { table: { family, name: table, ...(kernel ? { handle: 1 } : {}) } },
+      ...counters.map((name) => ({ counter: { ...t, name, ...(kernel ? { packets: 0, bytes: 0 } : {}) } })),
+      ...sets.map((s) => ({
+        [s.map ? 'map' : 'set']: {
+          ...t,
+          name: s.name,
+          ...(kernel && s.dynamic ? {} : { elem: [...s.elements] }),
+        },
+      })),
+      ...chains.map((c) => ({ chain: { ...t, name: c.name } })),
+      ...chains.flatMap((c) =>
+        c.rules.map((expr) => ({ rule: { ...t, chain: c.name, ...(kernel ? { expr } : {}) } })),
+      ),
+    ];
+  });
+}
+
 class FakeKernel implements NftBackend, NftGeneration {
   readonly kind = 'nft-cli' as const;
   generation = 7;
@@ -360,16 +383,7 @@ class FakeKernel implements NftBackend, NftGeneration {
   }
   /** Hold `rs` as nft would list it. */
   hold(rs: Ruleset): void {
-    const t = { family: 'inet', table: 'portcullis' };
-    this.objects = [
-      { table: { family: 'inet', name: 'portcullis', handle: 1 } },
-      ...rs.counters.map((name) => ({ counter: { ...t, name, packets: 0, bytes: 0 } })),
-      ...rs.sets.map((s) => ({
-        [s.map ? 'map' : 'set']: { ...t, name: s.name, ...(s.dynamic ? {} : { elem: [...s.elements] }) },
-      })),
-      ...rs.chains.map((c) => ({ chain: { ...t, name: c.name } })),
-      ...rs.chains.flatMap((c) => c.rules.map((expr) => ({ rule: { ...t, chain: c.name, expr } }))),
-    ];
+    this.objects = listed(rs, true);
   }
   /** Someone else commits a transaction that changes the listing. */
   foreign(change: (objects: Array<Record<string, Record<string, unknown>>>) => void): void {
@@ -378,6 +392,33 @@ class FakeKernel implements NftBackend, NftGeneration {
   }
   close(): void {}
 }
+
+describe('NftApplier: the guest bridge table', () => {
+  it('replaces the bridge table in the same transaction when a VM moves to another port, and leaves it alone otherwise', async () => {
+    const b = new FakeBackend();
+    const a = new NftApplier(b);
+    const p = makePolicy();
+    p.vms[0] = { ...p.vms[0]!, port: 'g-kid' };
+    await a.apply(compile({ policy: p, network, now }));
+    expect(touches(b.batches[0]!, 'bridge')).toBe(true);
+    // the same policy: nothing to do
+    const same = await a.apply(compile({ policy: p, network, now }));
+    expect(same.kind).toBe('none');
+    // another port for kid: one transaction with the inet identity and the whole bridge table
+    const moved = { ...p, vms: [{ ...p.vms[0]!, port: 'g-other' }, p.vms[1]!] };
+    const r = await a.apply(compile({ policy: moved, network, now }));
+    expect(r.kind).toBe('incremental');
+    const batch = b.batches.at(-1)!;
+    expect(JSON.stringify(batch)).toContain('"g-other"');
+    expect(batch.filter((c) => 'delete' in c && 'table' in c.delete)).toEqual([
+      { delete: { table: { family: 'bridge', name: 'portcullis' } } },
+    ]);
+    // a change elsewhere (a rule) does not touch it
+    const ruled = { ...moved, vms: [{ ...moved.vms[0]!, rules: [] }, moved.vms[1]!] };
+    await a.apply(compile({ policy: ruled, network, now }));
+    expect(touches(b.batches.at(-1)!, 'bridge')).toBe(false);
+  });
+});
 
 describe('NftApplier drift', () => {
   async function applied(): Promise<{ kernel: FakeKernel; a: NftApplier; rs: Ruleset }> {
@@ -495,14 +536,7 @@ describe('NftApplier drift', () => {
 
 describe('skeletonDiff', () => {
   const rs = compile({ policy: makePolicy(), network, now });
-  const t = { family: 'inet', table: 'portcullis' };
-  const listing = (): Array<Record<string, Record<string, unknown>>> => [
-    { table: { family: 'inet', name: 'portcullis' } },
-    ...rs.counters.map((name) => ({ counter: { ...t, name } })),
-    ...rs.sets.map((s) => ({ [s.map ? 'map' : 'set']: { ...t, name: s.name, elem: [...s.elements] } })),
-    ...rs.chains.map((c) => ({ chain: { ...t, name: c.name } })),
-    ...rs.chains.flatMap((c) => c.rules.map(() => ({ rule: { ...t, chain: c.name } }))),
-  ];
+  const listing = (): Array<Record<string, Record<string, unknown>>> => listed(rs);
 
   it('passes the listing of the ruleset itself', () => {
     expect(skeletonDiff(rs, listing())).toBeUndefined();
@@ -511,6 +545,22 @@ describe('skeletonDiff', () => {
   it('names what is missing or different', () => {
     const cases: Array<[(o: Array<Record<string, Record<string, unknown>>>) => void, RegExp]> = [
       [(o) => o.splice(0), /table inet portcullis is missing/],
+      [
+        (o) =>
+          o.splice(
+            o.findIndex((x) => x.table?.family === 'bridge'),
+            1,
+          ),
+        /table bridge portcullis is missing/,
+      ],
+      [
+        (o) =>
+          o.splice(
+            o.findIndex((x) => x.rule?.family === 'bridge'),
+            1,
+          ),
+        /chain bridge:ports has \d+ rules instead/,
+      ],
       [
         (o) =>
           o.splice(

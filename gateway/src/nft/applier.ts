@@ -6,10 +6,23 @@ import { reclaimMemory } from '../memory.js';
 import type { NftBackend } from './backend.js';
 import { NetlinkGeneration, type NftGeneration } from './generation.js';
 import { TABLE } from './names.js';
-import type { ChainObj, ChainSpec, NftCommand, NftValue, PackedIpv4, Ruleset, SetSpec } from './types.js';
+import type {
+  ChainObj,
+  ChainSpec,
+  Family,
+  NftCommand,
+  NftValue,
+  PackedIpv4,
+  Ruleset,
+  SetSpec,
+  TableRef,
+  TableSpec,
+} from './types.js';
 import { systemClock, type Clock } from '../clock.js';
 
 const FAMILY = 'inet' as const;
+/** The service's own table: `inet portcullis`. */
+const INET: TableRef = { family: FAMILY, name: TABLE };
 
 /** How an apply went: the kind of transaction and its size. */
 export interface ApplyResult {
@@ -342,6 +355,9 @@ export class NftApplier {
     for (const chain of next.chains) cmds.push({ add: { chain: chainObj(chain) } });
     for (const set of next.sets.filter((s) => s.map)) cmds.push(...addSetCommands(set, []));
     for (const chain of next.chains) cmds.push(...ruleCommands(chain));
+    const keep = new Set((next.tables ?? []).map(tableKey));
+    for (const t of this.#applied?.tables ?? []) if (!keep.has(tableKey(t))) cmds.push(...dropTable(t));
+    for (const t of next.tables ?? []) cmds.push(...tableCommands(t));
     return cmds;
   }
 
@@ -386,13 +402,20 @@ interface ListedObject {
   readonly elem?: unknown[];
 }
 
-/** The objects of `inet portcullis` in an nft JSON listing. */
+/** The families of the service's tables: `inet portcullis` and the other families' `portcullis`. */
+const OWN_FAMILIES: ReadonlySet<string> = new Set<Family>([FAMILY, 'bridge']);
+
+/** The objects of the service's tables (`portcullis` of `inet` and `bridge`) in an nft JSON listing. */
 function tableObjects(json: string): Array<Record<string, ListedObject>> {
   if (json.trim() === '') return [];
   const doc = JSON.parse(json) as { nftables?: Array<Record<string, ListedObject>> };
   return (doc.nftables ?? []).filter((o) => {
     const v = Object.values(o)[0];
-    return v?.family === FAMILY && (v.table === TABLE || ('table' in o && v.name === TABLE));
+    return (
+      v?.family !== undefined &&
+      OWN_FAMILIES.has(v.family) &&
+      (v.table === TABLE || ('table' in o && v.name === TABLE))
+    );
   });
 }
 
@@ -407,26 +430,39 @@ export function skeletonDiff(
   ruleset: Ruleset,
   objects: ReadonlyArray<Record<string, ListedObject>>,
 ): string | undefined {
-  if (!objects.some((o) => 'table' in o)) return `table inet ${TABLE} is missing`;
+  // names of other families' objects carry their family: `chain bridge:ports`
+  const at = (family: string | undefined, name: string): string =>
+    family === undefined || family === FAMILY ? name : `${family}:${name}`;
   const rules = new Map<string, number>();
   const named = new Set<string>();
   const elements = new Map<string, number>();
   for (const o of objects) {
     const [kind, v] = Object.entries(o)[0]!;
-    if (kind === 'rule' && v.chain) rules.set(v.chain, (rules.get(v.chain) ?? 0) + 1);
-    else if (v.name) named.add(`${kind} ${v.name}`);
-    if ((kind === 'set' || kind === 'map') && v.elem && v.name) elements.set(v.name, v.elem.length);
+    if (kind === 'rule' && v.chain) {
+      const c = at(v.family, v.chain);
+      rules.set(c, (rules.get(c) ?? 0) + 1);
+    } else if (v.name) named.add(`${kind} ${at(v.family, v.name)}`);
+    if ((kind === 'set' || kind === 'map') && v.elem && v.name && v.family === FAMILY)
+      elements.set(v.name, v.elem.length);
   }
-  for (const c of ruleset.chains) {
-    if (!named.has(`chain ${c.name}`)) return `chain ${c.name} is missing`;
-    const n = rules.get(c.name) ?? 0;
-    if (n !== c.rules.length) return `chain ${c.name} has ${n} rules instead of ${c.rules.length}`;
+  const parts: Array<[string, Pick<Ruleset, 'chains' | 'sets' | 'counters'>]> = [[FAMILY, ruleset]];
+  for (const t of ruleset.tables ?? [])
+    parts.push([t.family, { ...t, sets: [...t.sets], chains: [...t.chains], counters: [...t.counters] }]);
+  for (const [family, part] of parts) {
+    if (!named.has(`table ${at(family, TABLE)}`)) return `table ${family} ${TABLE} is missing`;
+    for (const c of part.chains) {
+      const name = at(family, c.name);
+      if (!named.has(`chain ${name}`)) return `chain ${name} is missing`;
+      const n = rules.get(name) ?? 0;
+      if (n !== c.rules.length) return `chain ${name} has ${n} rules instead of ${c.rules.length}`;
+    }
+    for (const s of part.sets) {
+      const kind = s.map ? 'map' : 'set';
+      if (!named.has(`${kind} ${at(family, s.name)}`)) return `${kind} ${at(family, s.name)} is missing`;
+    }
+    for (const name of part.counters)
+      if (!named.has(`counter ${at(family, name)}`)) return `counter ${at(family, name)} is missing`;
   }
-  for (const s of ruleset.sets) {
-    const kind = s.map ? 'map' : 'set';
-    if (!named.has(`${kind} ${s.name}`)) return `${kind} ${s.name} is missing`;
-  }
-  for (const name of ruleset.counters) if (!named.has(`counter ${name}`)) return `counter ${name} is missing`;
   for (const [, name] of IDENTITY) {
     const want = ruleset.sets.find((s) => s.name === name)?.elements.length;
     const have = elements.get(name) ?? 0;
@@ -440,27 +476,27 @@ function stripVolatile(listing: string): string {
   return listing.replace(/"packets":\s*\d+,\s*"bytes":\s*\d+/g, '').replace(/"expires":\s*\d+/g, '');
 }
 
-function chainObj(chain: ChainSpec): ChainObj {
+function chainObj(chain: ChainSpec, ref: TableRef = INET): ChainObj {
   return chain.base
     ? {
-        family: FAMILY,
-        table: TABLE,
+        family: ref.family,
+        table: ref.name,
         name: chain.name,
         type: chain.base.type,
         hook: chain.base.hook,
         prio: chain.base.prio,
         policy: chain.base.policy,
       }
-    : { family: FAMILY, table: TABLE, name: chain.name };
+    : { family: ref.family, table: ref.name, name: chain.name };
 }
 
 /** Elements per `add element` command: keeps single JSON objects reasonable. */
 const ELEMENT_CHUNK = 50_000;
 
-function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
+function addSetCommands(set: SetSpec, extra: NftValue[], ref: TableRef = INET): NftCommand[] {
   const decl = {
-    family: FAMILY,
-    table: TABLE,
+    family: ref.family,
+    table: ref.name,
     name: set.name,
     type: set.type,
     flags: set.flags,
@@ -474,14 +510,14 @@ function addSetCommands(set: SetSpec, extra: NftValue[]): NftCommand[] {
     const elem = ArrayBuffer.isView(elements)
       ? elements.subarray(i, i + ELEMENT_CHUNK)
       : elements.slice(i, i + ELEMENT_CHUNK);
-    cmds.push({ add: { element: { family: FAMILY, table: TABLE, name: set.name, elem } } });
+    cmds.push({ add: { element: { family: ref.family, table: ref.name, name: set.name, elem } } });
   }
   return cmds;
 }
 
-function ruleCommands(chain: ChainSpec): NftCommand[] {
+function ruleCommands(chain: ChainSpec, ref: TableRef = INET): NftCommand[] {
   return chain.rules.map((expr) => ({
-    add: { rule: { family: FAMILY, table: TABLE, chain: chain.name, expr } },
+    add: { rule: { family: ref.family, table: ref.name, chain: chain.name, expr } },
   }));
 }
 
@@ -644,7 +680,51 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
     ...lateAdds,
     ...rules,
     ...otherDeletes.sort(deleteOrder),
+    ...otherTableCommands(prev.tables ?? [], next.tables ?? []),
   ];
+}
+
+function tableKey(t: TableRef): string {
+  return `${t.family} ${t.name}`;
+}
+
+/** A table of another family, whole: created empty (or emptied) and filled. */
+function tableCommands(t: TableSpec): NftCommand[] {
+  const ref: TableRef = { family: t.family, name: t.name };
+  const cmds: NftCommand[] = [
+    { add: { table: { ...ref } } },
+    { delete: { table: { ...ref } } },
+    { add: { table: { ...ref } } },
+  ];
+  for (const name of t.counters) cmds.push({ add: { counter: { family: t.family, table: t.name, name } } });
+  for (const set of t.sets.filter((x) => !x.map)) cmds.push(...addSetCommands(set, [], ref));
+  for (const chain of t.chains) cmds.push({ add: { chain: chainObj(chain, ref) } });
+  for (const set of t.sets.filter((x) => x.map)) cmds.push(...addSetCommands(set, [], ref));
+  for (const chain of t.chains) cmds.push(...ruleCommands(chain, ref));
+  return cmds;
+}
+
+/** Delete a table of another family (added first, so that a missing one is no error). */
+function dropTable(t: TableRef): NftCommand[] {
+  const ref = { family: t.family, name: t.name };
+  return [{ add: { table: { ...ref } } }, { delete: { table: { ...ref } } }];
+}
+
+/**
+ * The tables of other families are small (one entry per VM): one that changed is
+ * replaced whole, in the same transaction; one that is gone is deleted.
+ */
+function otherTableCommands(prev: readonly TableSpec[], next: readonly TableSpec[]): NftCommand[] {
+  const before = new Map(prev.map((t) => [tableKey(t), t]));
+  const after = new Set(next.map(tableKey));
+  const cmds: NftCommand[] = [];
+  for (const t of prev) if (!after.has(tableKey(t))) cmds.push(...dropTable(t));
+  for (const t of next) {
+    const p = before.get(tableKey(t));
+    if (p === t || (p !== undefined && isDeepStrictEqual(p, t))) continue;
+    cmds.push(...tableCommands(t));
+  }
+  return cmds;
 }
 
 /** Packed, sorted and unique: `list` itself; else a sorted, unique packed copy. */

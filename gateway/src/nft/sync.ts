@@ -8,6 +8,7 @@ import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
 import type { NftApplier } from './applier.js';
 import type { Conntrack } from './conntrack.js';
+import type { GuestBinding, Neighbours } from './neighbours.js';
 import type { QueueSettings, Ruleset } from './types.js';
 import { Serial } from '../util/serial.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -16,6 +17,8 @@ export interface NftSyncOptions {
   readonly applier: NftApplier;
   readonly network: GatewayNetwork;
   readonly conntrack?: Conntrack;
+  /** The LAN's permanent neighbour and bridge entries of the registered guests. */
+  readonly neighbours?: Neighbours;
   readonly registry?: Registry;
   readonly log?: Logger;
   /** The clock. Default Date.now. */
@@ -39,8 +42,9 @@ export interface NftSyncOptions {
 /**
  * Keeps the kernel's `inet portcullis` table equal to the policy: compiles and
  * applies each new policy (the PolicyService's enforcer), re-applies when a schedule's
- * UTC offset changes (DST) and when the table drifted, and purges conntrack entries
- * of VMs whose MAC/IP binding changed.
+ * UTC offset changes (DST) and when the table drifted, purges conntrack entries of
+ * VMs whose MAC/IP binding changed, and pins the registered guests' neighbour and
+ * bridge entries (permanent: no ARP reply moves them).
  */
 export class NftSync {
   readonly #o: NftSyncOptions;
@@ -52,6 +56,10 @@ export class NftSync {
   readonly #busy = new Serial();
   /** What applies reuse of the previous compile (unchanged VMs' chains and sets). */
   readonly #cache = new CompileCache();
+  /** The guest bindings last pinned in the neighbour and bridge tables. */
+  #pinned: string | undefined;
+  /** What could not be pinned last time: told once, not at every check. */
+  #pinProblems = '';
   readonly #applies: Counter | undefined;
   readonly #drifts: Counter | undefined;
   readonly #driftsFound: Counter | undefined;
@@ -155,7 +163,38 @@ export class NftSync {
       'policy applied to the kernel',
     );
     if (prev) await this.#purgeChangedBindings(prev, next);
+    await this.#pin(next);
     this.#scheduleDst(validUntil);
+  }
+
+  /**
+   * Pin the guests' neighbour and bridge entries when their bindings changed, or
+   * (`check`) when any is not as pinned: dnsmasq's ARP injection for a DHCP reply
+   * replaces a permanent entry with a plain one. A failure is logged.
+   */
+  async #pin(policy: Policy, check = false): Promise<void> {
+    const n = this.#o.neighbours;
+    if (!n) return;
+    const guests: GuestBinding[] = policy.vms.map((vm) => ({
+      ipv4: vm.ipv4,
+      mac: vm.mac.toLowerCase(),
+      ...(vm.port !== undefined ? { port: vm.port } : {}),
+    }));
+    const key = JSON.stringify(guests);
+    if (key === this.#pinned && !check) return;
+    try {
+      const problems = await n.set(guests);
+      const told = this.#pinProblems;
+      this.#pinProblems = problems.join('\n');
+      if (problems.length > 0 && this.#pinProblems !== told)
+        this.#log.warn(
+          { problems },
+          "some guests' permanent neighbour or bridge entries could not be set (does each VM's port exist?)",
+        );
+      if (problems.length === 0) this.#pinned = key;
+    } catch (err) {
+      this.#log.warn({ err }, "the guests' permanent neighbour entries could not be set");
+    }
   }
 
   async #purgeChangedBindings(prev: Policy, next: Policy): Promise<void> {
@@ -211,6 +250,7 @@ export class NftSync {
   /** Compare the kernel with the applied ruleset; restore it when they differ. */
   async checkDrift(): Promise<string | undefined> {
     if (!this.#policy) return undefined;
+    await this.#busy.run(() => this.#pin(this.#policy!, true));
     const what = await this.#o.applier.drift();
     if (!what) return undefined;
     this.#log.warn({ drift: what }, 'the kernel ruleset drifted; restoring it');

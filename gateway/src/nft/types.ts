@@ -39,6 +39,7 @@ export type NftValue =
   | { meta: { key: string } }
   | { ct: { key: string; dir?: 'original' | 'reply' } }
   | { elem: { val: NftValue; timeout?: number; expires?: number; comment?: string } }
+  | { map: { key: NftValue; data: string | NftValue } }
   | { '&': [NftValue, NftValue] }
   | { '|': [NftValue, NftValue] }
   | { '^': [NftValue, NftValue] };
@@ -195,11 +196,29 @@ export interface ChainSpec {
   readonly rules: NftStatement[][];
 }
 
-/** The whole table as compiled: named counters, sets and chains, in the order made. */
+/**
+ * The whole table as compiled: named counters, sets and chains, in the order made;
+ * and the service's small tables of other families (`tables`).
+ */
 export interface Ruleset {
   readonly counters: string[];
   readonly sets: SetSpec[];
   readonly chains: ChainSpec[];
+  /**
+   * Tables of other families the service owns beside `inet portcullis` (the guest
+   * bridge's `bridge portcullis`). Small: the applier replaces such a table whole,
+   * in the same transaction, whenever it changed.
+   */
+  readonly tables?: readonly TableSpec[];
+}
+
+/** A table of another family than `inet`, with its own counters, sets and chains. */
+export interface TableSpec {
+  readonly family: Exclude<Family, 'inet'>;
+  readonly name: string;
+  readonly counters: readonly string[];
+  readonly sets: readonly SetSpec[];
+  readonly chains: readonly ChainSpec[];
 }
 
 /** How queued (IPS) traffic reaches Suricata. */

@@ -129,6 +129,18 @@ const cases: Record<string, CompileInput> = {
     ),
     nftQueue,
   ),
+  // port identity: VMs on ports of their own (kid, work; IPv6 on) and one without (legacy)
+  ports: input(
+    policy(
+      [
+        guest('kid', { name: 'kid', port: 'g-kid', ipv6: 'fd00:20::10' }),
+        { ...work, port: 'g-work' },
+        { name: 'old', mac: '52:54:00:00:00:0c', ipv4: '10.20.0.12', profile: 'internet-only' },
+      ],
+      { ipv6: true },
+    ),
+    nftQueue,
+  ),
   // kernel parental controls: pause, budget, schedules (whole VM and per service),
   // slow-downs, closed bypasses, allowlist-only
   parental: input(

@@ -44,12 +44,48 @@ describe('compile', () => {
   it('binds each MAC to its address, lower-cased, and jumps each MAC to its own chain', () => {
     const rs = build();
     expect(rs.sets.find((s) => s.name === 'macip4')!.elements).toEqual([
-      { concat: ['52:54:00:00:00:0a', '10.20.0.10'] },
-      { concat: ['52:54:00:00:00:0b', '10.20.0.11'] },
+      { concat: [{ range: [0, 0xffffffff] }, '52:54:00:00:00:0a', '10.20.0.10'] },
+      { concat: [{ range: [0, 0xffffffff] }, '52:54:00:00:00:0b', '10.20.0.11'] },
     ]);
     expect(text(rs.sets.find((s) => s.name === 'vm_chains')!.elements)).toContain(
       '"jump":{"target":"vm_kid"}',
     );
+  });
+
+  it("binds a VM with a port to its port's mark, and one without to any mark (any port)", () => {
+    const p = makePolicy();
+    p.vms[0] = { ...p.vms[0]!, port: 'g-kid' };
+    const rs = build({ policy: p });
+    expect(rs.sets.find((s) => s.name === 'macip4')!.elements).toEqual([
+      { concat: [0x10000, '52:54:00:00:00:0a', '10.20.0.10'] },
+      { concat: [{ range: [0, 0xffffffff] }, '52:54:00:00:00:0b', '10.20.0.11'] },
+    ]);
+    const bridge = rs.tables!.find((t) => t.family === 'bridge')!;
+    const set = (name: string): unknown => bridge.sets.find((s) => s.name === name)!.elements;
+    expect(set('port_marks')).toEqual([['g-kid', 0x10000]]);
+    expect(set('ports')).toEqual(['g-kid']);
+    expect(set('port_ips')).toEqual([{ concat: ['g-kid', '10.20.0.10'] }, { concat: ['g-kid', '0.0.0.0'] }]);
+    expect(set('arp_any_port')).toEqual([
+      { concat: ['52:54:00:00:00:0b', '52:54:00:00:00:0b', '10.20.0.11'] },
+      { concat: ['52:54:00:00:00:0b', '52:54:00:00:00:0b', '0.0.0.0'] },
+    ]);
+    const ports = bridge.chains.find((c) => c.name === 'ports')!;
+    expect(ports.base).toEqual({ type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' });
+    // tagged frames first, ARP of no registered guest last: both counted
+    expect(text(ports.rules[0])).toContain('"8021q","8021ad"');
+    expect(text(ports.rules[0])).toContain('vlan_dropped');
+    expect(text(ports.rules.at(-1))).toBe('[{"counter":"arp_dropped"},{"drop":null}]');
+    // the inet table counts a registered MAC on another port before dropping it as a spoof
+    const anti = text(chain(rs, 'antispoof'));
+    expect(anti.indexOf('port_dropped')).toBeGreaterThan(-1);
+    expect(anti.indexOf('port_dropped')).toBeLessThan(anti.indexOf('spoof_dropped'));
+  });
+
+  it('lets unknown devices ARP only for the unassigned pool and 0.0.0.0', () => {
+    const rs = build({ unassigned: { from: '10.20.0.200', to: '10.20.0.249' } });
+    const ports = rs.tables![0]!.chains[0]!.rules;
+    expect(text(ports.at(-2))).toContain('{"set":["0.0.0.0",{"range":["10.20.0.200","10.20.0.249"]}]}');
+    expect(text(build().tables![0]!.chains[0]!.rules.at(-2))).toContain('{"set":["0.0.0.0"]}');
   });
 
   it('checks anti-spoofing at priority raw, before anything else, and drops unknown MACs', () => {
@@ -401,6 +437,24 @@ describe('checkPolicy', () => {
     expect(schemaBad[0]!.path).toBe('/vms/2/mac');
     expect(checkPolicy({ ...ok, surprise: true }).length).toBeGreaterThan(0);
     expect(checkPolicy({ ...ok, vms: ok.vms.map((v) => ({ ...v, extra: 1 })) }).length).toBeGreaterThan(0);
+  });
+
+  it('names a port shared by two VMs at both', () => {
+    const p = makePolicy();
+    p.vms = p.vms.map((vm) => ({ ...vm, port: 'g-one' }));
+    expect(checkPolicy(p)).toEqual([
+      {
+        path: '/vms/0/port',
+        message:
+          'port g-one is already VM "work"\'s; a port carries one VM (another device on it gets the unassigned pool)',
+      },
+      {
+        path: '/vms/1/port',
+        message:
+          'port g-one is already VM "kid"\'s; a port carries one VM (another device on it gets the unassigned pool)',
+      },
+    ]);
+    expect(checkPolicy({ ...p, vms: [{ ...p.vms[0]!, port: 'eth0 x' }] })[0]!.path).toBe('/vms/0/port');
   });
 
   it('rejects host bits in a prefix with a hint', () => {

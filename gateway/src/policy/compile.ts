@@ -1,6 +1,7 @@
 import { VM_DROP_REASONS, vmChain, vmCounter, vmCounterIn, vmDropCounter } from '../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
+import { compilePorts, portIds, vmMark } from './compile/ports.js';
 import { compileShared } from './compile/shared.js';
 import { compileVm, vmKey, type VmOutput } from './compile/vm.js';
 import { fingerprint } from './fingerprint.js';
@@ -130,6 +131,7 @@ export function compile(spec: CompileInput): Ruleset {
     cache ? cache.reuse(slot, key(), make) : make();
   const profiles = effectiveProfiles(policy.profiles);
   const counters = [
+    'port_dropped',
     'spoof_dropped',
     'unknown_mac_dropped',
     'ipv6_dropped',
@@ -142,24 +144,38 @@ export function compile(spec: CompileInput): Ruleset {
   const vms = [...policy.vms].sort((a, b) => a.name.localeCompare(b.name));
 
   // --- identity sets -------------------------------------------------------------
+  // a VM is its port (the mark the guest bridge's table sets, compile/ports.ts), its MAC
+  // and its address together; a VM without a port matches any mark (interval sets)
   const identityKey = (): string[] => [
-    vms.map((vm) => `${vm.name} ${vm.mac} ${vm.ipv4} ${vm.ipv6 ?? ''}`).join('\n'),
+    vms.map((vm) => `${vm.name} ${vm.port ?? ''} ${vm.mac} ${vm.ipv4} ${vm.ipv6 ?? ''}`).join('\n'),
+    fingerprint(spec.unassigned),
   ];
-  sets.push(
-    ...reuse('identity', identityKey, (): SetSpec[] => [
+  const ids = portIds(vms);
+  const identity = reuse('identity', identityKey, () => ({
+    ports: compilePorts(vms, spec.unassigned),
+    sets: [
       {
         name: 'macip4',
-        type: ['ether_addr', 'ipv4_addr'],
-        flags: [],
-        elements: vms.map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv4] })),
-        comment: 'registered MAC . IPv4 pairs',
+        type: ['mark', 'ether_addr', 'ipv4_addr'],
+        flags: ['interval'],
+        elements: vms.map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac), vm.ipv4] })),
+        comment: 'registered port mark . MAC . IPv4',
       },
       {
         name: 'macip6',
-        type: ['ether_addr', 'ipv6_addr'],
-        flags: [],
-        elements: vms.filter((vm) => vm.ipv6).map((vm) => ({ concat: [normaliseMac(vm.mac), vm.ipv6!] })),
-        comment: 'registered MAC . IPv6 pairs',
+        type: ['mark', 'ether_addr', 'ipv6_addr'],
+        flags: ['interval'],
+        elements: vms
+          .filter((vm) => vm.ipv6)
+          .map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac), vm.ipv6!] })),
+        comment: 'registered port mark . MAC . IPv6',
+      },
+      {
+        name: 'portmacs',
+        type: ['mark', 'ether_addr'],
+        flags: ['interval'],
+        elements: vms.map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac)] })),
+        comment: 'registered port mark . MAC',
       },
       {
         name: 'macs',
@@ -178,8 +194,9 @@ export function compile(spec: CompileInput): Ruleset {
         ),
         comment: 'guest MAC → its chain',
       },
-    ]),
-  );
+    ] as SetSpec[],
+  }));
+  sets.push(...identity.sets);
 
   // --- address lists, deny lists, the base chains: the same for every VM -----------------
   const sharedKey = (): unknown[] => [
@@ -240,5 +257,5 @@ export function compile(spec: CompileInput): Ruleset {
   }
   cache?.end();
 
-  return { counters, sets, chains };
+  return { counters, sets, chains, tables: [identity.ports] };
 }

@@ -17,6 +17,16 @@ export const Mac = Type.String({
   description: 'MAC address, six colon-separated hex pairs',
 });
 export const Ipv4 = Type.String({ description: 'IPv4 address, dotted quad' });
+/**
+ * A guest's port: the interface its link ends on in the security VM, a port of the
+ * guest bridge there (the lab's `g-<vm>` veth; on a KVM host the security VM's NIC on
+ * that guest's own libvirt network, or a VLAN subinterface such as `ens4.12`).
+ */
+export const Port = Type.String({
+  pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,14}$',
+  description:
+    "the interface the VM's link ends on in the security VM (a Linux interface name, at most 15 characters); frames of the VM's MAC and address are accepted only from it",
+});
 export const Ipv6 = Type.String({ description: 'IPv6 address' });
 export const Cidr = Type.String({ description: 'IPv4 or IPv6 address or prefix (CIDR)' });
 export const Domain = Type.String({
@@ -234,6 +244,12 @@ export const Vm = Type.Object(
     mac: Mac,
     ipv4: Ipv4,
     ipv6: Type.Optional(Ipv6),
+    /**
+     * The port the VM is on. Absent: the VM is identified by its MAC and IPv4 alone, on
+     * any port (a layout without per-guest ports): another guest can take both while it
+     * is off. Give every VM its port.
+     */
+    port: Type.Optional(Port),
     profile: Name,
     owner: Type.Optional(Name),
     notes: Type.Optional(Type.String({ maxLength: 500 })),

@@ -42,6 +42,8 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
   const vmNames = new Set<string>();
   const macs = new Map<string, string>();
   const ipv4s = new Map<string, string>();
+  /** VMs (their indexes) by port: a port carries one VM. */
+  const ports = new Map<string, number[]>();
 
   const seenProfiles = new Set<string>();
   policy.profiles.forEach((p, i) => {
@@ -88,6 +90,7 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
         issues.push({ path: `${at}/ipv4`, message: `${vm.ipv4} is already leased to VM "${ipOwner}"` });
       else ipv4s.set(vm.ipv4, vm.name);
     }
+    if (vm.port !== undefined) ports.set(vm.port, [...(ports.get(vm.port) ?? []), i]);
     if (!known && vm.ipv6 !== undefined && !isIpv6(vm.ipv6)) {
       ownIssue({ path: `${at}/ipv6`, message: `"${vm.ipv6}" is not an IPv6 address` });
     }
@@ -102,6 +105,18 @@ export function checkPolicy(input: unknown, now: Date = new Date()): Issue[] {
     vm.rules?.forEach((r, j) => checkRule(r, `${at}/rules/${j}`, issues, now));
     remember(vm, own + issues.length - before);
   });
+
+  // a shared port is named at each VM on it, so that a change to either is told why
+  for (const [port, on] of ports) {
+    if (on.length < 2) continue;
+    for (const i of on) {
+      const others = on.filter((j) => j !== i).map((j) => `"${policy.vms[j]!.name}"`);
+      issues.push({
+        path: `/vms/${i}/port`,
+        message: `port ${port} is already VM ${others.join(', ')}'s; a port carries one VM (another device on it gets the unassigned pool)`,
+      });
+    }
+  }
 
   policy.profiles.forEach((p, i) => {
     if (ownChecksPassed.has(p)) return;

@@ -113,28 +113,40 @@ export function compileShared(spec: CompileInput): SharedOutput {
 
   // --- prerouting, raw: anti-spoofing before anything else --------------------------
   const antispoof: NftStatement[][] = [[m(meta('iifname'), lan, '!='), ACCEPT]];
+  // the mark is the guest's port (set by the guest bridge's table, 0 on a port with no
+  // VM): a registered MAC and address count only on their VM's port
+  const portMac: NftValue = { concat: [meta('mark'), payload('ether', 'saddr')] };
   if (policy.ipv6) {
     antispoof.push([
       m(meta('nfproto'), 'ipv6'),
-      m({ concat: [payload('ether', 'saddr'), payload('ip6', 'saddr')] }, '@macip6'),
+      m({ concat: [meta('mark'), payload('ether', 'saddr'), payload('ip6', 'saddr')] }, '@macip6'),
       ACCEPT,
     ]);
-    // link-local (neighbour discovery) from a registered MAC
+    // link-local (neighbour discovery) from a registered MAC on its port
     antispoof.push([
-      m(payload('ether', 'saddr'), '@macs'),
+      m(portMac, '@portmacs'),
       m(payload('ip6', 'saddr'), { prefix: { addr: 'fe80::', len: 10 } }),
       ACCEPT,
     ]);
   }
   antispoof.push([m(meta('nfproto'), 'ipv6'), counter('ipv6_dropped'), DROP]);
-  antispoof.push([m({ concat: [payload('ether', 'saddr'), payload('ip', 'saddr')] }, '@macip4'), ACCEPT]);
-  // DHCP before the guest has its lease: from 0.0.0.0, a registered MAC only
   antispoof.push([
-    m(payload('ether', 'saddr'), '@macs'),
+    m({ concat: [meta('mark'), payload('ether', 'saddr'), payload('ip', 'saddr')] }, '@macip4'),
+    ACCEPT,
+  ]);
+  // DHCP before the guest has its lease: from 0.0.0.0, a registered MAC on its port only
+  antispoof.push([
+    m(portMac, '@portmacs'),
     m(payload('ip', 'saddr'), '0.0.0.0'),
     m(payload('udp', 'sport'), 68),
     m(payload('udp', 'dport'), 67),
     ACCEPT,
+  ]);
+  // a registered MAC on another port than its VM's: counted, then dropped as a spoof
+  antispoof.push([
+    m(payload('ether', 'saddr'), '@macs'),
+    m(portMac, '@portmacs', '!='),
+    counter('port_dropped'),
   ]);
   antispoof.push([m(payload('ether', 'saddr'), '@macs'), counter('spoof_dropped'), DROP]);
   if (spec.unassigned) {

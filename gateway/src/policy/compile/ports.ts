@@ -1,0 +1,155 @@
+import { portMark } from '../../nft/marks.js';
+import { TABLE } from '../../nft/names.js';
+import type { NftValue, SetSpec, TableSpec } from '../../nft/types.js';
+import { PRIO } from '../../nft/types.js';
+import type { Vm } from '../model.js';
+import { normaliseMac } from '../net.js';
+import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
+
+/**
+ * Port identity: the guest bridge's table (`bridge portcullis`). Every guest's link
+ * ends on a port of its own on the security VM's guest bridge (the LAN interface), so
+ * the port a frame came in on says which guest sent it, whatever MAC and address it
+ * carries. At `priority raw` of the bridge's prerouting hook this table
+ *
+ * - drops 802.1Q and 802.1ad tagged frames (`vlan_dropped`): a guest has no business
+ *   with VLANs, and a tag must never reach a trunk;
+ * - drops frames with the MAC of a VM that has a port from any other port
+ *   (`port_mac_dropped`), before the bridge learns where that MAC is: no frame meant for
+ *   the VM can be drawn to another port;
+ * - sets the packet mark to the port's id (`portMark`) for the port of a VM: the inet
+ *   table's anti-spoofing accepts a registered MAC . IPv4 pair only together with the
+ *   mark of the VM's port (a VM without a port: with any mark, on any port, as before
+ *   ports existed: give every VM its port);
+ * - filters ARP, which the inet table never sees: on a VM's port only ARP whose sender
+ *   address is that VM's (or 0.0.0.0, a probe); a VM without a port: its MAC . address
+ *   from any port; the unassigned pool only with MACs no VM has. Anything else
+ *   (another guest's address, the appliance's, any other) is dropped and counted
+ *   (`arp_dropped`). The sender MAC on a VM's own port is left to the layers behind:
+ *   the service pins the VM's neighbour entry (`nud permanent`) and its bridge entry
+ *   (static, sticky), and the inet table drops IPv4 of a MAC that is not the port's VM's.
+ *
+ * The bridge hooks see every bridge of the security VM; the guest bridge is its only one.
+ * Pure.
+ */
+
+/** The ids of the VMs that have a port: 1, 2, … in the order given (sorted by name). */
+export function portIds(vms: readonly Vm[]): Map<string, number> {
+  const ids = new Map<string, number>();
+  for (const vm of vms) if (vm.port !== undefined) ids.set(vm.name, ids.size + 1);
+  return ids;
+}
+
+/**
+ * The packet mark frames of `vm` carry when they come in on its port; for a VM without
+ * a port, any mark (an interval set's range): it is its MAC and address on any port.
+ */
+export function vmMark(vm: Vm, ids: ReadonlyMap<string, number>): NftValue {
+  const id = ids.get(vm.name);
+  return id === undefined ? { range: [0, 0xffffffff] } : portMark(id);
+}
+
+/** The guest bridge's table for `vms` (sorted by name), `unassigned` the DHCP pool of unknown devices. */
+export function compilePorts(
+  vms: readonly Vm[],
+  unassigned: { readonly from: string; readonly to: string } | undefined,
+): TableSpec {
+  const ids = portIds(vms);
+  const ported = vms.filter((vm) => vm.port !== undefined);
+  const portless = vms.filter((vm) => vm.port === undefined);
+  // its own address, and 0.0.0.0: the probe (RFC 5227) before it takes its lease
+  const arpOf = (vm: Vm): NftValue[] => {
+    const mac = normaliseMac(vm.mac);
+    return [vm.ipv4, '0.0.0.0'].map((ip) => ({ concat: [mac, mac, ip] }));
+  };
+  const sets: SetSpec[] = [
+    {
+      name: 'port_marks',
+      type: 'ifname',
+      map: 'mark',
+      flags: [],
+      elements: ported.map((vm) => [vm.port!, vmMark(vm, ids)] as unknown as NftValue),
+      comment: "port → its VM's mark",
+    },
+    {
+      name: 'port_macs',
+      type: ['ifname', 'ether_addr'],
+      flags: [],
+      elements: ported.map((vm) => ({ concat: [vm.port!, normaliseMac(vm.mac)] })),
+      comment: 'port . MAC of VMs with a port',
+    },
+    {
+      name: 'bound_macs',
+      type: 'ether_addr',
+      flags: [],
+      elements: ported.map((vm) => normaliseMac(vm.mac)),
+      comment: 'MACs of VMs with a port',
+    },
+    {
+      name: 'ports',
+      type: 'ifname',
+      flags: [],
+      elements: ported.map((vm) => vm.port!),
+      comment: 'ports that have a VM',
+    },
+    {
+      name: 'port_ips',
+      type: ['ifname', 'ipv4_addr'],
+      flags: [],
+      elements: ported.flatMap((vm) => [vm.ipv4, '0.0.0.0'].map((ip) => ({ concat: [vm.port!, ip] }))),
+      comment: 'port . ARP sender IPv4 of VMs with a port',
+    },
+    {
+      name: 'arp_any_port',
+      type: ['ether_addr', 'ether_addr', 'ipv4_addr'],
+      flags: [],
+      elements: portless.flatMap(arpOf),
+      comment: 'MAC . ARP sender MAC . sender IPv4 of VMs without a port',
+    },
+    {
+      name: 'macs',
+      type: 'ether_addr',
+      flags: [],
+      elements: vms.map((vm) => normaliseMac(vm.mac)),
+      comment: 'registered MACs',
+    },
+  ];
+  const pool: NftValue[] = ['0.0.0.0'];
+  if (unassigned) pool.push({ range: [unassigned.from, unassigned.to] });
+  const ether = (field: string): NftValue => payload('ether', field);
+  const arp = (field: string): NftValue => payload('arp', field);
+  const rules = [
+    [m(ether('type'), { set: ['8021q', '8021ad'] }), counter('vlan_dropped'), DROP],
+    [
+      m(ether('saddr'), '@bound_macs'),
+      m({ concat: [meta('iifname'), ether('saddr')] }, '@port_macs', '!='),
+      counter('port_mac_dropped'),
+      DROP,
+    ],
+    [{ mangle: { key: meta('mark'), value: { map: { key: meta('iifname'), data: '@port_marks' } } } }],
+    [m(ether('type'), 'arp', '!='), ACCEPT],
+    [m({ concat: [meta('iifname'), arp('saddr ip')] }, '@port_ips'), ACCEPT],
+    [m({ concat: [ether('saddr'), arp('saddr ether'), arp('saddr ip')] }, '@arp_any_port'), ACCEPT],
+    // unknown devices: the pool's addresses (and probes), with MACs no VM has
+    [
+      m(ether('saddr'), '@macs', '!='),
+      m(arp('saddr ether'), '@macs', '!='),
+      m(arp('saddr ip'), { set: pool }),
+      ACCEPT,
+    ],
+    [counter('arp_dropped'), DROP],
+  ];
+  return {
+    family: 'bridge',
+    name: TABLE,
+    counters: ['vlan_dropped', 'port_mac_dropped', 'arp_dropped'],
+    sets,
+    chains: [
+      {
+        name: 'ports',
+        base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' },
+        rules,
+      },
+    ],
+  };
+}
