@@ -56,7 +56,10 @@ export function compileRule(vm: Vm, rule: Rule, index: number, ctx: VmContext): 
         dynamic: true,
         comment: `${vm.name}: ${to.domain}`,
       });
-      targets.push([m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${name}`)]);
+      // a name opens the internet only: never the LAN, another VM or the appliance, even if
+      // an address inside got learned (the DNS filter also drops such answers: rebinding)
+      const wan = rule.action === 'accept' ? [m(meta('oifname'), ctx.network.wan.iface)] : [];
+      targets.push([...wan, m(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), `@${name}`)]);
     }
   } else if ('vm' in to) {
     const t = ctx.byName.get(to.vm);
