@@ -48,7 +48,13 @@ const acceptingNft: NftBackend = {
  * page and the IPS are off. HTTP on 127.0.0.1 and a free port.
  */
 export async function startDashboardServer(
-  options: { token?: string; policy?: Policy; historyStepSeconds?: number } = {},
+  options: {
+    token?: string;
+    policy?: Policy;
+    historyStepSeconds?: number;
+    /** kid downloads: each counter listing shows 50 kB more to it (the charts draw a line). */
+    kidDownloads?: boolean;
+  } = {},
 ): Promise<DashboardServer> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-dashboard-'));
   const events = new EventBus();
@@ -78,9 +84,24 @@ export async function startDashboardServer(
     dataDir: dir,
     nft: { backend: 'nft-cli', driftInterval: 0 },
   };
+  let kidBytes = 0;
+  const downloading: NftBackend = {
+    ...acceptingNft,
+    runText: async () => {
+      kidBytes += 50_000;
+      const counter = {
+        family: 'inet',
+        table: 'portcullis',
+        name: 'vmin_kid',
+        packets: kidBytes / 1000,
+        bytes: kidBytes,
+      };
+      return JSON.stringify({ nftables: [{ counter }] });
+    },
+  };
   const service = await buildApp(config, {
     log: silentLogger,
-    nft: acceptingNft,
+    nft: options.kidDownloads ? downloading : acceptingNft,
     store,
     events,
     ...(options.historyStepSeconds ? { historyStepSeconds: options.historyStepSeconds } : {}),

@@ -28,7 +28,7 @@ describe('dashboard, live', () => {
       throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
     mkdirSync(ARTIFACTS, { recursive: true });
     // a point of traffic history every second, so that the charts have lines
-    server = await startDashboardServer({ historyStepSeconds: 1 });
+    server = await startDashboardServer({ historyStepSeconds: 1, kidDownloads: true });
     profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-live-'));
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -106,6 +106,12 @@ describe('dashboard, live', () => {
       .toBe(true);
     await expect.poll(async () => page.locator('#chart-dns .u-legend').textContent()).toContain('blocked');
     expect(await page.locator('#chart-traffic .u-legend').textContent()).toContain('kid down');
+    // the API the chart draws from has kid's download in it, and nothing for work
+    type History = { vms: Record<string, { in: number[] } | undefined> };
+    const history = async (): Promise<History> =>
+      (await (await fetch(`${server.url}/api/v1/stats/history?range=hour`)).json()) as History;
+    await expect.poll(async () => Math.max(0, ...((await history()).vms.kid?.in ?? []))).toBeGreaterThan(0);
+    expect(Math.max(0, ...((await history()).vms.work?.in ?? []))).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'charts-hour.png'), fullPage: true });
     await page.getByRole('link', { name: 'Day' }).click();
     await expect.poll(() => page.locator('h2#charts-heading').textContent()).toBe('The last day');
