@@ -52,12 +52,12 @@ export function checkExtraSources(value: readonly ExtraSource[]): readonly Extra
   return value;
 }
 
-/** The `.rules` files of a gzipped tar, concatenated (GNU tar to stdout: nothing is written to disk, links yield nothing). */
+/** The `.rules` files of a gzipped tar at any depth, concatenated (GNU tar to stdout: nothing is written to disk, links yield nothing). */
 function rulesOfTarball(data: Buffer, name: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'tar',
-      ['-xzO', '--wildcards', '--no-wildcards-match-slash', '*.rules', '*/*.rules'],
+      ['-xzO', '--wildcards', '*.rules'],
       { maxBuffer: 512 << 20, encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (err)
