@@ -368,6 +368,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       await policyRules?.reloadLists(policy.current(), { reload: false });
       if (ips && ips.supervisor.status().status === 'running')
         await ips.control.reloadRules({ blocking: true });
+      await ips?.reloadIdsRules();
     },
   };
   const bundles =

@@ -79,7 +79,7 @@ export class IpsService {
   #policy: Policy | undefined;
   #protected: ProtectedAddresses;
   /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
-  #ids: { supervisor: SuricataSupervisor; filter: string } | undefined;
+  #ids: { supervisor: SuricataSupervisor; filter: string; control: SuricataControl } | undefined;
   readonly #idsChange = new Serial();
   #started = false;
 
@@ -206,9 +206,18 @@ export class IpsService {
       afPacket: { interface: this.#o.lanIface, bpfFilter: filter },
     };
     const supervisor = new SuricataSupervisor({ setup, log: this.#log.child({ part: 'suricata-ids' }) });
-    this.#ids = { supervisor, filter };
+    this.#ids = { supervisor, filter, control: new SuricataControl({ path: setup.commandSocket }) };
     await supervisor.start();
     this.#log.info({ filter }, 'IDS: passive Suricata on AF_PACKET for VMs in mode ids');
+  }
+
+  /**
+   * The passive (`ids`) instance reloads its rule files too (a rule bundle switch), if it
+   * runs; the inline instance is the caller's (`control`).
+   */
+  async reloadIdsRules(): Promise<void> {
+    const ids = this.#ids;
+    if (ids?.supervisor.status().status === 'running') await ids.control.reloadRules({ blocking: true });
   }
 
   /** State of the passive (`ids`) instance, if one runs. */
