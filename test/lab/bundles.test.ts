@@ -411,6 +411,8 @@ describe('bad updates are refused with a precise error, counted and audited; the
 
 describe('SID changes', () => {
   it('disable, modify and enable survive an update', async () => {
+    // the case before killed Suricata once: start from a Suricata that runs
+    await suricataRunning();
     const put = (sids: unknown[]) =>
       api<Result & ErrorBody>('PUT', '/api/v1/bundles/settings', { sids, sources: [] });
     expect((await put([{ action: 'disable', match: String(SID) }])).body).toMatchObject({
