@@ -61,6 +61,12 @@ export interface DatasetFile {
   readonly count: number;
 }
 
+/** A set of names as a dataset, with the label counts its names have. */
+export interface NameSet {
+  readonly set: DatasetFile;
+  readonly labelCounts: readonly number[];
+}
+
 /** What {@link renderSuricataPolicy} produces. */
 export interface SuricataPolicyMaterial {
   /** The rule file's text. */
@@ -77,6 +83,12 @@ export interface RenderOptions {
   readonly at: Date;
   /** First sid of the generated rules. Default {@link POLICY_SID_BASE}. */
   readonly sidBase?: number;
+  /**
+   * Datasets already built from the same `lists`, by what they were built from: a
+   * policy change then costs no pass over a million names. The caller clears it when
+   * the lists change.
+   */
+  readonly cache?: Map<string, NameSet>;
 }
 
 /** Generated rules use sids from here (local rules 1000000-1999999, vendor 3000000-3999999). */
@@ -214,40 +226,37 @@ export function renderSuricataPolicy(
     );
     ruleCount++;
   };
-  const stringSet = (prefix: string, names: readonly string[]): DatasetFile => {
-    const content =
-      names.map((n) => Buffer.from(n).toString('base64')).join('\n') + (names.length ? '\n' : '');
-    const name = `${prefix}-${hash8(content)}`;
-    const existing = datasets.find((d) => d.name === name);
-    if (existing) return existing;
-    const d: DatasetFile = {
-      name,
-      file: join(options.dir, `${name}.lst`),
-      type: 'string',
-      content,
-      count: names.length,
-    };
-    datasets.push(d);
-    return d;
+  const cache = options.cache ?? new Map<string, NameSet>();
+  const stringSet = (prefix: string, key: string, build: () => readonly string[]): NameSet | undefined => {
+    let entry = cache.get(`${prefix}\0${key}`);
+    if (!entry) {
+      const names = build();
+      if (names.length === 0) return undefined;
+      const content = names.map((n) => Buffer.from(n).toString('base64')).join('\n') + '\n';
+      const name = `${prefix}-${hash8(content)}`;
+      const set: DatasetFile = {
+        name,
+        file: join(options.dir, `${name}.lst`),
+        type: 'string',
+        content,
+        count: names.length,
+      };
+      entry = { set, labelCounts: [...new Set(names.map(labelCount))].sort((a, b) => a - b) };
+      cache.set(`${prefix}\0${key}`, entry);
+    }
+    if (!datasets.some((d) => d.name === entry.set.name)) datasets.push(entry.set);
+    return entry;
   };
   const lookup = (d: DatasetFile): string =>
     `dataset:isset,${d.name},type ${d.type},load ${d.file},memcap ${memcap(d.count)},hashsize ${hashsize(d.count)};`;
   /** One rule per label count present: the buffer's last k labels looked up in the set. */
-  const nameRules = (
-    action: string,
-    header: string,
-    msg: string,
-    buffer: string,
-    names: readonly string[],
-    set: DatasetFile,
-  ): void => {
-    const counts = [...new Set(names.map(labelCount))].sort((a, b) => a - b);
-    for (const k of counts)
+  const nameRules = (action: string, header: string, msg: string, buffer: string, names: NameSet): void => {
+    for (const k of names.labelCounts)
       rule(
         action,
         header,
         msg,
-        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; ${lookup(set)}`,
+        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; ${lookup(names.set)}`,
       );
   };
 
@@ -256,16 +265,20 @@ export function renderSuricataPolicy(
   )) {
     const addrs = vms.flatMap((v) => (v.ipv6 ? [v.ipv4, v.ipv6] : [v.ipv4])).sort();
     const src = addressGroup(addrs);
-    const names = blockedNames(profile, lists);
-    const doh = profile.dns?.blockDoh ? lists.doh : [];
+    const dns = profile.dns ?? {};
+    const key = JSON.stringify([dns.categories ?? [], dns.services ?? [], dns.deny ?? []]);
+    const names = stringSet(`pc-names-${profile.name}`, key, () => blockedNames(profile, lists));
+    const doh = dns.blockDoh
+      ? stringSet('pc-doh-names', '', () => [...new Set(lists.doh)].sort())
+      : undefined;
     const closeBypass = profile.parental?.closeBypass ?? false;
-    if (names.length === 0 && doh.length === 0 && !closeBypass) continue;
+    if (!names && !doh && !closeBypass) continue;
     lines.push('', `# profile ${profile.name}: ${vms.map((v) => v.name).join(', ')}`);
 
     // allowed names first: pass wins over reject (Suricata's action order), per VM
     for (const vm of vms) {
       const allowed = allowedNames(vm, profile, options.at);
-      if (allowed.length === 0 || (names.length === 0 && doh.length === 0)) continue;
+      if (allowed.length === 0 || (!names && !doh)) continue;
       const vmSrc = addressGroup(vm.ipv6 ? [vm.ipv4, vm.ipv6] : [vm.ipv4]);
       for (const n of allowed) {
         const dotted = `content:".${literal(n)}"; endswith;`;
@@ -284,8 +297,7 @@ export function renderSuricataPolicy(
       }
     }
 
-    if (names.length > 0) {
-      const set = stringSet(`pc-names-${profile.name}`, names);
+    if (names) {
       const who = `profile ${profile.name}`;
       nameRules(
         'rejectboth',
@@ -293,7 +305,6 @@ export function renderSuricataPolicy(
         `blocked name (TLS SNI), ${who}`,
         'tls.sni; to_lowercase',
         names,
-        set,
       );
       nameRules(
         'rejectboth',
@@ -301,7 +312,6 @@ export function renderSuricataPolicy(
         `blocked name (HTTP CONNECT), ${who}`,
         'http.method; content:"CONNECT"; http.host',
         names,
-        set,
       );
       nameRules(
         'rejectboth',
@@ -309,19 +319,16 @@ export function renderSuricataPolicy(
         `blocked name (HTTP Host), ${who}`,
         'http.method; content:!"CONNECT"; http.host',
         names,
-        set,
       );
     }
 
-    if (doh.length > 0) {
-      const set = stringSet('pc-doh-names', doh);
+    if (doh) {
       nameRules(
         'rejectboth',
         `tls ${src} any -> any any`,
         `DoH resolver by name (TLS SNI), profile ${profile.name}`,
         'tls.sni; to_lowercase',
         doh,
-        set,
       );
       const v4 = [...new Set(lists.dohAddresses.filter((a) => isIPv4(a)))].sort();
       if (v4.length > 0) {

@@ -9,6 +9,7 @@ import {
   parseListNames,
   renderSuricataPolicy,
   type NameLists,
+  type NameSet,
   type SuricataPolicyMaterial,
 } from './names.js';
 
@@ -81,6 +82,8 @@ export class PolicyRules {
   readonly #log: Logger;
   readonly #serial = new Serial();
   #lists: NameLists | undefined;
+  /** Datasets built from `#lists` (names.ts `cache`); emptied with new lists. */
+  readonly #cache = new Map<string, NameSet>();
   #written: string | undefined;
 
   constructor(options: PolicyRulesOptions) {
@@ -96,6 +99,7 @@ export class PolicyRules {
   /** Read the lists and write the material of `policy`, before Suricata starts. */
   async start(policy: Policy): Promise<void> {
     this.#lists = await this.#o.lists();
+    this.#cache.clear();
     await this.#serial.run(() => this.#write(policy));
   }
 
@@ -114,6 +118,7 @@ export class PolicyRules {
     const lists = await this.#o.lists();
     await this.#serial.run(async () => {
       this.#lists = lists;
+      this.#cache.clear();
       if ((await this.#write(policy)) && (options.reload ?? true)) await this.#o.reload();
     });
   }
@@ -141,7 +146,9 @@ export class PolicyRules {
 export async function writeMaterial(dir: string, m: SuricataPolicyMaterial): Promise<void> {
   await mkdir(dir, { recursive: true });
   const keep = new Set([POLICY_RULES_FILE, ...m.datasets.map((d) => basename(d.file))]);
-  for (const d of m.datasets) await atomicWrite(d.file, d.content);
+  // a dataset's name carries its content's hash: one that exists is already right
+  const present = new Set(await readdir(dir));
+  for (const d of m.datasets) if (!present.has(basename(d.file))) await atomicWrite(d.file, d.content);
   await atomicWrite(join(dir, POLICY_RULES_FILE), m.rules);
   for (const f of await readdir(dir))
     if (!keep.has(f) && f.endsWith('.lst')) await rm(join(dir, f), { force: true });
