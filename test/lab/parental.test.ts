@@ -384,7 +384,7 @@ describe('schedules', () => {
     try {
       const chain = await vmChain('kid');
       expect(chain).toMatch(
-        /ip daddr @svc4_kid_youtube meta day \{[^}]+\} meta hour "[\d:]+"-"[\d:]+" reject/,
+        /ip daddr @svc4_kid_youtube meta day \{[^}]+\} meta hour "[\d:]+"-"[\d:]+" counter name "vmdrop_schedule_kid" reject/,
       );
       expect(addresses(await dig('kid', 'www.youtube.com'))).toEqual([learned]);
       // the answer's addresses are learned into the VM's youtube set
@@ -448,7 +448,9 @@ describe('schedules', () => {
         created = true;
         const rules = (await vmChain('work'))
           .split('\n')
-          .filter((l) => /meta day .* meta hour "[\d:]+"-"[\d:]+" drop/.test(l));
+          .filter((l) =>
+            /meta day .* meta hour "[\d:]+"-"[\d:]+" counter name "vmdrop_schedule_work" drop/.test(l),
+          );
         // 22:00–06:00 and 11:00–14:00 (more where one crosses UTC midnight)
         expect(rules.length, `${what}: ${rules.join('\n')}`).toBeGreaterThanOrEqual(2);
         expect(await reaches('work', `http://${web}/`), `${what} (${tz})`).toBe(!blocked);
@@ -498,7 +500,9 @@ describe('pause, slow-down, time budgets', () => {
       expect((await curl('kid', 'http://example.test/', [], 3)).body).toContain(
         'a parent paused the internet until',
       );
-      expect(await vmChain('kid')).toContain(`meta time < "${nftTime(paused.body.pause.until)}" drop`);
+      expect(await vmChain('kid')).toContain(
+        `meta time < "${nftTime(paused.body.pause.until)}" counter name "vmdrop_pause_kid" drop`,
+      );
       expect(await reaches('browse', `http://${web}/`)).toBe(true);
     } finally {
       expect((await api('DELETE', '/api/v1/vms/kid/pause')).status).toBe(200);
@@ -515,7 +519,9 @@ describe('pause, slow-down, time budgets', () => {
     expect(r.status).toBe(200);
     try {
       expect(Date.parse(r.body.pause.until) - Date.parse(r.body.pause.since)).toBe(60_000);
-      expect(await vmChain('kid')).toContain(`meta time < "${nftTime(r.body.pause.until)}" drop`);
+      expect(await vmChain('kid')).toContain(
+        `meta time < "${nftTime(r.body.pause.until)}" counter name "vmdrop_pause_kid" drop`,
+      );
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       // the API rejects a pause of no length
       expect((await api('POST', '/api/v1/vms/kid/pause', { minutes: 0 })).status).toBe(400);
@@ -616,7 +622,9 @@ describe('pause, slow-down, time budgets', () => {
       // both are blocked, kid although it used only part of the minute itself
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       expect(await reaches('browse', `http://${web}/`)).toBe(false);
-      expect(await vmChain('kid')).toContain(`meta time < "${nftTime(spent.blockedUntil!)}" drop`);
+      expect(await vmChain('kid')).toContain(
+        `meta time < "${nftTime(spent.blockedUntil!)}" counter name "vmdrop_budget_kid" drop`,
+      );
       expect(await reaches('work', `http://${web}/`)).toBe(true);
       // DNS follows (the service refreshes its DNS clients every 15 s): the block page
       let answer: string[] = [];

@@ -212,7 +212,7 @@ describe('profiles, quarantine, schedules', () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     try {
       expect(await nftTable()).toMatch(
-        /meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" drop/,
+        /meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" counter name "vmdrop_schedule_\w+" drop/,
       );
       const before = await api<{ schedules: Array<{ name: string; active: boolean }> }>(
         'GET',
