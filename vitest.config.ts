@@ -18,6 +18,7 @@ export default defineConfig({
             'rules/**/*.test.ts',
             'dashboard/**/*.test.ts',
             'appliance/prometheus/*.test.ts',
+            'appliance/libvirt/*.test.ts',
           ],
           environment: 'node',
         },

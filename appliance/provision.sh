@@ -41,6 +41,8 @@ case "$profile" in
       python3 make g++ chromium
       # promtool and a Prometheus server: the metrics checks and their lab test
       prometheus
+      # appliance/libvirt/: its XML is checked against libvirt's schemas
+      libvirt-clients libxml2-utils
       # the security VM image (appliance/image/build.sh) and its boot test under QEMU
       qemu-system-x86 qemu-utils fdisk e2fsprogs dosfstools mtools grub-pc-bin)
     extra=(suricata mmdebstrap)

@@ -6,7 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import { PortcullisError } from '../../gateway/src/errors.js';
 import type { Logger } from '../../gateway/src/log.js';
 import { silentLogger } from '../../gateway/src/log.js';
-import { namespaces, ns, type LabTopology } from './topology.js';
+import { guestPort, namespaces, ns, type LabTopology } from './topology.js';
 import { labVendorPaths, makeLabVendor } from './vendor.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -138,7 +138,13 @@ function writeState(state: LabState): void {
 /** The seed policy of the lab: one VM per guest, with the lab's VPN and update hosts. */
 export function labPolicy(t: LabTopology): Record<string, unknown> {
   return {
-    vms: t.guests.map((g) => ({ name: g.name, mac: g.mac, ipv4: g.ipv4, profile: g.profile })),
+    vms: t.guests.map((g) => ({
+      name: g.name,
+      port: guestPort(g),
+      mac: g.mac,
+      ipv4: g.ipv4,
+      profile: g.profile,
+    })),
     profiles: [],
     schedules: [],
     vpnEndpoints: [t.internet.vpn],
@@ -239,19 +245,20 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   // the gate is closed before anything can flow
   run('ip', ['netns', 'exec', ns('secvm'), 'nft', '-f', join(REPO, 'appliance', 'nft', 'gate-closed.nft')]);
 
-  say('host: br-guests with isolated guest ports');
-  ipn(ns('host'), 'link', 'add', 'br-guests', 'type', 'bridge');
-  ipn(ns('host'), 'link', 'set', 'br-guests', 'up');
+  // every guest's link ends in secvm as a port of its own (on a KVM host: the security
+  // VM's NIC on that guest's own network, appliance/libvirt/), an isolated port of the
+  // guest bridge lan0: secvm sees which port each frame came in on, and guests reach
+  // only secvm, never each other
+  say('secvm: guest bridge lan0 with one isolated port per guest');
+  ipn(ns('secvm'), 'link', 'add', 'lan0', 'type', 'bridge');
   for (const g of t.guests) {
-    const port = `vm-${g.name}`.slice(0, 15);
-    ipn(ns('host'), 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(g.name));
+    const port = guestPort(g);
+    ipn(ns('secvm'), 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(g.name));
     ipn(ns(g.name), 'link', 'set', 'eth0', 'address', g.mac);
     ipn(ns(g.name), 'link', 'set', 'eth0', 'up');
-    ipn(ns('host'), 'link', 'set', port, 'master', 'br-guests', 'up');
-    run('bridge', ['-n', ns('host'), 'link', 'set', 'dev', port, 'isolated', 'on']);
+    ipn(ns('secvm'), 'link', 'set', port, 'master', 'lan0', 'up');
+    run('bridge', ['-n', ns('secvm'), 'link', 'set', 'dev', port, 'isolated', 'on']);
   }
-  ipn(ns('host'), 'link', 'add', 'sec-lan', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', ns('secvm'));
-  ipn(ns('host'), 'link', 'set', 'sec-lan', 'master', 'br-guests', 'up');
   ipn(ns('host'), 'link', 'add', 'mgmt', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', ns('secvm'));
   ipn(ns('host'), 'addr', 'add', t.mgmt.host, 'dev', 'mgmt');
   ipn(ns('host'), 'link', 'set', 'mgmt', 'up');
@@ -275,6 +282,20 @@ export async function labUp(options: UpOptions): Promise<LabState> {
   ] as const) {
     nsExec(ns('secvm'), 'sysctl', '-qw', `${k}=${v}`);
   }
+  // the guest bridge's frames go to the IP stack once, when passed up to lan0: with
+  // br_netfilter loaded (by anyone on the machine), its default would also run the inet
+  // hooks in the bridge path, and drop the conntrack entry of broadcasts (DHCP) passed
+  // up while lan0 is promiscuous (Suricata's AF_PACKET), so they arrive "invalid".
+  // -e: nothing to switch off where br_netfilter is not loaded
+  nsExec(
+    ns('secvm'),
+    'sysctl',
+    '-e',
+    '-qw',
+    'net.bridge.bridge-nf-call-iptables=0',
+    'net.bridge.bridge-nf-call-ip6tables=0',
+    'net.bridge.bridge-nf-call-arptables=0',
+  );
 
   say('internet: uplink router, resolver, web servers');
   const [, wanPrefix] = t.wan.secvm.split('/');

@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import { parse as parseYaml } from 'yaml';
 import { invalid } from '../../gateway/src/errors.js';
 import { schemaIssues } from '../../gateway/src/schema.js';
-import { Mac, Name } from '../../gateway/src/policy/model.js';
+import { Mac, Name, Port } from '../../gateway/src/policy/model.js';
 
 /** The lab topology file (appliance/lab/lab.yaml). */
 export const LabTopology = Type.Object({
@@ -34,6 +34,8 @@ export const LabTopology = Type.Object({
       ipv4: Type.String(),
       profile: Name,
       ipv6: Type.Optional(Type.String()),
+      /** The guest's port on secvm's guest bridge (default `g-<name>`, cut to 15 characters). */
+      port: Type.Optional(Port),
     }),
     { minItems: 1, maxItems: 64 },
   ),
@@ -56,6 +58,11 @@ export const NS_PREFIX = process.env.PORTCULLIS_LAB_NS_PREFIX ?? '';
 /** The namespace of a lab host (`kid`, `secvm` …). */
 export function ns(name: string): string {
   return `${NS_PREFIX}${name}`;
+}
+
+/** A guest's port on secvm's guest bridge `lan0`: where its link ends. */
+export function guestPort(g: { readonly name: string; readonly port?: string }): string {
+  return g.port ?? `g-${g.name}`.slice(0, 15);
 }
 
 /** Namespace names of a topology, in the order they are built. */

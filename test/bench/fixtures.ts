@@ -1,5 +1,5 @@
 import type { Policy } from '../../gateway/src/policy/model.js';
-import type { LabTopology } from '../../appliance/lab/topology.js';
+import { guestPort, type LabTopology } from '../../appliance/lab/topology.js';
 
 /** A deterministic pseudo-random generator (mulberry32), so every run loads the same sets. */
 export function rng(seed: number): () => number {
@@ -35,6 +35,7 @@ export function denyEntries(count: number, seed = 1): string[] {
 export function benchPolicy(t: LabTopology, extra: number, deny: string[]): Policy {
   const vms: Policy['vms'] = t.guests.map((g) => ({
     name: g.name,
+    port: guestPort(g),
     mac: g.mac,
     ipv4: g.ipv4,
     profile: g.profile,

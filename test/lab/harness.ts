@@ -99,9 +99,9 @@ export function nftTable(): Promise<string> {
   return mustNs('secvm', ['nft', '--stateless', 'list', 'table', 'inet', 'portcullis']);
 }
 
-/** A named counter's packet count in secvm. */
-export async function counter(name: string): Promise<number> {
-  const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', 'inet', 'portcullis', name]);
+/** A named counter's packet count in secvm, of the `inet` table or (`bridge`) the guest bridge's. */
+export async function counter(name: string, family: 'inet' | 'bridge' = 'inet'): Promise<number> {
+  const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', family, 'portcullis', name]);
   const doc = JSON.parse(out) as { nftables: Array<{ counter?: { packets: number } }> };
   return doc.nftables.find((o) => o.counter)?.counter?.packets ?? 0;
 }

@@ -644,3 +644,123 @@ describe('a blocked site stays blocked without DNS (Suricata, the same lists in 
     }
   });
 });
+
+describe('identity: a guest is its port', () => {
+  const FRAMES = join(REPO, 'test', 'redteam', 'frames.py');
+  const kid = guest('kid');
+  const work = guest('work');
+  /** The MAC of secvm's guest bridge (the guests' gateway). */
+  const lanMac = async (): Promise<string> =>
+    (
+      JSON.parse(await mustNs('secvm', ['ip', '-j', 'link', 'show', 'dev', 'lan0'])) as Array<{
+        address: string;
+      }>
+    )[0]!.address;
+  /** secvm's neighbour entry of an address: `lladdr state`, or '' when it has none. */
+  const secvmNeighbour = async (ip: string): Promise<string> => {
+    const line = (await mustNs('secvm', ['ip', 'neigh', 'show', ip, 'dev', 'lan0'])).trim();
+    return /lladdr (\S+) (\S+)/.exec(line)?.slice(1).join(' ') ?? '';
+  };
+  const arp = (ns: string, iface: string, args: string[]): Promise<string> =>
+    mustNs(ns, [PYTHON, FRAMES, 'arp', iface, ...args]);
+
+  it('impersonating an offline VM (its MAC and IPv4 together) from kid gets nothing out; work itself gets out with them', async () => {
+    const before = await counter('port_mac_dropped', 'bridge');
+    await mustNs('work', ['ip', 'link', 'set', 'eth0', 'down']);
+    const k = marker('impersonate-kid');
+    try {
+      await mustNs('kid', ['ip', 'link', 'set', 'eth0', 'address', work.mac]);
+      await mustNs('kid', ['ip', '-4', 'addr', 'flush', 'dev', 'eth0']);
+      await mustNs('kid', ['ip', 'addr', 'add', `${work.ipv4}/24`, 'dev', 'eth0']);
+      await mustNs('kid', ['ip', 'route', 'replace', 'default', 'via', gateway]);
+      expect((await curl('kid', `http://${web}/${k}`, [], 3)).ok).toBe(false);
+      expect((await curl('kid', `http://${vpn}/`, [], 2)).ok).toBe(false);
+      expect(await counter('port_mac_dropped', 'bridge')).toBeGreaterThan(before);
+    } finally {
+      await mustNs('kid', ['ip', 'link', 'set', 'eth0', 'address', kid.mac]);
+      await inNs('kid', ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+      await inNs('kid', ['ip', '-4', 'addr', 'flush', 'dev', 'eth0']);
+      dhcp('kid');
+      await mustNs('work', ['ip', 'link', 'set', 'eth0', 'up']);
+      dhcp('work');
+    }
+    expect(seen(k)).toBe(false);
+    // control: the same MAC and address from work's own port
+    const w = marker('impersonate-work');
+    expect((await curl('work', `http://${web}/${w}`, [], 3)).ok).toBe(true);
+    expect(seen(w)).toBe(true);
+    expect((await curl('kid', `http://${web}/`, [], 3)).ok).toBe(true);
+  });
+
+  it("ARP claims towards the security VM (work's address, the gateway's, any other) are dropped; a device of the unassigned pool is learned", async () => {
+    const gw = await lanMac();
+    const before = await counter('arp_dropped', 'bridge');
+    // pinned: permanent (a DHCP reply's ARP injection makes it a plain entry until the
+    // service's next check, every few seconds, pins it again)
+    const pinned = `${work.mac} PERMANENT`;
+    for (let i = 0; i < 60 && (await secvmNeighbour(work.ipv4)) !== pinned; i++) await sleep(250);
+    const workBefore = await secvmNeighbour(work.ipv4);
+    expect(workBefore).toBe(pinned);
+    for (const [sha, spa] of [
+      [kid.mac, work.ipv4],
+      ['02:00:5e:10:00:66', work.ipv4],
+      [kid.mac, '10.20.0.150'],
+    ] as const) {
+      // "who has 10.20.0.1? tell <spa> at <sha>": a request to secvm updates its table
+      await arp('kid', 'eth0', [gw, 'request', sha, spa, '00:00:00:00:00:00', gateway]);
+      await arp('kid', 'eth0', ['ff:ff:ff:ff:ff:ff', 'reply', sha, spa, 'ff:ff:ff:ff:ff:ff', spa]);
+    }
+    await sleep(300);
+    expect(await counter('arp_dropped', 'bridge')).toBeGreaterThanOrEqual(before + 6);
+    expect(await secvmNeighbour(work.ipv4)).toBe(workBefore);
+    expect(await secvmNeighbour('10.20.0.150')).toBe('');
+    // control: the same request for an address of the unassigned pool, from a MAC no VM
+    // has, reaches secvm and is learned
+    const pooled = '10.20.0.231';
+    const device = '02:00:5e:10:00:77';
+    try {
+      await arp('kid', 'eth0', [gw, 'request', device, pooled, '00:00:00:00:00:00', gateway]);
+      await sleep(300);
+      expect(await secvmNeighbour(pooled)).toMatch(new RegExp(`^${device} `));
+    } finally {
+      await inNs('secvm', ['ip', 'neigh', 'del', pooled, 'dev', 'lan0']);
+    }
+  });
+
+  it("ARP claims towards another guest (the gateway's address at kid's MAC) never reach it; the same claim from the gateway's side is believed", async () => {
+    const gw = await lanMac();
+    const workNeighbour = async (): Promise<string> =>
+      /lladdr (\S+)/.exec(await mustNs('work', ['ip', 'neigh', 'show', gateway, 'dev', 'eth0']))?.[1] ?? '';
+    await mustNs('work', ['ping', '-c', '1', '-W', '2', gateway]);
+    expect(await workNeighbour()).toBe(gw);
+    const before = await counter('arp_dropped', 'bridge');
+    // "who has <work>? tell 10.20.0.1 at kid's MAC", to work's MAC and to everyone
+    for (const dst of [work.mac, 'ff:ff:ff:ff:ff:ff'])
+      await arp('kid', 'eth0', [dst, 'request', kid.mac, gateway, '00:00:00:00:00:00', work.ipv4]);
+    await sleep(300);
+    expect(await workNeighbour()).toBe(gw);
+    expect(await counter('arp_dropped', 'bridge')).toBeGreaterThanOrEqual(before + 2);
+    // control: the very frame sent from secvm's side of the bridge reaches work, which believes it
+    try {
+      await arp('secvm', 'lan0', [work.mac, 'request', kid.mac, gateway, '00:00:00:00:00:00', work.ipv4]);
+      await sleep(300);
+      expect(await workNeighbour()).toBe(kid.mac);
+    } finally {
+      await inNs('work', ['ip', 'neigh', 'del', gateway, 'dev', 'eth0']);
+    }
+    await mustNs('work', ['ping', '-c', '1', '-W', '2', gateway]);
+    expect(await workNeighbour()).toBe(gw);
+  });
+
+  it('802.1Q and 802.1ad tagged frames (another VLAN) from kid are dropped and counted; the same frame untagged is answered', async () => {
+    const gw = await lanMac();
+    const ping = (tags: string): Promise<string> =>
+      mustNs('kid', [PYTHON, FRAMES, 'ping', 'eth0', kid.mac, gw, kid.ipv4, gateway, tags]);
+    const before = await counter('vlan_dropped', 'bridge');
+    expect((await ping('8100:20')).trim()).toBe('none');
+    expect((await ping('88a8:30,8100:20')).trim()).toBe('none');
+    expect(await counter('vlan_dropped', 'bridge')).toBe(before + 2);
+    // control: untagged, the same echo request is answered
+    expect((await ping('-')).trim()).toBe('reply');
+  });
+});
