@@ -11,6 +11,8 @@ import { build } from 'esbuild';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Native addons load their binaries relative to their own package: not bundled. */
 const external = ['better-sqlite3', 'koffi'];
+/** Packages whose files the service serves as they are (dashboard/plugin.ts VENDOR: uPlot). */
+const served = ['uplot'];
 const dist = join(repo, 'dist');
 rmSync(dist, { recursive: true, force: true });
 await build({
@@ -36,6 +38,6 @@ await build({
 });
 // the dashboard finds its files beside the module (dashboard/plugin.ts: ./static/)
 cpSync(join(repo, 'dashboard', 'static'), join(dist, 'static'), { recursive: true });
-// what the bundle still loads from node_modules: the image keeps only these and
-// their dependencies (appliance/image/prune-modules.mjs)
-writeFileSync(join(dist, 'runtime-modules.json'), JSON.stringify(external) + '\n');
+// what the bundle still loads or serves from node_modules: the image keeps only these
+// and their dependencies (appliance/image/prune-modules.mjs)
+writeFileSync(join(dist, 'runtime-modules.json'), JSON.stringify([...external, ...served]) + '\n');

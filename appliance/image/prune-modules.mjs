@@ -1,5 +1,6 @@
-// Keep in a production node_modules only what the esbuild bundle loads at run time:
-// the packages in dist/runtime-modules.json (the bundle's externals, native addons)
+// Keep in a production node_modules only what the esbuild bundle loads or serves at run time:
+// the packages in dist/runtime-modules.json (the bundle's externals, native addons, and
+// packages whose files it serves, uPlot)
 // and their dependencies, without their C/C++ sources. Everything else is in the
 // bundle already.
 //
