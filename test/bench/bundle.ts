@@ -132,7 +132,10 @@ async function main(): Promise<void> {
       });
       const without = await download(bytes);
       // the update, and the download started when the switch starts
-      const update = api<Result>('POST', '/api/v1/bundles/update', {});
+      let settled = false;
+      const update = api<Result>('POST', '/api/v1/bundles/update', {}).finally(() => {
+        settled = true;
+      });
       let switchAt = 0;
       let healthAt = 0;
       let during: Promise<{ gbps: number; end: number }> | undefined;
@@ -147,7 +150,7 @@ async function main(): Promise<void> {
             during = download(bytes);
           }
           if ((phase === 'health' || phase === 'idle') && switchAt && !healthAt) healthAt = Date.now();
-          if (phase === 'idle' && switchAt) return;
+          if ((phase === 'idle' && switchAt) || settled) return;
           await sleep(100);
         }
       })();

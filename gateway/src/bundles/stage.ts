@@ -108,11 +108,14 @@ export async function stageBundle(options: {
  * A {@link RuleTester} running `suricata -T` with the service's Suricata setup, the bundle's
  * rules file in place of the first rule file (the installed bundle's) and every other rule
  * file as configured.
+ * @param options.timeoutMs how long `suricata -T` may take, ms. Default 900,000.
  */
 export function suricataRuleTester(
   setup: SuricataSetup,
   options: { readonly binary?: string; readonly timeoutMs?: number } = {},
 ): RuleTester {
+  // a big ruleset on a loaded 2-core appliance: 40,000 rules took over 5 minutes
+  const timeoutMs = options.timeoutMs ?? 900_000;
   return async (rulesFile) => {
     const work = await mkdtemp(join(setup.logDir, '..', 'suricata-test-'));
     try {
@@ -131,9 +134,19 @@ export function suricataRuleTester(
         execFile(
           options.binary ?? 'suricata',
           ['-T', '-c', config, '-l', work],
-          { timeout: options.timeoutMs ?? 300_000, maxBuffer: 16 << 20 },
+          { timeout: timeoutMs, maxBuffer: 16 << 20 },
           (err, stdout, stderr) => {
             if (!err) return resolve();
+            if (err.killed) {
+              reject(
+                new PortcullisError(
+                  'BUNDLE_RULES_INVALID',
+                  `suricata -T did not finish testing the bundle's rules within ${timeoutMs / 1000} s`,
+                  { cause: err, context: { rulesFile, timeoutMs } },
+                ),
+              );
+              return;
+            }
             const errors = `${stdout}\n${stderr}`
               .split('\n')
               .filter((l) => /^E: /.test(l))
