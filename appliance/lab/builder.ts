@@ -8,6 +8,9 @@ import type { Logger } from '../../gateway/src/log.js';
 import { silentLogger } from '../../gateway/src/log.js';
 import { guestPort, namespaces, ns, type LabTopology } from './topology.js';
 import { labVendorPaths, makeLabVendor } from './vendor.js';
+import { certificateFingerprint } from '../../gateway/src/auth/cert.js';
+import { generatePassword, hashPassword } from '../../gateway/src/auth/password.js';
+import { Store } from '../../gateway/src/store/store.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '..', '..');
@@ -31,7 +34,40 @@ export interface LabState {
   readonly namespaces: string[];
   readonly services: LabService[];
   readonly api: { readonly mgmt: string; readonly local: string };
+  /**
+   * How to log in to the lab's service: the admin the lab created (its password is
+   * printed by `portcullis lab status`), an admin API token for the lab's tests and
+   * tools, and the service's self-signed certificate (PEM file, made at its first start).
+   */
+  readonly auth?: {
+    readonly user: string;
+    readonly password: string;
+    readonly token: string;
+    readonly cert: string;
+  };
   readonly startedAt: string;
+}
+
+/** The lab service's store (SQLite in its data folder). */
+export function labStorePath(stateDir: string): string {
+  return join(stateDir, 'secvm-data', 'portcullis.db');
+}
+
+/**
+ * The lab's first admin (`admin`, a random password) and an admin API token named
+ * `lab`, written into the lab service's store before the service first starts.
+ */
+async function labLogins(stateDir: string): Promise<NonNullable<LabState['auth']>> {
+  mkdirSync(join(stateDir, 'secvm-data'), { recursive: true });
+  const store = Store.open({ path: labStorePath(stateDir) });
+  try {
+    const password = generatePassword();
+    store.auth.addUser({ name: 'admin', role: 'admin', passwordHash: await hashPassword(password) }, 'lab');
+    const { token } = store.auth.createToken({ name: 'lab', role: 'admin' }, 'lab');
+    return { user: 'admin', password, token, cert: join(stateDir, 'secvm-data', 'tls', 'cert.pem') };
+  } finally {
+    store.close();
+  }
 }
 
 export interface UpOptions {
@@ -486,7 +522,9 @@ export async function labUp(options: UpOptions): Promise<LabState> {
     topologyFile: options.topologyFile,
     namespaces: nsList,
     services,
-    api: { mgmt: `http://${mgmtAddr}:${t.api.port}`, local: `http://127.0.0.1:${t.api.localPort}` },
+    // the service speaks TLS on its management listener (a self-signed certificate)
+    api: { mgmt: `https://${mgmtAddr}:${t.api.port}`, local: `https://127.0.0.1:${t.api.localPort}` },
+    auth: await labLogins(stateDir),
     startedAt: new Date().toISOString(),
   };
   writeState(state);
@@ -553,7 +591,10 @@ export function startService(state: LabState, env: Record<string, string> = {}):
     env,
   );
   const i = state.services.findIndex((s) => s.name === 'portcullis');
-  const entry = { ...svc, listen: [state.api.mgmt.replace('http://', ''), 'lan0:53', 'lan0:67', 'lan0:80'] };
+  const entry = {
+    ...svc,
+    listen: [state.api.mgmt.replace(/^https?:\/\//, ''), 'lan0:53', 'lan0:67', 'lan0:80'],
+  };
   if (i >= 0) state.services[i] = entry;
   return entry;
 }
@@ -604,6 +645,8 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 export interface LabStatus {
   readonly up: boolean;
   readonly api?: LabState['api'];
+  /** Who logs in with which password; the certificate's SHA-256 fingerprint once the service made it. */
+  readonly login?: { readonly user: string; readonly password: string; readonly fingerprint?: string };
   readonly namespaces: Array<{
     name: string;
     exists: boolean;
@@ -634,9 +677,24 @@ export function labStatus(stateDir = DEFAULT_STATE_DIR): LabStatus {
     );
     return { name, exists: true, addresses };
   });
+  let fingerprint: string | undefined;
+  try {
+    if (state.auth) fingerprint = certificateFingerprint(readFileSync(state.auth.cert, 'utf8'));
+  } catch {
+    // not made yet: the service makes it at its first start
+  }
   return {
     up: true,
     api: state.api,
+    ...(state.auth
+      ? {
+          login: {
+            user: state.auth.user,
+            password: state.auth.password,
+            ...(fingerprint ? { fingerprint } : {}),
+          },
+        }
+      : {}),
     namespaces: namespacesOut,
     services: state.services.map((s) => ({ ...s, running: alive(s.pid) })),
   };

@@ -159,8 +159,11 @@ describe('buildApp', () => {
 
     it('answers the API, the service resources, /metrics, /openapi.json and the dashboard', async () => {
       const http = app!.http;
-      const get = async (url: string) => http.inject({ method: 'GET', url });
+      const get = async (url: string) =>
+        http.inject({ method: 'GET', url, headers: { authorization: `Bearer ${TOKEN}` } });
       expect((await get('/api/v1/health')).json()).toMatchObject({ status: 'ok', vms: 2 });
+      // private data needs a session or a token: the same read without one is refused
+      expect((await http.inject({ method: 'GET', url: '/api/v1/vms/kid/queries' })).statusCode).toBe(401);
       expect((await get('/api/v1/vms/kid/state')).statusCode).toBe(200);
       expect((await get('/api/v1/devices/unassigned')).json()).toEqual([]);
       expect((await get('/api/v1/vms/kid/queries')).json()).toEqual({ vm: 'kid', entries: [] });

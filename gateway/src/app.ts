@@ -21,6 +21,8 @@ import { PortcullisError } from './errors.js';
 import type { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
 import { backupRoutes } from './http/backup.js';
+import { installAuth } from './http/auth.js';
+import { hostPolicy } from './auth/host-check.js';
 import { dnsRoutes } from './http/dns.js';
 import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
@@ -96,6 +98,11 @@ export interface AppDeps {
   readonly configFile?: string;
   /** Restart the service (to apply a restore staged by the API); absent: at the next start. */
   readonly restart?: () => void;
+  /**
+   * The management listener's certificate and key (PEM), from `ensureTls`; absent:
+   * plain HTTP (tests, or `api.tls.enabled: false`).
+   */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /** The service, wired but not listening. `main.ts` starts it and owns the process. */
@@ -425,7 +432,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     dhcp.setVms(p.vms);
   });
 
-  const http = Fastify({ logger: false, bodyLimit: 8 << 20 });
+  const http = deps.tls
+    ? (Fastify({
+        logger: false,
+        bodyLimit: 8 << 20,
+        https: { cert: deps.tls.cert, key: deps.tls.key },
+      }) as unknown as FastifyInstance)
+    : Fastify({ logger: false, bodyLimit: 8 << 20 });
+  // who may do what: Host and Origin checks, sessions and tokens, roles; before any route
+  const authRoutes = await installAuth(http, {
+    store,
+    policy,
+    hosts: hostPolicy(config.api.listen, config.api.names),
+    secure: deps.tls !== undefined,
+    session: {
+      idleMs: (config.api.session?.idleMinutes ?? 60) * 60_000,
+      absoluteMs: (config.api.session?.absoluteHours ?? 12) * 3_600_000,
+    },
+    loginsPerAddress: config.api.loginLimits?.perAddress,
+    failuresPerUser: config.api.loginLimits?.failuresPerUser,
+    configToken: config.api.token,
+    scrapers: config.api.metricsScrapers,
+    apiPrefix: API_PREFIX,
+    registry,
+    log: log.child({ part: 'auth' }),
+    now,
+  });
   http.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
@@ -436,11 +468,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     store,
     registry,
     events,
-    token: config.api.token,
     accessRequests: intake,
-    // resources the service adds beside the policy API: same token, errors and OpenAPI
+    // resources the service adds beside the policy API: same errors and OpenAPI
     plugins: [
       async (scope) => {
+        await scope.register(authRoutes);
         await scope.register(vmStateRoutes, {
           policy,
           now,

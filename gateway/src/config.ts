@@ -15,8 +15,58 @@ export const Config = Type.Object(
         /** Address to listen on: the management address, never one a guest reaches. */
         listen: Type.String(),
         port: Type.Integer({ minimum: 1, maximum: 65535, default: 8080 }),
-        /** Bearer token required on mutating requests; unset: none. */
+        /**
+         * Legacy: one admin API token written in the config (the image's seed sets it).
+         * Prefer tokens from `portcullis token create`, which are stored hashed,
+         * expire and can be revoked. Unset: none.
+         */
         token: Type.Optional(Type.String({ minLength: 16 })),
+        /**
+         * Other names and addresses the management listener is reached by (a DNS
+         * name, a forwarded address). Requests whose Host header names anything else
+         * than these, the listen address or loopback are refused (421). Default none.
+         */
+        names: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }))),
+        /**
+         * TLS on the management listener. Default on, with a self-signed certificate
+         * made at first start in `<dataDir>/tls/` (`portcullis tls fingerprint` prints
+         * its fingerprint); `cert` and `key` name the admin's own PEM files instead.
+         */
+        tls: Type.Optional(
+          Type.Object(
+            {
+              enabled: Type.Boolean({ default: true }),
+              cert: Type.Optional(Type.String()),
+              key: Type.Optional(Type.String()),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        /** Login sessions: minutes unused before one ends (default 60), hours at most (default 12). */
+        session: Type.Optional(
+          Type.Object(
+            {
+              idleMinutes: Type.Integer({ minimum: 1, maximum: 10080, default: 60 }),
+              absoluteHours: Type.Integer({ minimum: 1, maximum: 720, default: 12 }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        /**
+         * Logins allowed per client address per minute (default 10), and failed
+         * logins per user name per minute before that name is refused (default 5).
+         */
+        loginLimits: Type.Optional(
+          Type.Object(
+            {
+              perAddress: Type.Integer({ minimum: 1, maximum: 10000, default: 10 }),
+              failuresPerUser: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        /** Client addresses that may read /metrics without a token (a Prometheus). Default none. */
+        metricsScrapers: Type.Optional(Type.Array(Type.String())),
       },
       { additionalProperties: false },
     ),

@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   REQUEST_INVALID: 400,
   NOT_FOUND: 404,
   UNAUTHORIZED: 401,
+  /** Authenticated, but the role (or a parent's scope) does not allow it; or a cross-site request. */
+  FORBIDDEN: 403,
+  /** The Host header names no address or name of this listener (DNS rebinding). */
+  MISDIRECTED_REQUEST: 421,
   REQUEST_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   ACCESS_REQUEST_NOT_FOUND: 404,

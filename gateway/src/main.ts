@@ -11,6 +11,7 @@ import { ConntrackCli } from './nft/conntrack.js';
 import { IpNeighbours } from './nft/neighbours.js';
 import { Store } from './store/store.js';
 import { detectQueueKind } from './nft/queue.js';
+import { ensureTls, tlsEnabled } from './auth/tls-files.js';
 
 /** Seconds `stop()` may take after SIGTERM or SIGINT before the process exits anyway. */
 const STOP_GRACE_MS = 10_000;
@@ -72,11 +73,22 @@ export async function serve(configFile: string): Promise<void> {
   const log = createLogger();
   const config = loadConfig(configFile);
   const adapters = await openAdapters(config, log);
+  const tls = tlsEnabled(config) ? ensureTls(config) : undefined;
+  if (tls) {
+    log.info(
+      { fingerprint: tls.fingerprint, created: tls.created },
+      tls.created ? 'made a self-signed certificate for the management listener' : 'management listener TLS',
+    );
+  } else log.warn('api.tls.enabled is false: the management listener speaks plain HTTP');
+  if (adapters.store.auth.users().length === 0 && !config.api.token) {
+    log.warn('no user can log in yet: create the first admin with `portcullis user add <name> --role admin`');
+  }
   const systemd = new SystemdNotifier({
     onError: (err: unknown) => log.warn({ err }, 'cannot notify systemd'),
   });
   const app = await buildApp(config, {
     ...adapters,
+    ...(tls ? { tls } : {}),
     configFile,
     // under systemd, a clean exit is followed by a start (Restart=always)
     ...(systemd.enabled ? { restart: () => process.kill(process.pid, 'SIGTERM') } : {}),
@@ -105,7 +117,7 @@ export async function serve(configFile: string): Promise<void> {
   await app.start();
   await app.http.listen({ host: config.api.listen, port: config.api.port });
   log.info(
-    { api: `http://${config.api.listen}:${config.api.port}`, nft: adapters.nft.kind },
+    { api: `${tls ? 'https' : 'http'}://${config.api.listen}:${config.api.port}`, nft: adapters.nft.kind },
     'portcullis serving',
   );
   // Type=notify: ready now; WatchdogSec=: pings from the event loop from here on

@@ -27,7 +27,8 @@ const KID_MAC = '52:54:00:00:00:0a';
 const KID_IP = '10.20.0.10';
 const GATEWAY = '10.20.0.1';
 const MGMT = '10.99.0.2';
-const API = `http://${MGMT}:8080`;
+// TLS with the certificate the service made at its first start (self-signed: -k)
+const API = `https://${MGMT}:8080`;
 const WAN = '198.51.100.2';
 const TOKEN = 'boot-test-token-0123456789';
 const WEB = '203.0.113.10';
@@ -72,7 +73,7 @@ function ip(ns: string, ...args: string[]): void {
 async function kidGet(url: string, timeoutSec = 3): Promise<{ ok: boolean; body: string; status: number }> {
   const r = await inNs(
     NS.kid,
-    ['curl', '-sS', '--max-time', String(timeoutSec), '-o', '-', '-w', '\n%{http_code}', url],
+    ['curl', '-sS', '-k', '--max-time', String(timeoutSec), '-o', '-', '-w', '\n%{http_code}', url],
     (timeoutSec + 5) * 1000,
   );
   const i = r.stdout.lastIndexOf('\n');
@@ -91,7 +92,7 @@ async function api<T = unknown>(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const args = ['curl', '-sS', '--max-time', '20', '-X', method, '-o', '-', '-w', '\n%{http_code}'];
+  const args = ['curl', '-sS', '-k', '--max-time', '20', '-X', method, '-o', '-', '-w', '\n%{http_code}'];
   args.push('-H', `authorization: Bearer ${TOKEN}`);
   if (body !== undefined)
     args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
@@ -471,6 +472,7 @@ describe('the security VM image under QEMU', () => {
         ...[
           'curl',
           '-s',
+          '-k',
           '-o',
           '/dev/null',
           '-w',
@@ -486,10 +488,17 @@ describe('the security VM image under QEMU', () => {
       expect(anon.stdout).toBe('401');
       // from the guest side: not on the management address, not on the LAN address; the block page is
       expect((await kidGet(`${API}/api/v1/health`, 2)).ok).toBe(false);
-      expect((await kidGet(`http://${GATEWAY}:8080/api/v1/health`, 2)).ok).toBe(false);
+      expect((await kidGet(`https://${GATEWAY}:8080/api/v1/health`, 2)).ok).toBe(false);
       expect((await kidGet(`http://${GATEWAY}/`, 2)).ok).toBe(true);
       // from the uplink side: nothing
-      const wan = await inNs(NS.inet, ['curl', '-s', '--max-time', '2', `http://${WAN}:8080/api/v1/health`]);
+      const wan = await inNs(NS.inet, [
+        'curl',
+        '-s',
+        '-k',
+        '--max-time',
+        '2',
+        `https://${WAN}:8080/api/v1/health`,
+      ]);
       expect(wan.code).not.toBe(0);
 
       // memory at idle, kid registered and the lists loaded: `free` inside the VM, the

@@ -44,7 +44,11 @@ function sh(ns: string, ...argv: string[]): string {
 }
 
 function api(method: string, path: string, body?: unknown): string {
-  const args = ['curl', '-sS', '-X', method, `http://${mgmt}:${t.api.port}${path}`];
+  const auth = readState(STATE)?.auth;
+  if (!auth) throw new Error(`the bench lab in ${STATE} is not up`);
+  // the service speaks TLS with a self-signed certificate; the lab's admin token
+  const args = ['curl', '-sS', '--cacert', auth.cert, '-H', `authorization: Bearer ${auth.token}`];
+  args.push('-X', method, `https://${mgmt}:${t.api.port}${path}`);
   if (body !== undefined)
     args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
   // quiet: waitRunning polls while the service restarts

@@ -41,7 +41,7 @@ async function reachesInternet(ns: string): Promise<boolean> {
 async function enforcementHolds(): Promise<void> {
   expect(await reachesInternet('kid')).toBe(true);
   expect((await curl('kid', `http://${guest('work').ipv4}/`, [], 2)).ok).toBe(false);
-  expect((await curl('kid', `http://${mgmt}:${topology.api.port}/api/v1/health`, [], 2)).ok).toBe(false);
+  expect((await curl('kid', `https://${mgmt}:${topology.api.port}/api/v1/health`, [], 2)).ok).toBe(false);
   const ping = await inNs('kid', ['ping', '-c', '1', '-W', '1', guest('work').ipv4]);
   expect(ping.code).not.toBe(0);
 }
@@ -137,7 +137,7 @@ describe('the baseline gateway', () => {
 
   it('keeps the management API from guests and serves it to the management side', async () => {
     for (const addr of [mgmt, topology.lan.gateway, wanAddress]) {
-      expect((await curl('kid', `http://${addr}:${topology.api.port}/api/v1/health`, [], 2)).ok).toBe(false);
+      expect((await curl('kid', `https://${addr}:${topology.api.port}/api/v1/health`, [], 2)).ok).toBe(false);
     }
     const health = await api<{ status: string }>('GET', '/api/v1/health');
     expect(health.status).toBe(200);

@@ -66,7 +66,18 @@ export async function curl(
   return { ok: r.code === 0, body: r.stdout, code: r.code };
 }
 
-/** Call the API from the management side (the host namespace). */
+/**
+ * curl's options to reach the lab service's management listener: its self-signed
+ * certificate as the one trusted, and the lab's admin API token (`auth: false`: none).
+ */
+export function mgmtCurlArgs(options: { auth?: boolean } = {}): string[] {
+  const state = readState(STATE_DIR)!;
+  const args = ['--cacert', state.auth!.cert];
+  if (options.auth !== false) args.push('-H', `authorization: Bearer ${state.auth!.token}`);
+  return args;
+}
+
+/** Call the API from the management side (the host namespace), with the lab's admin token. */
 export async function api<T = unknown>(
   method: string,
   path: string,
@@ -78,6 +89,7 @@ export async function api<T = unknown>(
     '-sS',
     '--max-time',
     '10',
+    ...mgmtCurlArgs(),
     '-X',
     method,
     '-o',
@@ -171,7 +183,14 @@ export async function restartService(): Promise<void> {
   startService(s);
   const until = Date.now() + 60_000;
   while (Date.now() < until) {
-    const r = await inNs('host', ['curl', '-s', '--max-time', '1', `${s.api.mgmt}/api/v1/health`]);
+    const r = await inNs('host', [
+      'curl',
+      '-s',
+      '--max-time',
+      '1',
+      ...mgmtCurlArgs({ auth: false }),
+      `${s.api.mgmt}/api/v1/health`,
+    ]);
     if (r.code === 0) return;
     await new Promise((res) => setTimeout(res, 200));
   }

@@ -387,7 +387,7 @@ describe('ways around the filter in the kernel', () => {
       const m2 = marker('mac-leased');
       expect((await curl('kid', `http://${web}/${m2}`, [], 2)).ok).toBe(false);
       expect((await curl('kid', `http://${guest('work').ipv4}/`, [], 2)).ok).toBe(false);
-      expect((await curl('kid', `http://${mgmt}:${apiPort}/api/v1/health`, [], 2)).ok).toBe(false);
+      expect((await curl('kid', `https://${mgmt}:${apiPort}/api/v1/health`, [], 2)).ok).toBe(false);
       expect(seen(m2)).toBe(false);
       // DNS answers every name with the block page, which says the device is not registered
       expect(addresses(await dig('kid', 'example.test'))).toEqual([gateway]);
@@ -455,12 +455,12 @@ describe('ways around the filter in the kernel', () => {
 
   it('the management API and dashboard: closed to kid on every appliance address, open on the management side', async () => {
     const urls = [mgmt, gateway, wanAddress].flatMap((addr) =>
-      ['/api/v1/health', '/'].map((path) => `http://${addr}:${apiPort}${path}`),
+      ['/api/v1/health', '/'].map((path) => `https://${addr}:${apiPort}${path}`),
     );
     const results = await Promise.all(urls.map((u) => curl('kid', u, [], 2)));
     urls.forEach((u, i) => expect(results[i]!.ok, u).toBe(false));
     expect((await api('GET', '/api/v1/health')).status).toBe(200);
-    expect((await curl('host', `http://${mgmt}:${apiPort}/`, [], 3)).ok).toBe(true);
+    expect((await curl('host', `https://${mgmt}:${apiPort}/`, [], 3)).ok).toBe(true);
   });
 });
 

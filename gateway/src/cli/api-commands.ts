@@ -2,6 +2,8 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
 import { ApiClient } from './api-client.js';
+import { fetchTrusting } from './https-fetch.js';
+import { readFileSync } from 'node:fs';
 import { processIo, type CliIo } from './output.js';
 import { registerAuditCommand } from './audit.js';
 import { registerBundleUpdateCommands } from './bundle-update.js';
@@ -11,13 +13,13 @@ import { registerRuleCommands } from './rule.js';
 import { registerScheduleCommands } from './schedule.js';
 import { registerVmCommands } from './vm.js';
 
-/** The API's address when neither --api nor PORTCULLIS_API says otherwise. */
-export const DEFAULT_API = 'http://127.0.0.1:8080';
+/** The API's address when neither --api nor PORTCULLIS_API says otherwise (the service speaks TLS). */
+export const DEFAULT_API = 'https://127.0.0.1:8080';
 
 /** What the API commands need from their surroundings (tests pass their own). */
 export interface CliContext {
   readonly io: CliIo;
-  /** Environment: PORTCULLIS_API, PORTCULLIS_API_TOKEN. */
+  /** Environment: PORTCULLIS_API, PORTCULLIS_API_TOKEN, PORTCULLIS_API_CA. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Who runs the command, for the audit log; default `cli:<login name>`. */
   readonly actor?: string;
@@ -27,6 +29,7 @@ export interface CliContext {
 export interface ApiCommandOptions {
   readonly api?: string;
   readonly token?: string;
+  readonly ca?: string;
   readonly json?: boolean;
   readonly reason?: string;
 }
@@ -54,7 +57,14 @@ export function apiCommand(parent: Command, spec: string, description: string, m
     .command(spec)
     .description(description)
     .option('--api <url>', `API address (default: $PORTCULLIS_API or ${DEFAULT_API})`)
-    .option('--token <token>', 'API token (default: $PORTCULLIS_API_TOKEN)')
+    .option(
+      '--token <token>',
+      'API token (default: $PORTCULLIS_API_TOKEN; make one with portcullis token create)',
+    )
+    .option(
+      '--ca <file>',
+      "the service's certificate (PEM) to trust, e.g. its self-signed one (default: $PORTCULLIS_API_CA)",
+    )
     .option('--json', 'print JSON for machines');
   if (mutating) cmd.option('--reason <text>', 'why, for the audit log');
   return cmd;
@@ -67,11 +77,13 @@ export function group(program: Command, name: string, description: string): Comm
 
 /** A client for the options of one command. */
 export function clientFor(opts: ApiCommandOptions, ctx: CliContext): ApiClient {
+  const ca = opts.ca ?? ctx.env.PORTCULLIS_API_CA;
   return new ApiClient({
     baseUrl: opts.api ?? ctx.env.PORTCULLIS_API ?? DEFAULT_API,
     token: opts.token ?? ctx.env.PORTCULLIS_API_TOKEN,
     actor: ctx.actor ?? localActor(),
     reason: opts.reason,
+    ...(ca ? { fetch: fetchTrusting(readCa(ca)) } : {}),
   });
 }
 
@@ -101,4 +113,16 @@ export function collect(value: string, previous: string[] = []): string[] {
 /** A usage error found before asking the API, named by the option at fault. */
 export function usage(message: string, option: string): PortcullisError {
   return new PortcullisError('REQUEST_INVALID', `${message} (at ${option})`, { path: option });
+}
+
+/** The PEM file given as the certificate to trust. */
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new PortcullisError('REQUEST_INVALID', `cannot read the certificate ${file} (at --ca)`, {
+      cause,
+      path: '--ca',
+    });
+  }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
 
@@ -42,7 +43,8 @@ export function registerLabCommands(program: Command): void {
         [
           'The lab is up.',
           `  dashboard and API: ${state.api.local}/  (management side: ${state.api.mgmt})`,
-          `  metrics:           ${state.api.local}/metrics`,
+          ...loginLines(state.auth),
+          `  metrics:           ${state.api.local}/metrics (with a viewer token: portcullis lab token --role viewer)`,
           `  a guest's shell:   ip netns exec kid bash`,
           `  status:            portcullis lab status`,
           `  take it down:      portcullis lab down`,
@@ -82,6 +84,12 @@ export function registerLabCommands(program: Command): void {
         return;
       }
       process.stdout.write(`API: ${status.api?.local} (management: ${status.api?.mgmt})\n`);
+      if (status.login) {
+        process.stdout.write(
+          `Log in: user ${status.login.user}, password ${status.login.password}` +
+            ` (self-signed certificate${status.login.fingerprint ? `, SHA-256 ${status.login.fingerprint}` : ''})\n`,
+        );
+      }
       for (const ns of status.namespaces) {
         process.stdout.write(
           `${ns.name.padEnd(10)} ${ns.exists ? ns.addresses.map((a) => `${a.iface}=${a.address}`).join(' ') : '(missing)'}\n`,
@@ -91,6 +99,32 @@ export function registerLabCommands(program: Command): void {
         process.stdout.write(
           `  ${s.running ? 'running' : 'STOPPED'} ${s.ns}/${s.name} pid ${s.pid} ${s.listen.join(' ')}\n`,
         );
+      }
+    });
+
+  lab
+    .command('token')
+    .description("create an API token in the lab service's store and print it")
+    .requiredOption('--role <role>', 'admin, parent or viewer')
+    .option('--name <name>', 'what it is for (default: lab-<role>-<random>)')
+    .option('--people <names>', 'for a parent token: VM owners, comma-separated')
+    .option('--state-dir <dir>', STATE_DIR_HELP)
+    .action(async (opts: { role: string; name?: string; people?: string; stateDir?: string }) => {
+      const lab = await loadLab();
+      const stateDir = opts.stateDir ?? lab.DEFAULT_STATE_DIR;
+      if (!lab.readState(stateDir))
+        throw new PortcullisError('LAB_FAILED', 'the lab is down; bring it up with: portcullis lab up');
+      const { Store } = await import('../store/store.js');
+      const store = Store.open({ path: lab.labStorePath(stateDir) });
+      try {
+        const name = opts.name ?? `lab-${opts.role}-${randomBytes(3).toString('hex')}`;
+        const people = (opts.people ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
+        process.stdout.write(`${store.auth.createToken({ name, role: opts.role, people }, 'lab').token}\n`);
+      } finally {
+        store.close();
       }
     });
 
@@ -109,4 +143,14 @@ export function registerLabCommands(program: Command): void {
       const topology = lab.loadTopology(state.topologyFile);
       lab.setInternetHosts({ ...topology.internet.hosts, [name]: ip }, stateDir);
     });
+}
+
+/** How to log in to the lab's service, for `lab up`. */
+function loginLines(auth: { user: string; password: string; cert: string } | undefined): string[] {
+  if (!auth) return [];
+  return [
+    `  log in as:         ${auth.user} / ${auth.password}  (again: portcullis lab status)`,
+    `  certificate:       ${auth.cert} (self-signed; the browser asks once)`,
+    `  the CLI:           PORTCULLIS_API_CA=${auth.cert} PORTCULLIS_API_TOKEN=$(portcullis lab token --role admin)`,
+  ];
 }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { isPortcullisError } from '../errors.js';
 import { registerApiCommands } from './api-commands.js';
 import { registerBackupCommands } from './backup.js';
+import { registerAuthCommands } from './auth.js';
 import { registerBundleCommands } from './bundle.js';
 import { registerLabCommands } from './lab.js';
 import { registerReplay } from './replay.js';
@@ -20,6 +21,7 @@ const program = new Command('portcullis')
 // subcommand registrations (one line each)
 registerApiCommands(program);
 registerBackupCommands(program);
+registerAuthCommands(program);
 registerBundleCommands(program);
 registerLabCommands(program);
 registerReplay(program);

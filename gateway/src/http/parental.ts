@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { actorOf } from '../auth/access.js';
 import type { DhcpServer } from '../dhcp/dnsmasq.js';
 import { PortcullisError } from '../errors.js';
 import type { BudgetController } from '../parental/controller.js';
@@ -21,7 +22,8 @@ const Name = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$'
  * assigned.
  */
 export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (app, opts) => {
-  const actor = (h: unknown): string => `api:${typeof h === 'string' && h ? h : 'anonymous'}`;
+  const actor = (req: FastifyRequest): string =>
+    req.principal ? actorOf(req.principal) : `api:${headerName(req.headers['x-portcullis-actor'])}`;
   const findVm = (name: string): Vm => {
     const vm = opts.policy.current().vms.find((v) => v.name === name);
     if (!vm) throw new PortcullisError('VM_NOT_FOUND', `no VM named "${name}"`, { path: '/params/name' });
@@ -52,14 +54,14 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
       const vm = await opts.policy.pause(
         req.params.name,
         { minutes: req.body?.minutes, reason: req.body?.reason },
-        { actor: actor(req.headers['x-portcullis-actor']) },
+        { actor: actor(req) },
       );
       return { vm: vm.name, pause: vm.pause };
     },
   );
 
   app.delete<{ Params: { name: string } }>('/vms/:name/pause', { schema: { params: Name } }, async (req) => {
-    const vm = await opts.policy.resume(req.params.name, { actor: actor(req.headers['x-portcullis-actor']) });
+    const vm = await opts.policy.resume(req.params.name, { actor: actor(req) });
     return { vm: vm.name, paused: false };
   });
 
@@ -104,3 +106,8 @@ export const parentalRoutes: FastifyPluginAsync<ParentalRoutesOptions> = async (
     return opts.dhcp.unassignedLeases(known);
   });
 };
+
+/** The claimed name of an API without authentication (tests): `anonymous` when none. */
+function headerName(h: unknown): string {
+  return typeof h === 'string' && h ? h : 'anonymous';
+}

@@ -141,6 +141,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'users, login sessions, API tokens',
+    up: `
+      CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'parent', 'viewer')),
+        people TEXT NOT NULL,
+        password TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_user ON sessions (user);
+
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'parent', 'viewer')),
+        people TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        last_used_at TEXT
+      ) STRICT;
+      CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+    `,
+  },
 ];
 
 /** What `migrate` did. */

@@ -5,6 +5,7 @@ import type { EventBus } from '../events.js';
 import { frozenCopy } from '../policy/fingerprint.js';
 import type { Policy, Profile, Rule, Schedule, Vm } from '../policy/model.js';
 import { AuditRepository } from './audit.js';
+import { AuthRepository } from './auth.js';
 import { MIGRATIONS, migrate, schemaVersion, type Migration } from './migrations.js';
 import { PolicyTables, type PolicySettings } from './policy-tables.js';
 import {
@@ -84,6 +85,8 @@ export class Store implements PolicyStore {
   readonly bundles: BundleRepository;
   /** Reads of single policy entities. */
   readonly policy: PolicyReader;
+  /** Users, login sessions and API tokens. */
+  readonly auth: AuthRepository;
 
   /** Use `Store.open`; this constructor only wires an already migrated database. */
   constructor(db: Database, options: Omit<StoreOptions, 'path' | 'migrations' | 'busyTimeoutMs'> = {}) {
@@ -97,6 +100,7 @@ export class Store implements PolicyStore {
     this.accessRequests = new AccessRequestRepository(ctx);
     this.alerts = new AlertRepository(db, options.maxAlerts ?? 10_000);
     this.bundles = new BundleRepository(ctx);
+    this.auth = new AuthRepository(ctx);
     const t = this.#tables;
     this.policy = {
       vm: (name) => t.readVm(name),
