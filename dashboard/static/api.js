@@ -1,17 +1,19 @@
-// The REST API client: JSON in and out, the API token from this browser's storage.
+// The REST API client: JSON in and out. The browser sends the session cookie (HttpOnly,
+// SameSite=Strict) itself; changes carry the session's CSRF token.
 
 export const API = '/api/v1';
-const TOKEN_KEY = 'portcullis.token';
 
-/** The API token saved in this browser, or ''. */
-export function getToken() {
-  return window.localStorage.getItem(TOKEN_KEY) ?? '';
+/** Who is logged in (`GET /auth/me`): name, role, VMs of a parent, CSRF token; or null. */
+let session = null;
+
+/** The logged-in user, or null. */
+export function currentUser() {
+  return session;
 }
 
-/** Saves the API token ('' forgets it). */
-export function setToken(token) {
-  if (token) window.localStorage.setItem(TOKEN_KEY, token);
-  else window.localStorage.removeItem(TOKEN_KEY);
+/** Remember who is logged in (the answer of login or /auth/me); null forgets. */
+export function setSession(me) {
+  session = me;
 }
 
 /** An error answer of the API: `{code, message, path, issues}`, or a failed connection. */
@@ -38,24 +40,40 @@ function readable(path, message) {
 }
 
 /**
- * Calls the API. `path` is under /api/v1 (`/vms`). Changes carry the token, when one
- * is saved, and name the dashboard as the actor in the audit log.
+ * Calls the API. `path` is under /api/v1 (`/vms`). Changes carry the session's CSRF
+ * token; when the service no longer knows that token (it restarted), the session's
+ * current one is fetched and the change sent once more. A 401 (the session ended)
+ * tells the page to show the login (event `portcullis:logged-out`).
  * @returns the JSON answer, or null for 204.
  * @throws ApiError
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, { retried = false } = {}) {
+  try {
+    return await send(method, path, body);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    if (err.status === 401 && !path.startsWith('/auth/login')) {
+      session = null;
+      window.dispatchEvent(new window.Event('portcullis:logged-out'));
+    }
+    if (err.status === 403 && err.path === '/headers/x-csrf-token' && !retried) {
+      session = await send('GET', '/auth/me');
+      return api(method, path, body, { retried: true });
+    }
+    throw err;
+  }
+}
+
+async function send(method, path, body) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET') {
-    headers['x-portcullis-actor'] = 'dashboard';
-    const token = getToken();
-    if (token) headers.authorization = `Bearer ${token}`;
-  }
+  if (method !== 'GET' && session?.csrfToken) headers['x-csrf-token'] = session.csrfToken;
   let res;
   try {
     res = await fetch(`${API}${path}`, {
       method,
       headers,
+      credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -78,6 +96,32 @@ export async function api(method, path, body) {
   if (!res.ok)
     throw new ApiError(res.status, data ?? { code: 'HTTP_' + res.status, message: res.statusText });
   return data;
+}
+
+/** Log in; remembers the session. @throws ApiError (401 wrong password, 429 too many tries) */
+export async function login(user, password) {
+  session = await api('POST', '/auth/login', { user, password });
+  return session;
+}
+
+/** Who is logged in, asked from the service (null when nobody is). */
+export async function whoAmI() {
+  try {
+    session = await send('GET', '/auth/me');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) session = null;
+    else throw err;
+  }
+  return session;
+}
+
+/** Log out here (`everywhere`: every browser of this user). */
+export async function logout(everywhere = false) {
+  try {
+    await api('POST', everywhere ? '/auth/logout-everywhere' : '/auth/logout');
+  } finally {
+    session = null;
+  }
 }
 
 /** URL path segment for a name. */

@@ -1,6 +1,6 @@
 // The dashboard: a single page whose views follow the URL hash (#/vm/kid).
-import { ApiError, api, getToken, setToken } from './api.js';
-import { announce, h, showErrors } from './dom.js';
+import { ApiError, api, currentUser, login, logout, whoAmI } from './api.js';
+import { announce, field, h, showErrors } from './dom.js';
 import { onLive } from './live.js';
 import { activityView } from './views/activity.js';
 import { alertsView } from './views/alerts.js';
@@ -12,7 +12,11 @@ import { requestsView } from './views/requests.js';
 import { schedulesView } from './views/schedules.js';
 import { vmView } from './views/vm.js';
 
-/** Hash routes: pattern, nav entry, view. A view returns the content of <main>. */
+/**
+ * Hash routes: pattern, nav entry, view. A view returns the content of <main>. A
+ * parent sees the pages of their VMs only: not the profiles' page, not the history.
+ */
+const PARENT_NAV = new Set(['overview', 'requests', 'schedules', 'alerts']);
 const ROUTES = [
   { pattern: /^\/?$/, nav: 'overview', view: overviewView },
   { pattern: /^\/vm\/([^/]+)$/, nav: 'overview', view: vmView },
@@ -38,9 +42,16 @@ const ctx = {
   fail,
 };
 
+/** Whether the logged-in user's role shows this nav entry. */
+function allowed(nav) {
+  return currentUser()?.role !== 'parent' || PARENT_NAV.has(nav);
+}
+
 async function render({ keepFocus = false } = {}) {
+  if (!currentUser()) return showLogin();
   const [path, search = ''] = window.location.hash.replace(/^#/, '').split('?');
-  const route = ROUTES.find((r) => r.pattern.test(path)) ?? ROUTES[0];
+  const found = ROUTES.find((r) => r.pattern.test(path));
+  const route = found && allowed(found.nav) ? found : ROUTES[0];
   ctx.params = (route.pattern.exec(path) ?? []).slice(1).map(decodeURIComponent);
   ctx.query = new URLSearchParams(search);
   for (const link of document.querySelectorAll('[data-nav]')) {
@@ -77,23 +88,10 @@ function errorPage(err) {
   );
 }
 
-/**
- * Shows an API error in a form. A missing or wrong token is also shown at the token
- * field, which opens for it.
- */
+/** Shows an API error in a form (a 401 has already brought the login back). */
 function fail(form, err) {
   if (!(err instanceof ApiError)) throw err;
   showErrors(form, err);
-  if (err.code === 'UNAUTHORIZED') {
-    const panel = document.getElementById('token-panel');
-    const box = document.getElementById('token-error');
-    panel.open = true;
-    box.textContent = getToken()
-      ? 'This token was not accepted. Enter the right one.'
-      : 'Changes need the API token. Enter it here.';
-    box.hidden = false;
-    document.getElementById('token-input').setAttribute('aria-invalid', 'true');
-  }
 }
 
 let countRequests = 0;
@@ -110,45 +108,89 @@ async function updatePendingCount() {
   }
 }
 
-function setupToken() {
-  const form = document.getElementById('token-form');
-  const input = document.getElementById('token-input');
-  const panel = document.getElementById('token-panel');
-  const summary = panel.querySelector('summary');
-  const label = () => {
-    summary.textContent = getToken() ? 'API token (saved)' : 'API token';
-  };
-  const reset = () => {
-    document.getElementById('token-error').hidden = true;
-    input.removeAttribute('aria-invalid');
-  };
-  label();
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    setToken(input.value.trim());
-    input.value = '';
-    reset();
-    label();
-    panel.open = false;
-    announce(getToken() ? 'Token saved in this browser.' : 'Token forgotten.');
+/** The login page: user name and password; wrong ones and too many tries said at the form. */
+function showLogin() {
+  document.body.classList.add('logged-out');
+  document.getElementById('account').hidden = true;
+  const user = h('input', { name: 'user', autocomplete: 'username', required: true, autocapitalize: 'none' });
+  const password = h('input', {
+    name: 'password',
+    type: 'password',
+    autocomplete: 'current-password',
+    required: true,
   });
-  document.getElementById('token-clear').addEventListener('click', () => {
-    setToken('');
-    input.value = '';
-    reset();
-    label();
-    announce('Token forgotten.');
+  const form = h(
+    'form',
+    {
+      class: 'panel login-form',
+      'aria-label': 'Log in',
+      novalidate: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await login(user.value.trim().toLowerCase(), password.value);
+        } catch (err) {
+          password.value = '';
+          return fail(form, err);
+        }
+        await loggedIn();
+      },
+    },
+    h('h1', { tabindex: '-1' }, 'Log in'),
+    h('p', { class: 'hint' }, 'Use the name and password your administrator gave you.'),
+    field({ label: 'User name', path: '/body/user', control: user }),
+    field({ label: 'Password', path: '/body/password', control: password }),
+    h('p', { class: 'form-error', hidden: true }),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Log in')),
+  );
+  main.replaceChildren(form);
+  document.title = 'Log in – Portcullis';
+  user.focus();
+}
+
+/** After a login (or with a session already): the account bar, the nav for the role, the page. */
+async function loggedIn() {
+  const me = currentUser();
+  document.body.classList.remove('logged-out');
+  document.getElementById('account').hidden = false;
+  document.getElementById('account-name').textContent = `${me.name} (${me.role})`;
+  for (const link of document.querySelectorAll('[data-nav]'))
+    link.closest('li').hidden = !allowed(link.dataset.nav);
+  startLive();
+  await render();
+}
+
+function setupAccount() {
+  const out = (everywhere) => async () => {
+    try {
+      await logout(everywhere);
+    } catch {
+      // the session has ended either way
+    }
+    announce(everywhere ? 'Logged out on every device.' : 'Logged out.');
+    showLogin();
+  };
+  document.getElementById('logout').addEventListener('click', out(false));
+  document.getElementById('logout-all').addEventListener('click', out(true));
+}
+
+// live, not polled: a new alert redraws the alerts page, a request the count and its
+// page; the stream opens once somebody is logged in (it needs the session)
+let live = false;
+function startLive() {
+  if (live) return;
+  live = true;
+  onLive('alert', () => {
+    if (currentNav() === 'alerts') void render({ keepFocus: true });
+  });
+  onLive('request', () => {
+    if (currentNav() === 'requests') void render({ keepFocus: true });
+    else void updatePendingCount();
   });
 }
 
-setupToken();
+setupAccount();
 window.addEventListener('hashchange', () => void render());
-// live, not polled: a new alert redraws the alerts page, a request the count and its page
-onLive('alert', () => {
-  if (currentNav() === 'alerts') void render({ keepFocus: true });
-});
-onLive('request', () => {
-  if (currentNav() === 'requests') void render({ keepFocus: true });
-  else void updatePendingCount();
-});
-await render({ keepFocus: true });
+window.addEventListener('portcullis:logged-out', () => showLogin());
+if (await whoAmI()) await loggedIn();
+else showLogin();

@@ -147,6 +147,9 @@ export function actorWords(actor) {
   if (actor === 'api') return 'the API';
   if (actor.startsWith('api:')) return actor.slice(4);
   if (actor.startsWith('cli:')) return `${actor.slice(4)} (command line)`;
+  if (actor.startsWith('user:')) return actor.slice(5);
+  if (actor.startsWith('token:')) return `${actor.slice(6)} (API token)`;
+  if (actor === 'config-token') return 'the configured API token';
   if (actor.startsWith('guest:')) return `VM ${actor.slice(6)}`;
   return actor;
 }

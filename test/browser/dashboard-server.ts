@@ -11,6 +11,7 @@ import { silentLogger } from '../../gateway/src/log.js';
 import type { NftBackend } from '../../gateway/src/nft/backend.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
 import { Store } from '../../gateway/src/store/store.js';
+import { hashPassword } from '../../gateway/src/auth/password.js';
 import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
 
 /** The one device in the DHCP leases that is no VM of the seed policy. */
@@ -41,7 +42,7 @@ const acceptingNft: NftBackend = {
 };
 
 /**
- * The service as `portcullis serve` builds it — the API with its token, the VM state,
+ * The service as `portcullis serve` builds it — logins, the API with its token, the VM state,
  * parental, IPS and DNS routes, `/metrics` and the dashboard — started on loopback:
  * nftables accepts every transaction without a kernel; DHCP is off (its lease file holds
  * {@link NEW_DEVICE}), the DNS filter answers on 127.0.0.1 and a free port, the block
@@ -54,12 +55,18 @@ export async function startDashboardServer(
     historyStepSeconds?: number;
     /** kid downloads: each counter listing shows 50 kB more to it (the charts draw a line). */
     kidDownloads?: boolean;
+    /** Users to create, each with its password. */
+    users?: ReadonlyArray<{ name: string; role: string; people?: string[]; password: string }>;
   } = {},
 ): Promise<DashboardServer> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-dashboard-'));
   const events = new EventBus();
   const store = Store.open({ path: ':memory:', events });
   store.replacePolicy(options.policy ?? makePolicy(), 'seed');
+  for (const u of options.users ?? []) {
+    const passwordHash = await hashPassword(u.password);
+    store.auth.addUser({ name: u.name, role: u.role, people: u.people ?? [], passwordHash }, 'test');
+  }
   // dnsmasq's lease file, as dnsmasq writes it: one VM the policy knows, one new device
   const expiry = Math.floor(Date.now() / 1000) + 12 * 3600;
   mkdirSync(join(dir, 'dhcp'));

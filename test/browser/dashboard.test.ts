@@ -11,7 +11,8 @@ import { NEW_DEVICE, startDashboardServer, type DashboardServer } from './dashbo
  * appliance/provision.sh: without it this suite fails, it never skips.
  */
 const CHROMIUM = '/usr/bin/chromium';
-const TOKEN = 'parent-secret';
+const TOKEN = 'parent-secret-0123456789';
+const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
 const SHOTS = '/tmp/portcullis-dashboard';
 
 describe('dashboard', () => {
@@ -27,7 +28,7 @@ describe('dashboard', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
     }
-    server = await startDashboardServer({ token: TOKEN });
+    server = await startDashboardServer({ token: TOKEN, users: [ADMIN] });
     profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-'));
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -84,6 +85,24 @@ describe('dashboard', () => {
     return scope.locator('.field', { has: page.getByLabel(label, { exact: true }) }).locator('.field-error');
   }
 
+  it('asks who you are first, and says so when the password is wrong', async () => {
+    await page.goto(`${server.url}/`);
+    const form = page.getByRole('form', { name: 'Log in' });
+    await form.waitFor();
+    expect(await page.getByRole('navigation', { name: 'Main' }).isHidden()).toBe(true);
+    await form.getByLabel('User name').fill(ADMIN.name);
+    await form.getByLabel('Password').fill('not the password');
+    await form.getByRole('button', { name: 'Log in' }).click();
+    const error = fieldError(form, 'Password');
+    await error.waitFor();
+    expect(await text(error)).toBe('Wrong user name or password');
+    await page.screenshot({ path: `${SHOTS}-login.png`, fullPage: true });
+    await form.getByLabel('Password').fill(ADMIN.password);
+    await form.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    expect(await text(page.locator('#account-name'))).toBe('admin (admin)');
+  });
+
   it('shows every VM on the overview with what is in force now', async () => {
     await page.goto(`${server.url}/`);
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
@@ -101,7 +120,7 @@ describe('dashboard', () => {
     await page.screenshot({ path: `${SHOTS}-overview.png`, fullPage: true });
   });
 
-  it('asks for the API token when a change needs it, then adds the rule', async () => {
+  it('adds a rule with the session (and its CSRF token)', async () => {
     await page.getByRole('link', { name: 'Rules and details of kid' }).click();
     await page.getByRole('heading', { level: 1, name: 'kid' }).waitFor();
     const form = page.locator('form.rule-form');
@@ -111,18 +130,6 @@ describe('dashboard', () => {
     await form.getByLabel('Protocol').selectOption('tcp');
     await form.getByLabel('Ports (optional)').fill('443');
     await form.getByLabel('Note (optional)').fill('no games on school days');
-    await form.getByRole('button', { name: 'Add rule' }).click();
-
-    const tokenError = page.locator('#token-error');
-    await tokenError.waitFor();
-    expect(await text(tokenError)).toBe('Changes need the API token. Enter it here.');
-    expect(await text(form.locator('.form-error'))).toContain('needs the API token');
-    expect(
-      server.policy.getVm('kid').rules?.some((r) => 'domain' in r.to && r.to.domain === 'games.example'),
-    ).toBe(false);
-
-    await page.getByLabel('Token for making changes').fill(TOKEN);
-    await page.getByRole('button', { name: 'Save token' }).click();
     await form.getByRole('button', { name: 'Add rule' }).click();
     const added = page.locator('li.rule', { hasText: 'Block TCP port 443 to website games.example' });
     await added.waitFor();
@@ -134,7 +141,7 @@ describe('dashboard', () => {
     const enforced = server.applied.at(-1)!.vms.find((v) => v.name === 'kid')!;
     expect(enforced.rules).toContainEqual(expect.objectContaining(rule));
     expect(server.store.audit.list({ limit: 1 }).items[0]).toMatchObject({
-      actor: 'api:dashboard',
+      actor: 'user:admin',
       action: 'rule.add',
     });
   });
@@ -238,7 +245,7 @@ describe('dashboard', () => {
 
     await page.locator(`li[data-request="${request.id}"]`, { hasText: 'approved until' }).waitFor();
     const decided = server.store.accessRequests.get(request.id)!;
-    expect(decided).toMatchObject({ status: 'approved', decidedBy: 'api:dashboard' });
+    expect(decided).toMatchObject({ status: 'approved', decidedBy: 'user:admin' });
     const until = Date.parse(decided.until!);
     expect(until).toBeGreaterThanOrEqual(asked + 29 * 60_000);
     expect(until).toBeLessThanOrEqual(Date.now() + 31 * 60_000);
@@ -287,7 +294,7 @@ describe('dashboard', () => {
     await nav('History').click();
     await page.getByRole('heading', { level: 1, name: 'History' }).waitFor();
     const first = page.locator('tbody tr').first();
-    expect(await text(first.locator('[data-label="Who"]'))).toBe('dashboard');
+    expect(await text(first.locator('[data-label="Who"]'))).toBe('admin');
     expect(await text(first.locator('[data-label="What"]'))).toBe('Schedule added');
     expect(await page.locator('tbody tr').count()).toBe(server.store.audit.list({ limit: 25 }).items.length);
   });
@@ -328,10 +335,9 @@ describe('dashboard', () => {
     await panel.getByText('(+30 extra)').waitFor();
     expect(await text(panel)).toContain('90 minutes left today.');
     expect(await text(page.locator('#status'))).toContain('work has 30 minutes more today.');
-    const usage = (await (await fetch(`${server.url}/api/v1/vms/work/budget`)).json()) as Record<
-      string,
-      unknown
-    >;
+    const usage = (await (
+      await fetch(`${server.url}/api/v1/vms/work/budget`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as Record<string, unknown>;
     expect(usage).toMatchObject({ dailyMinutes: 60, extraMinutes: 30, usedSeconds: 0 });
     expect(await panel.getByRole('button').allTextContents()).toEqual(['+15 min', '+30 min', '+1 hour']);
     await page.screenshot({ path: `${SHOTS}-budget.png`, fullPage: true });
