@@ -12,6 +12,7 @@ import { IpNeighbours } from './nft/neighbours.js';
 import { Store } from './store/store.js';
 import { detectQueueKind } from './nft/queue.js';
 import { ensureTls, tlsEnabled } from './auth/tls-files.js';
+import { generatePassword, hashPassword } from './auth/password.js';
 
 /** Seconds `stop()` may take after SIGTERM or SIGINT before the process exits anyway. */
 const STOP_GRACE_MS = 10_000;
@@ -80,9 +81,7 @@ export async function serve(configFile: string): Promise<void> {
       tls.created ? 'made a self-signed certificate for the management listener' : 'management listener TLS',
     );
   } else log.warn('api.tls.enabled is false: the management listener speaks plain HTTP');
-  if (adapters.store.auth.users().length === 0 && !config.api.token) {
-    log.warn('no user can log in yet: create the first admin with `portcullis user add <name> --role admin`');
-  }
+  await firstAdmin(adapters.store, log);
   const systemd = new SystemdNotifier({
     onError: (err: unknown) => log.warn({ err }, 'cannot notify systemd'),
   });
@@ -124,4 +123,22 @@ export async function serve(configFile: string): Promise<void> {
   systemd.ready();
   if (systemd.watchdogIntervalMs !== undefined)
     log.info({ everyMs: systemd.watchdogIntervalMs }, 'systemd watchdog: pinging from the event loop');
+}
+
+/**
+ * At the first start (no user in the store): the first admin, `admin` with a random
+ * password, printed once in the service's log (the journal). `portcullis user passwd
+ * admin` changes it; `portcullis user add` made before the first start skips this.
+ */
+async function firstAdmin(store: Store, log: Logger): Promise<void> {
+  if (store.auth.users().length > 0) return;
+  const password = generatePassword();
+  store.auth.addUser(
+    { name: 'admin', role: 'admin', passwordHash: await hashPassword(password) },
+    'first-start',
+  );
+  log.warn(
+    { user: 'admin', password },
+    'first start: made the first admin; this password is shown once (change it: portcullis user passwd admin)',
+  );
 }
