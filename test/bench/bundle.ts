@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { DEFAULT_TOPOLOGY, labDown, labUp } from '../../appliance/lab/builder.js';
+import { DEFAULT_TOPOLOGY, labDown, labUp, readState } from '../../appliance/lab/builder.js';
 import { loadTopology } from '../../appliance/lab/topology.js';
 import { labVendorKeys, labVendorPaths } from '../../appliance/lab/vendor.js';
 import { buildChanged } from '../../gateway/src/bundles/test-fixtures.js';
@@ -43,7 +43,17 @@ function sh(ns: string, argv: string[], timeoutMs = 600_000): Promise<string> {
 }
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const args = ['curl', '-sS', '--max-time', '900', '-X', method, `http://${mgmt}:${t.api.port}${path}`];
+  const auth = readState(STATE)?.auth;
+  if (!auth) throw new Error(`the bench lab in ${STATE} is not up`);
+  // the service speaks TLS with a self-signed certificate; the lab's admin token
+  const args = ['curl', '-sS', '--max-time', '900', '--cacert', auth.cert];
+  args.push(
+    '-H',
+    `authorization: Bearer ${auth.token}`,
+    '-X',
+    method,
+    `https://${mgmt}:${t.api.port}${path}`,
+  );
   if (body !== undefined)
     args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
   return JSON.parse(await sh('host', args, 910_000)) as T;

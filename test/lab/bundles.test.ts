@@ -23,6 +23,7 @@ import {
   down,
   inNs,
   internetRequests,
+  mgmtCurlArgs,
   sleep,
   state,
   STATE_DIR,
@@ -91,7 +92,7 @@ async function passes(): Promise<boolean> {
 }
 
 async function metric(name: string, label: string): Promise<number> {
-  const text = (await inNs('host', ['curl', '-s', `${state().api.mgmt}/metrics`])).stdout;
+  const text = (await inNs('host', ['curl', '-s', ...mgmtCurlArgs(), `${state().api.mgmt}/metrics`])).stdout;
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${label}}`));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }

@@ -8,6 +8,7 @@ import {
   dig,
   down,
   guest,
+  mgmtCurlArgs,
   mustNs,
   sleep,
   state,
@@ -50,7 +51,14 @@ async function abuse<T>(ns: string, args: (string | number)[], timeoutMs = 60_00
 
 /** One value of a metric of the service, summed over the series matching `labels`. */
 async function metric(name: string, labels = ''): Promise<number> {
-  const text = await mustNs('host', ['curl', '-sS', '--max-time', '5', `${state().api.mgmt}/metrics`]);
+  const text = await mustNs('host', [
+    'curl',
+    '-sS',
+    '--max-time',
+    '5',
+    ...mgmtCurlArgs(),
+    `${state().api.mgmt}/metrics`,
+  ]);
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {

@@ -61,7 +61,8 @@ describe('/metrics', () => {
         mgmt: { iface: 'mgmt0', ports: [8080] },
         blockPagePort: 0,
       },
-      api: { listen: '127.0.0.1', port: 8080 },
+      // /metrics needs a viewer (or a configured scrape address): this one is
+      api: { listen: '127.0.0.1', port: 8080, metricsScrapers: ['127.0.0.1'] },
       dns: { listen: ['127.0.0.1'], port: 0, upstream: ['127.0.0.1'] },
       dhcp: { enabled: false, leaseTime: '12h' },
       dataDir: join(dir, 'data'),
