@@ -132,6 +132,7 @@ describe('the dashboard of the lab, logged in as a parent', { timeout: 120_000 }
     const nav = page.getByRole('navigation', { name: 'Main' });
     expect(await nav.getByRole('link', { name: 'History' }).isVisible()).toBe(false);
     expect(await nav.getByRole('link', { name: 'Profiles' }).isVisible()).toBe(false);
+    expect(await page.getByRole('button', { name: 'Quarantine kid' }).count()).toBe(0);
     await shot('parent-overview');
 
     // the work VM's page, asked for by its address: refused by the API, nothing shown

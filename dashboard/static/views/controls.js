@@ -1,5 +1,5 @@
 // The big buttons a VM has on the overview and on its own page.
-import { api, seg } from '../api.js';
+import { api, currentUser, seg } from '../api.js';
 import { announce, clearErrors, field, formError, h, select, uid, when } from '../dom.js';
 import { internetWords } from '../words.js';
 
@@ -16,9 +16,10 @@ export function internetBadge(internet, vm) {
 
 /**
  * Quarantine on or off. Quarantine asks why first (the reason goes to the history);
- * ending it is one press.
+ * ending it is one press. Not for a parent (an admin's tool): nothing then.
  */
 export function quarantineControl(vm, ctx) {
+  if (currentUser()?.role === 'parent') return null;
   if (vm.quarantine) {
     const box = h('div', { class: 'control' }, formError());
     const release = h(
