@@ -23,6 +23,7 @@ import { API_PREFIX, registerApi } from './http/index.js';
 import { backupRoutes } from './http/backup.js';
 import { installAuth } from './http/auth.js';
 import { hostPolicy } from './auth/host-check.js';
+import { vmsOf } from './auth/access.js';
 import { dnsRoutes } from './http/dns.js';
 import { ipsRoutes } from './http/ips.js';
 import { parentalRoutes } from './http/parental.js';
@@ -482,7 +483,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(ipsRoutes, { ips, store });
         await scope.register(dnsRoutes, { dns, client: (vm) => clients.vm(vm)?.policy });
         await scope.register(bundleRoutes, { bundles });
-        await scope.register(liveRoutes, { events, history });
+        await scope.register(liveRoutes, {
+          events,
+          history,
+          // a parent hears of their VMs only
+          scope: (req) => {
+            const p = req.principal;
+            if (p?.role !== 'parent') return undefined;
+            const mine = vmsOf(p, policy.current().vms);
+            return (vm) => vm !== undefined && mine.has(vm);
+          },
+        });
         await scope.register(backupRoutes, {
           dataDir: config.dataDir,
           configFile: deps.configFile,

@@ -15,6 +15,8 @@ import { startDashboardServer, type DashboardServer } from './dashboard-server.j
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 
+const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
+
 describe('dashboard, live', () => {
   let server: DashboardServer;
   let context: BrowserContext;
@@ -28,7 +30,7 @@ describe('dashboard, live', () => {
       throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
     mkdirSync(ARTIFACTS, { recursive: true });
     // a point of traffic history every second, so that the charts have lines
-    server = await startDashboardServer({ historyStepSeconds: 1, kidDownloads: true });
+    server = await startDashboardServer({ historyStepSeconds: 1, kidDownloads: true, users: [ADMIN] });
     profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-live-'));
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -61,6 +63,10 @@ describe('dashboard, live', () => {
 
   it('shows a new alert on the alerts page as it happens, without a reload', async () => {
     await page.goto(`${server.url}/#/alerts`);
+    const login = page.getByRole('form', { name: 'Log in' });
+    await login.getByLabel('User name').fill(ADMIN.name);
+    await login.getByLabel('Password').fill(ADMIN.password);
+    await login.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => page.locator('h1').textContent()).toBe('Alerts');
     await expect.poll(() => page.locator('html').getAttribute('data-live')).toBe('');
     expect(await page.getByText('No alerts. Nothing suspicious seen.').count()).toBe(1);

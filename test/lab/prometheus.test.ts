@@ -3,6 +3,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ns } from '../../appliance/lab/topology.js';
+import { labStorePath } from '../../appliance/lab/builder.js';
+import { Store } from '../../gateway/src/store/store.js';
 import { curl, dig, down, inNs, mustNs, sleep, STATE_DIR, state, topology, up } from './harness.js';
 
 /**
@@ -82,8 +84,17 @@ beforeAll(async () => {
     .replace('evaluation_interval: 15s', 'evaluation_interval: 1s')
     .replace('  - portcullis.rules.yml', `  - ${join(repo, 'appliance/prometheus/portcullis.rules.yml')}`)
     .replace("'10.99.0.2:8080'", `'${target}'`)
-    .replace(/ {4}authorization:\n(?: {6}.*\n)+/, '');
+    .replace('/etc/prometheus/portcullis-cert.pem', state().auth!.cert)
+    .replace('/etc/prometheus/portcullis.token', join(promDir, 'portcullis.token'));
   expect(config).toContain(target);
+  // a viewer token, as `portcullis token create --role viewer --name prometheus` makes it
+  const store = Store.open({ path: labStorePath(STATE_DIR) });
+  try {
+    const { token } = store.auth.createToken({ name: 'prometheus', role: 'viewer' }, 'test');
+    writeFileSync(join(promDir, 'portcullis.token'), `${token}\n`, { mode: 0o600 });
+  } finally {
+    store.close();
+  }
   writeFileSync(join(promDir, 'prometheus.yml'), config);
   server = spawn(
     'ip',

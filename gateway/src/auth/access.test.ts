@@ -20,6 +20,9 @@ describe('who may do what', () => {
   it('lets a viewer read everything and change nothing', () => {
     expect(decide(viewer, 'GET', '/audit').allow).toBe(true);
     expect(decide(viewer, 'GET', '/metrics').allow).toBe(true);
+    // a backup holds every secret: admins only
+    expect(decide(viewer, 'GET', '/backup').allow).toBe(false);
+    expect(decide(admin, 'GET', '/backup').allow).toBe(true);
     expect(decide(viewer, 'POST', '/vms/:name/pause').allow).toBe(false);
     expect(decide(viewer, 'DELETE', '/vms/:name').allow).toBe(false);
   });

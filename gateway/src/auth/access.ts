@@ -88,6 +88,8 @@ const PARENT: Readonly<Record<string, Scope>> = {
   'POST /access-requests/:id/approve': { kind: 'request' },
   'POST /access-requests/:id/deny': { kind: 'request' },
   'GET /alerts': { kind: 'filter', list: 'alerts' },
+  // the live feed: the stream itself leaves out other VMs (`liveRoutes`' scope)
+  'GET /events': NONE,
 };
 
 const READ = new Set(['GET', 'HEAD']);
@@ -98,6 +100,9 @@ const READ = new Set(['GET', 'HEAD']);
  */
 export function decide(principal: Principal, method: string, route: string): Decision {
   if (principal.role === 'admin') return { allow: true, scope: NONE };
+  // a backup holds every secret (password hashes, token hashes, keys): admins only
+  if (route === '/backup' || route.startsWith('/backup/'))
+    return { allow: false, reason: 'backups and restores are for admins' };
   if (principal.role === 'viewer') {
     return READ.has(method)
       ? { allow: true, scope: NONE }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Type } from 'typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../errors.js';
 import type { EventBus, PortcullisEvents } from '../events.js';
 import type { TrafficHistory } from '../metrics/history.js';
@@ -66,6 +66,12 @@ export interface LiveOptions {
   readonly keepaliveMs?: number;
   /** DNS blocks sent per stream and second at most (the rest are dropped). Default 20. */
   readonly blocksPerSecond?: number;
+  /**
+   * Which VMs a stream's reader may hear of (a parent: theirs); undefined: all. Alerts and
+   * blocks of other VMs are not sent to them, and access requests reach them without
+   * their target and actor (the page only refetches its own list on them).
+   */
+  readonly scope?: (req: FastifyRequest) => ((vm: string | undefined) => boolean) | undefined;
 }
 
 export const liveRoutes: FastifyPluginAsync<LiveOptions> = async (app, opts) => {
@@ -91,11 +97,20 @@ export const liveRoutes: FastifyPluginAsync<LiveOptions> = async (app, opts) => 
     res.write('retry: 3000\n\n');
     clients.add(res);
     const owner = {};
+    const visible = opts.scope?.(req);
     let window = 0;
     let sentInWindow = 0;
     const send = (m: LiveMessage | undefined): void => {
       // a slow reader loses events rather than the service its memory
       if (m === undefined || res.writableNeedDrain) return;
+      if (
+        visible &&
+        (m.event === 'alert' || m.event === 'block') &&
+        !visible(m.data.vm as string | undefined)
+      )
+        return;
+      if (visible && m.event === 'request')
+        m = { event: 'request', data: { action: m.data.action, at: m.data.at } };
       if (m.event === 'block') {
         const second = Math.floor(Date.now() / 1000);
         if (second !== window) [window, sentInWindow] = [second, 0];
