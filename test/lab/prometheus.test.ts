@@ -84,8 +84,8 @@ beforeAll(async () => {
     .replace('evaluation_interval: 15s', 'evaluation_interval: 1s')
     .replace('  - portcullis.rules.yml', `  - ${join(repo, 'appliance/prometheus/portcullis.rules.yml')}`)
     .replace("'10.99.0.2:8080'", `'${target}'`)
-    .replace('/etc/prometheus/portcullis-cert.pem', state().auth!.cert)
-    .replace('/etc/prometheus/portcullis.token', join(promDir, 'portcullis.token'));
+    .replaceAll('/etc/prometheus/portcullis-cert.pem', state().auth!.cert)
+    .replaceAll('/etc/prometheus/portcullis.token', join(promDir, 'portcullis.token'));
   expect(config).toContain(target);
   // a viewer token, as `portcullis token create --role viewer --name prometheus` makes it
   const store = Store.open({ path: labStorePath(STATE_DIR) });
