@@ -16,6 +16,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 
 const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
+/** The config's API token: reads from outside the browser need it too. */
+const TOKEN = 'a-test-token-0123456789';
 
 describe('dashboard, live', () => {
   let server: DashboardServer;
@@ -30,7 +32,12 @@ describe('dashboard, live', () => {
       throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
     mkdirSync(ARTIFACTS, { recursive: true });
     // a point of traffic history every second, so that the charts have lines
-    server = await startDashboardServer({ historyStepSeconds: 1, kidDownloads: true, users: [ADMIN] });
+    server = await startDashboardServer({
+      historyStepSeconds: 1,
+      kidDownloads: true,
+      users: [ADMIN],
+      token: TOKEN,
+    });
     profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-live-'));
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -115,7 +122,11 @@ describe('dashboard, live', () => {
     // the API the chart draws from has kid's download in it, and nothing for work
     type History = { vms: Record<string, { in: number[] } | undefined> };
     const history = async (): Promise<History> =>
-      (await (await fetch(`${server.url}/api/v1/stats/history?range=hour`)).json()) as History;
+      (await (
+        await fetch(`${server.url}/api/v1/stats/history?range=hour`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        })
+      ).json()) as History;
     await expect.poll(async () => Math.max(0, ...((await history()).vms.kid?.in ?? []))).toBeGreaterThan(0);
     expect(Math.max(0, ...((await history()).vms.work?.in ?? []))).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'charts-hour.png'), fullPage: true });

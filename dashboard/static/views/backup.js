@@ -1,12 +1,12 @@
-// Backup and restore of the whole configuration (database, config, keys), for whoever
-// holds the API token (the admin): a download, and a file to restore from.
-import { API, ApiError, getToken } from '../api.js';
+// Backup and restore of the whole configuration (database, config, keys), for an
+// admin: a download, and a file to restore from.
+import { API, ApiError, currentUser } from '../api.js';
 import { announce, confirmButton, h } from '../dom.js';
 
 async function send(method, path, body) {
-  const headers = { 'x-portcullis-actor': 'dashboard' };
-  const token = getToken();
-  if (token) headers.authorization = `Bearer ${token}`;
+  // the session cookie goes by itself; a change carries the session's CSRF token
+  const headers = {};
+  if (method !== 'GET' && currentUser()?.csrfToken) headers['x-csrf-token'] = currentUser().csrfToken;
   if (body) headers['content-type'] = 'application/gzip';
   const res = await fetch(`${API}${path}`, { method, headers, body });
   if (!res.ok) {
