@@ -546,6 +546,64 @@ describe('the security VM image under QEMU', () => {
   );
 
   it(
+    'restores a backup from the API: a bad file changes nothing, a good one is applied at the restart',
+    async () => {
+      const file = join(dir, 'backup.pcbak');
+      const curl = (args: string[]): Promise<Result> =>
+        inNs(
+          NS.host,
+          ['curl', '-sS', '--max-time', '60', '-H', `authorization: Bearer ${TOKEN}`, ...args],
+          90_000,
+        );
+      const got = await curl(['-o', file, '-w', '%{http_code}', `${API}/api/v1/backup`]);
+      expect(got.stdout, got.stderr).toBe('200');
+      // a change after the backup
+      const temp = await api('POST', '/vms', {
+        name: 'temp',
+        mac: '52:54:00:00:00:0b',
+        ipv4: '10.20.0.11',
+        profile: 'home',
+      });
+      expect(temp.status, JSON.stringify(temp.body)).toBe(201);
+      const restore = (body: string): Promise<Result> =>
+        curl([
+          ...['-X', 'POST', '-H', 'content-type: application/gzip', '--data-binary', body],
+          ...['-w', '\n%{http_code}', `${API}/api/v1/backup/restore`],
+        ]);
+      // a damaged file: refused, nothing staged, the service keeps running
+      writeFileSync(join(dir, 'bad.pcbak'), readFileSync(file).subarray(0, 200));
+      const bad = await restore(`@${join(dir, 'bad.pcbak')}`);
+      expect(bad.stdout).toMatch(/"code":"BACKUP_INVALID".*\n400$/s);
+      expect((await api('GET', '/vms/temp')).status).toBe(200);
+      const restarts = async (): Promise<number> =>
+        Number((await vm.sh('systemctl show -p NRestarts --value portcullis')).stdout.trim());
+      const before = await restarts();
+      const t0 = Date.now();
+      const good = await restore(`@${file}`);
+      expect(good.stdout).toMatch(/"staged":true,"restarting":true\}\n202$/);
+      // the service restarts (systemd, Restart=always) and applies it before it opens its database
+      for (;;) {
+        if (
+          (await restarts()) > before &&
+          (await api('GET', '/health').catch(() => ({ status: 0 }))).status === 200
+        )
+          break;
+        if (Date.now() - t0 > STEP_TIMEOUT - 30_000)
+          throw new Error('the service did not come back after the restore');
+        await sleep(2000);
+      }
+      console.log(`[boot] restore from the API: the service was back in ${since(t0)}`);
+      expect((await api('GET', '/vms/temp')).status).toBe(404);
+      expect((await api<{ name: string }>('GET', '/vms/kid')).body).toMatchObject({ name: 'kid' });
+      const log = await vm.sh(
+        'journalctl -u portcullis -o cat --since -10min | grep -c "restored the backup staged by the API"',
+      );
+      expect(Number(log.stdout)).toBeGreaterThan(0);
+    },
+    BOOT_TIMEOUT,
+  );
+
+  it(
     'closes the gate again on reboot until the service is up, and keeps the policy',
     async () => {
       const t0 = Date.now();
