@@ -316,16 +316,9 @@ export class BundleService {
     }
     const { version, sha256, dir } = installed.bundle;
     this.#setProgress({ phase: 'stage', version });
-    const settings = this.#o.settings;
     let expectedRules: number;
     try {
-      const staged = await stageBundle({
-        dir,
-        sids: settings ? await settings.sids() : [],
-        extraSources: settings ? await settings.extraSources() : [],
-        test: this.#o.runtime.test,
-      });
-      expectedRules = staged.sids.rules;
+      expectedRules = await this.#stage(dir);
     } catch (err) {
       await this.versions.remove(version);
       throw this.#fail(actor, err, { version, sha256 }, previous);
@@ -387,17 +380,10 @@ export class BundleService {
         );
       }
       this.#setProgress({ phase: 'stage', version: target });
-      const settings = this.#o.settings;
       const dir = this.versions.folder(target);
       let expectedRules: number;
       try {
-        const staged = await stageBundle({
-          dir,
-          sids: settings ? await settings.sids() : [],
-          extraSources: settings ? await settings.extraSources() : [],
-          test: this.#o.runtime.test,
-        });
-        expectedRules = staged.sids.rules;
+        expectedRules = await this.#stage(dir);
       } catch (err) {
         throw this.#fail(actor, err, undefined, from);
       }
@@ -461,18 +447,12 @@ export class BundleService {
       const dir = this.versions.folder(version);
       const rulesFile = join(dir, 'enforced.rules');
       const old = await readFile(rulesFile).catch(() => Buffer.alloc(0));
-      const settings = this.#o.settings;
       try {
         this.#setProgress({ phase: 'stage', ...(version !== undefined ? { version } : {}) });
-        const staged = await stageBundle({
-          dir,
-          sids: settings ? await settings.sids() : [],
-          extraSources: settings ? await settings.extraSources() : [],
-          test: this.#o.runtime.test,
-        });
+        const rules = await this.#stage(dir);
         this.#setProgress({ phase: 'switch', ...(version !== undefined ? { version } : {}) });
         await this.#o.runtime.activate(this.currentDir);
-        await this.#health(staged.sids.rules);
+        await this.#health(rules);
       } catch (err) {
         await writeFile(rulesFile, old);
         await this.#o.runtime.activate(this.currentDir).catch(() => undefined);
@@ -504,6 +484,18 @@ export class BundleService {
   }
 
   /** Record, count and publish a failure; returns the error to throw. */
+  /** Stage the bundle in `dir` with the admin's SID changes and extra sources; the rules it should load. */
+  async #stage(dir: string): Promise<number> {
+    const settings = this.#o.settings;
+    const staged = await stageBundle({
+      dir,
+      sids: settings ? await settings.sids() : [],
+      extraSources: settings ? await settings.extraSources() : [],
+      test: this.#o.runtime.test,
+    });
+    return staged.sids.rules;
+  }
+
   #fail(
     actor: string,
     err: unknown,

@@ -16,30 +16,9 @@ export const VM_COUNTERS_LISTING = 'list ruleset';
  * @throws NFT_APPLY_FAILED when the listing is no nft JSON document.
  */
 export function parseVmCounters(listing: string): Map<string, number> {
-  let doc: { nftables?: unknown };
-  try {
-    doc = JSON.parse(listing) as { nftables?: unknown };
-  } catch (cause) {
-    throw new PortcullisError(
-      'NFT_APPLY_FAILED',
-      `nft's counter listing is not JSON: ${listing.slice(0, 80)}`,
-      {
-        cause,
-      },
-    );
-  }
-  if (!Array.isArray(doc.nftables))
-    throw new PortcullisError('NFT_APPLY_FAILED', 'nft\'s counter listing has no "nftables" array');
-  const counters = new Map<string, number>();
-  for (const o of doc.nftables as Array<{
-    counter?: { family?: unknown; table?: unknown; name?: unknown; bytes?: unknown };
-  }>) {
-    const c = o.counter;
-    if (c?.family !== 'inet' || c.table !== TABLE) continue;
-    if (typeof c.name === 'string' && c.name.startsWith('vm_') && typeof c.bytes === 'number')
-      counters.set(c.name, c.bytes);
-  }
-  return counters;
+  const vms = new Map<string, number>();
+  for (const [name, c] of parseCounters(listing)) if (name.startsWith('vm_')) vms.set(name, c.bytes);
+  return vms;
 }
 
 /** A named counter's values. */
