@@ -552,7 +552,7 @@ describe('the security VM image under QEMU', () => {
       const curl = (args: string[]): Promise<Result> =>
         inNs(
           NS.host,
-          ['curl', '-sS', '--max-time', '60', '-H', `authorization: Bearer ${TOKEN}`, ...args],
+          ['curl', '-sS', '-k', '--max-time', '60', '-H', `authorization: Bearer ${TOKEN}`, ...args],
           90_000,
         );
       const got = await curl(['-o', file, '-w', '%{http_code}', `${API}/api/v1/backup`]);
