@@ -497,7 +497,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await scope.register(backupRoutes, {
           dataDir: config.dataDir,
           configFile: deps.configFile,
-          token: config.api.token,
           restart: deps.restart,
           log: log.child({ part: 'backup' }),
         });

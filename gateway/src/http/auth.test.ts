@@ -5,6 +5,7 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../app.js';
 import { hashPassword } from '../auth/password.js';
+import { DB_FILE, readBackup } from '../backup/backup.js';
 import type { Config } from '../config.js';
 import { EventBus } from '../events.js';
 import { silentLogger } from '../log.js';
@@ -26,6 +27,7 @@ const nft: NftBackend = {
 
 const HOST = { host: '10.99.0.2:8443' };
 const PASSWORD = 'a long enough password';
+const CONFIG_TOKEN = 'the-config-files-admin-token-0123';
 
 describe('the management gate', { timeout: 60_000 }, () => {
   let dir: string;
@@ -36,7 +38,7 @@ describe('the management gate', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-auth-'));
-    store = Store.open({ path: ':memory:' });
+    store = Store.open({ path: join(dir, DB_FILE) });
     store.replacePolicy(makePolicy(), 'seed');
     const hash = await hashPassword(PASSWORD);
     store.auth.addUser({ name: 'root', role: 'admin', passwordHash: hash }, 'test');
@@ -54,6 +56,7 @@ describe('the management gate', { timeout: 60_000 }, () => {
         listen: '10.99.0.2',
         port: 8443,
         names: ['gateway.home.arpa'],
+        token: CONFIG_TOKEN,
         loginLimits: { perAddress: 8, failuresPerUser: 3 },
       },
       dns: { listen: ['127.0.0.1'], port: 0, upstream: ['127.0.0.1'] },
@@ -335,6 +338,39 @@ describe('the management gate', { timeout: 60_000 }, () => {
     for (let i = 0; i < 9; i++) codes.push((await attempt(`nobody${i}`, 'x', '10.0.1.1')).statusCode);
     expect(codes.slice(0, 8).every((c) => c === 401)).toBe(true);
     expect(codes[8]).toBe(429);
+  });
+
+  it('gives backups and restores to admins only, whether by session, API token or the config token', async () => {
+    // from an address of its own: the login limits are tested apart
+    const s = await login('root', '10.99.0.7');
+    const parent = bearer(
+      store.auth.createToken({ name: 'mum-script', role: 'parent', people: ['alice'] }, 'test').token,
+    );
+    const asAdmin = [s.headers, bearer(admin), bearer(CONFIG_TOKEN)];
+    for (const headers of asAdmin) {
+      const res = await send({ method: 'GET', url: '/api/v1/backup', headers });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(readBackup(res.rawPayload).schemaVersion).toBeGreaterThan(0);
+    }
+    for (const headers of [bearer(viewer), parent]) {
+      const res = await send({ method: 'GET', url: '/api/v1/backup', headers });
+      expect(res.statusCode).toBe(403);
+      expect(res.json()).toMatchObject({ code: 'FORBIDDEN' });
+    }
+    expect((await send({ method: 'GET', url: '/api/v1/backup' })).statusCode).toBe(401);
+    // a restore: the gate lets the admin's session (with its CSRF token) through to the file check
+    const restore = (headers: Record<string, string>) =>
+      send({
+        method: 'POST',
+        url: '/api/v1/backup/restore',
+        headers: { ...headers, 'content-type': 'application/gzip' },
+        payload: Buffer.from('not a backup'),
+      });
+    const bad = await restore({ ...s.headers, 'x-csrf-token': s.body.csrfToken });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'BACKUP_INVALID' });
+    expect((await restore(parent)).statusCode).toBe(403);
+    expect((await restore(bearer(viewer))).statusCode).toBe(403);
   });
 
   it('stops honouring a revoked token at once', async () => {

@@ -1,6 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import { createBackup, pendingRestorePath, readBackup, summarize } from '../backup/backup.js';
 import { PortcullisError } from '../errors.js';
@@ -13,11 +12,6 @@ export interface BackupRoutesOptions {
   readonly dataDir: string;
   /** The service's configuration file, included in a backup. */
   readonly configFile?: string | undefined;
-  /**
-   * The API token. A backup holds it, so a download needs it even though reads of the
-   * API do not; without a token configured, nothing does.
-   */
-  readonly token?: string | undefined;
   /**
    * Restart the service so that it applies a staged restore at its start (under
    * systemd: stop; `Restart=always` starts it again). Absent: the restore waits for the
@@ -46,18 +40,18 @@ const RestoreAnswer = Type.Object({
 const BACKUP_TYPES = ['application/gzip', 'application/octet-stream'];
 
 /**
- * `/backup`: the whole configuration as one file (admin only: the API token), and
+ * `/backup`: the whole configuration as one file, and
  * `/backup/restore`: a backup checked in full (bad files change nothing: 400
  * BACKUP_INVALID), staged in the data folder and applied when the service starts again,
  * before it opens its database. The config file is restored by `portcullis restore`
- * only: /etc is read-only for the service.
+ * only: /etc is read-only for the service. Who may: admins only (a backup holds every
+ * secret), decided by the management gate like every route (auth/access.ts).
  */
 export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app, opts) => {
   const bodyLimit = opts.bodyLimit ?? 256 << 20;
   app.addContentTypeParser(BACKUP_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
     done(null, body),
   );
-  const admin = adminCheck(opts.token);
 
   app.get(
     '/backup',
@@ -65,15 +59,13 @@ export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app,
       schema: doc(
         {
           tags: ['backup'],
-          summary:
-            'Download a backup of the whole configuration (database, config, keys); needs the API token',
+          summary: 'Download a backup of the whole configuration (database, config, keys); admins only',
           produces: ['application/gzip'],
         },
         {},
       ),
     },
-    async (req, reply) => {
-      admin(req);
+    async (_req, reply) => {
       const file = await createBackup({ dataDir: opts.dataDir, configFile: opts.configFile });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       return reply
@@ -98,7 +90,6 @@ export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app,
       ),
     },
     async (req, reply) => {
-      admin(req);
       if (!Buffer.isBuffer(req.body))
         throw new PortcullisError(
           'REQUEST_INVALID',
@@ -119,22 +110,3 @@ export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app,
     },
   );
 };
-
-/**
- * Who may back up and restore: whoever holds the API token. (Roles, when logins have
- * them, narrow this to admins.)
- */
-function adminCheck(token: string | undefined): (req: FastifyRequest) => void {
-  if (!token) return () => undefined;
-  const want = createHash('sha256').update(`Bearer ${token}`).digest();
-  return (req) => {
-    const got = req.headers.authorization;
-    const ok = typeof got === 'string' && timingSafeEqual(createHash('sha256').update(got).digest(), want);
-    if (!ok)
-      throw new PortcullisError(
-        'UNAUTHORIZED',
-        'a backup holds the API token: send Authorization: Bearer <token>',
-        { path: '/headers/authorization' },
-      );
-  };
-}
