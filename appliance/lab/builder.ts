@@ -139,14 +139,32 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Wait until `probe` succeeds or time runs out. */
-async function waitFor(what: string, probe: () => boolean, timeoutMs = 30_000): Promise<void> {
+/**
+ * Wait until `probe` succeeds or time runs out. With `service`: stop at once if its
+ * process has died, and put the end of its log in the error either way.
+ */
+async function waitFor(
+  what: string,
+  probe: () => boolean,
+  timeoutMs = 30_000,
+  service?: { readonly pid: number; readonly log: string },
+): Promise<void> {
   const until = Date.now() + timeoutMs;
+  const logTail = (): string => {
+    if (!service || !existsSync(service.log)) return '';
+    const lines = readFileSync(service.log, 'utf8').trimEnd().split('\n').slice(-15);
+    return `; the end of ${service.log}:\n${lines.join('\n')}`;
+  };
   while (Date.now() < until) {
     if (probe()) return;
+    if (service && !alive(service.pid))
+      throw new PortcullisError('LAB_FAILED', `the process stopped before ${what} was up${logTail()}`);
     await sleep(100);
   }
-  throw new PortcullisError('LAB_FAILED', `timed out waiting for ${what}`);
+  throw new PortcullisError(
+    'LAB_FAILED',
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${logTail()}`,
+  );
 }
 
 function tcpOpen(ns: string, host: string, port: number): boolean {
@@ -531,10 +549,22 @@ export async function labUp(options: UpOptions): Promise<LabState> {
 
   if (options.service !== false) {
     say('secvm: portcullis serve');
-    services.push(startService(state, options.serviceEnv));
+    const service = startService(state, options.serviceEnv);
+    services.push(service);
     writeState(state);
-    await waitFor('the portcullis API in secvm', () => tcpOpen(ns('host'), mgmtAddr, t.api.port), 60_000);
-    await waitFor('the DNS filter and DHCP in secvm', () => tcpOpen(ns('secvm'), t.lan.gateway, 53), 30_000);
+    // a start takes 5–15 s; a loaded 2-core CI machine has needed more than 60
+    await waitFor(
+      'the portcullis API in secvm',
+      () => tcpOpen(ns('host'), mgmtAddr, t.api.port),
+      120_000,
+      service,
+    );
+    await waitFor(
+      'the DNS filter and DHCP in secvm',
+      () => tcpOpen(ns('secvm'), t.lan.gateway, 53),
+      60_000,
+      service,
+    );
     say('guests: DHCP');
     for (const g of t.guests) dhcp(g.name);
   }

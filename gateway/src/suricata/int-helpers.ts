@@ -31,19 +31,43 @@ export function run(command: string, args: readonly string[], input?: string): s
   return r.stdout;
 }
 
-/** Run a command, collecting stdout, without blocking the event loop. */
+/** Where a process is stuck, from /proc (comm, state, kernel wait channel and stack), for a timeout's message. */
+export function whereStuck(pid: number | undefined): string {
+  if (pid === undefined) return 'no pid';
+  const read = (f: string): string => {
+    const r = spawnSync('cat', [`/proc/${pid}/${f}`], { encoding: 'utf8' });
+    return (r.stdout ?? '').trim();
+  };
+  const state = /^State:\s*(.*)$/m.exec(read('status'))?.[1] ?? '?';
+  return `pid ${pid} (${read('comm')}) state ${state}, wchan ${read('wchan') || '?'}, stack: ${read('stack').replace(/\n/g, ' | ') || '?'}`;
+}
+
+/**
+ * Run a command, collecting stdout, without blocking the event loop. After timeoutMs it is
+ * killed, and the error says where it was stuck (see whereStuck).
+ */
 export function runAsync(command: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let stuck: string | undefined;
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => {
+      stuck = whereStuck(child.pid);
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
+      else if (stuck !== undefined)
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} timed out after ${timeoutMs} ms (${stuck}); stdout: ${out.trim()}; stderr: ${err.trim()}`,
+          ),
+        );
       else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err.trim()}`));
     });
   });
