@@ -21,6 +21,8 @@ import { PortcullisError } from './errors.js';
 import type { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
 import { backupRoutes } from './http/backup.js';
+import { captureRoutes } from './http/captures.js';
+import { CaptureService } from './capture/service.js';
 import { installAuth } from './http/auth.js';
 import { hostPolicy } from './auth/host-check.js';
 import { vmsOf } from './auth/access.js';
@@ -406,6 +408,29 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         })
       : undefined;
 
+  // packet captures of a VM or an alert's flow (tcpdump), admins only
+  const captures = new CaptureService({
+    dir: join(config.dataDir, 'captures'),
+    lanIface: config.network.lan.iface,
+    policy: () => policy.current(),
+    alerts: store.alerts,
+    audit: (entry) => store.record(entry),
+    limits: {
+      ...(config.capture
+        ? {
+            maxSeconds: config.capture.maxSeconds,
+            maxBytes: config.capture.maxMiB * 1024 * 1024,
+            concurrent: config.capture.concurrent,
+            keep: config.capture.keep,
+          }
+        : {}),
+    },
+    ...(config.capture ? { tcpdump: config.capture.tcpdump } : {}),
+    registry,
+    log: log.child({ part: 'capture' }),
+    now,
+  });
+
   // subscribers of the event bus: the alert log, webhooks, metrics; removed at stop
   const unsubscribe = subscribeServices(events, { store, registry, log });
   // metrics read from the kernel and from Suricata when Prometheus scrapes
@@ -494,6 +519,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
             return (vm) => vm !== undefined && mine.has(vm);
           },
         });
+        await scope.register(captureRoutes, { captures });
         await scope.register(backupRoutes, {
           dataDir: config.dataDir,
           configFile: deps.configFile,
@@ -529,6 +555,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       budgets.start();
       history.start();
       retention.start();
+      await captures.start();
       refreshClients();
       sync.start();
       if (startDhcp) await dhcp.start(current.vms);
@@ -549,6 +576,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       const children = { deadline: Date.now() + SHUTDOWN_BUDGET_MS };
       if (scheduleTimer) clearInterval(scheduleTimer);
       await http.close();
+      await captures.stop();
       await bundles?.stop();
       // the guests' services first: their sockets are free at once for a new instance
       await Promise.all([blockPage.stop(), dns.stop()]);

@@ -234,6 +234,27 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /**
+     * Packet captures (`/captures`, admins only) with tcpdump, kept in `<dataDir>/captures/`.
+     * Absent: the defaults below.
+     */
+    capture: Type.Optional(
+      Type.Object(
+        {
+          /** Longest capture, seconds. Default 300. */
+          maxSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 300 }),
+          /** Largest capture file, MiB (a request may ask for less). Default 50. */
+          maxMiB: Type.Integer({ minimum: 1, maximum: 4096, default: 50 }),
+          /** Captures running at once. Default 2. */
+          concurrent: Type.Integer({ minimum: 1, maximum: 16, default: 2 }),
+          /** Capture files kept; the oldest goes first. Default 20. */
+          keep: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+          /** The tcpdump binary. Default `tcpdump` (on PATH). */
+          tcpdump: Type.String({ minLength: 1, default: 'tcpdump' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Policy YAML to seed an empty store with. */
     policyFile: Type.Optional(Type.String()),
     nft: Type.Object(

@@ -73,6 +73,12 @@ export const ERROR_CODES = {
   BUNDLE_LISTS_INVALID: 400,
   /** After the switch the health check failed (rules failed, Suricata died, the queue stopped): rolled back. */
   BUNDLE_UNHEALTHY: 502,
+  // packet captures (gateway/src/capture/)
+  CAPTURE_NOT_FOUND: 404,
+  /** Captures running at once are at their limit: wait for one to end. */
+  CAPTURE_BUSY: 429,
+  /** tcpdump could not start or failed, or a file is no pcap. */
+  CAPTURE_FAILED: 500,
   // store
   STORE_FAILED: 500,
   BACKUP_FAILED: 500,

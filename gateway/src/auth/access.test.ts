@@ -27,6 +27,20 @@ describe('who may do what', () => {
     expect(decide(viewer, 'DELETE', '/vms/:name').allow).toBe(false);
   });
 
+  it('keeps packet captures, reads and downloads too, to admins', () => {
+    for (const [method, route] of [
+      ['GET', '/captures'],
+      ['GET', '/captures/:id'],
+      ['POST', '/captures'],
+      ['DELETE', '/captures/:id'],
+    ] as const) {
+      expect(decide(admin, method, route).allow).toBe(true);
+      for (const p of [viewer, mum]) {
+        expect(decide(p, method, route)).toEqual({ allow: false, reason: 'packet captures are for admins' });
+      }
+    }
+  });
+
   it("lets a parent at their VMs' parental settings, and nothing else", () => {
     expect(decide(mum, 'POST', '/vms/:name/pause')).toEqual({ allow: true, scope: { kind: 'vm' } });
     expect(decide(mum, 'POST', '/access-requests/:id/approve')).toEqual({

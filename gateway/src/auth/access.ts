@@ -103,6 +103,9 @@ export function decide(principal: Principal, method: string, route: string): Dec
   // a backup holds every secret (password hashes, token hashes, keys): admins only
   if (route === '/backup' || route.startsWith('/backup/'))
     return { allow: false, reason: 'backups and restores are for admins' };
+  // a capture holds every VM's traffic, whatever the VM: admins only, reads too
+  if (route === '/captures' || route.startsWith('/captures/'))
+    return { allow: false, reason: 'packet captures are for admins' };
   if (principal.role === 'viewer') {
     return READ.has(method)
       ? { allow: true, scope: NONE }

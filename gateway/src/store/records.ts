@@ -293,6 +293,12 @@ export class AlertRepository {
     return (rows as AlertRow[]).map(alertFromRow);
   }
 
+  /** One alert by id, while it is kept. */
+  get(id: number): Alert | undefined {
+    const row = this.#db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
+    return row && alertFromRow(row);
+  }
+
   /** How many alerts are kept now. */
   count(): number {
     return (this.#db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n;
