@@ -29,14 +29,14 @@ profile="${1:-dev}"
 export DEBIAN_FRONTEND=noninteractive
 backports=/etc/apt/sources.list.d/bookworm-backports.list
 # what the running service needs (the image's package list has the same, plus a kernel)
-appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base conntrack ca-certificates)
+appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base conntrack ca-certificates tcpdump)
 case "$profile" in
   appliance)
     packages=("${appliance_packages[@]}")
     extra=(suricata)
     ;;
   dev)
-    packages=("${appliance_packages[@]}" tcpreplay tcpdump iperf3 dnsperf
+    packages=("${appliance_packages[@]}" tcpreplay iperf3 dnsperf
       socat busybox openssl curl jq iputils-ping netcat-openbsd bind9-dnsutils
       python3 make g++ chromium
       # promtool and a Prometheus server: the metrics checks and their lab test

@@ -47,7 +47,7 @@ mirror=http://deb.debian.org/debian
 security=http://deb.debian.org/debian-security
 packages=(systemd systemd-sysv udev linux-image-cloud-amd64 initramfs-tools kmod e2fsprogs
   nftables libnftables1 iptables iproute2 conntrack dnsmasq-base suricata/bookworm-backports libhtp2/bookworm-backports
-  qemu-guest-agent procps netbase ca-certificates iputils-ping)
+  qemu-guest-agent procps netbase ca-certificates iputils-ping tcpdump)
 mmargs=(--variant=minbase --include="$(
   IFS=,
   echo "${packages[*]}"

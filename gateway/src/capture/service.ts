@@ -268,7 +268,9 @@ export class CaptureService {
     if (!(await listening)) {
       if (!exit) await this.#terminate(id, 'tcpdump did not start listening in time');
       await running.finished;
-      const why = errors.slice(-3).join('; ') || 'tcpdump exited at once';
+      const why = errors.some((e) => e.includes('ENOENT'))
+        ? `${this.#o.tcpdump ?? 'tcpdump'} is not installed (apt-get install tcpdump, or set capture.tcpdump)`
+        : errors.slice(-3).join('; ') || 'tcpdump exited at once';
       await this.#delete(id);
       throw new PortcullisError('CAPTURE_FAILED', `tcpdump could not capture on ${target.iface}: ${why}`, {
         context: { command: this.#o.tcpdump ?? 'tcpdump', args },
