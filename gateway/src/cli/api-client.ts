@@ -75,6 +75,12 @@ export class ApiClient {
     return res.text();
   }
 
+  /** GET, answer as bytes (e.g. a capture's pcap). */
+  async bytes(path: string): Promise<Buffer> {
+    const res = await this.#send('GET', path, {});
+    return Buffer.from(await res.arrayBuffer());
+  }
+
   /**
    * Any request; a JSON answer is parsed, 204 gives undefined.
    * @throws PortcullisError with the API's code; API_UNREACHABLE when there is no answer.

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { processIo, type CliIo } from './output.js';
 import { registerAuditCommand } from './audit.js';
 import { registerBundleUpdateCommands } from './bundle-update.js';
+import { registerCaptureCommands } from './capture.js';
 import { registerPolicyIoCommands } from './policy-io.js';
 import { registerProfileCommands } from './profile.js';
 import { registerRuleCommands } from './rule.js';
@@ -36,7 +37,7 @@ export interface ApiCommandOptions {
 
 /**
  * Register the commands that talk to the API: `vm`, `quarantine`, `profile`, `rule`,
- * `schedule`, `policy export|import` and `audit`.
+ * `schedule`, `policy export|import`, `audit` and `capture`.
  */
 export function registerApiCommands(
   program: Command,
@@ -49,6 +50,7 @@ export function registerApiCommands(
   registerPolicyIoCommands(program, ctx);
   registerAuditCommand(program, ctx);
   registerBundleUpdateCommands(program, ctx);
+  registerCaptureCommands(program, ctx);
 }
 
 /** A subcommand with the API options (--api, --token, --json); `mutating` adds --reason. */
