@@ -6,6 +6,7 @@ import { activityView } from './views/activity.js';
 import { alertsView } from './views/alerts.js';
 import { auditView } from './views/audit.js';
 import { bundlesView } from './views/bundles.js';
+import { capturesView } from './views/captures.js';
 import { overviewView } from './views/overview.js';
 import { profilesView } from './views/profiles.js';
 import { requestsView } from './views/requests.js';
@@ -17,6 +18,8 @@ import { vmView } from './views/vm.js';
  * parent sees the pages of their VMs only: not the profiles' page, not the history.
  */
 const PARENT_NAV = new Set(['overview', 'requests', 'schedules', 'alerts']);
+/** Pages for admins only (a capture holds any VM's traffic). */
+const ADMIN_NAV = new Set(['captures']);
 const ROUTES = [
   { pattern: /^\/?$/, nav: 'overview', view: overviewView },
   { pattern: /^\/vm\/([^/]+)$/, nav: 'overview', view: vmView },
@@ -27,6 +30,7 @@ const ROUTES = [
   { pattern: /^\/activity$/, nav: 'activity', view: activityView },
   { pattern: /^\/audit$/, nav: 'audit', view: auditView },
   { pattern: /^\/bundles$/, nav: 'bundles', view: bundlesView },
+  { pattern: /^\/captures$/, nav: 'captures', view: capturesView },
 ];
 
 const main = document.getElementById('main');
@@ -44,7 +48,9 @@ const ctx = {
 
 /** Whether the logged-in user's role shows this nav entry. */
 function allowed(nav) {
-  return currentUser()?.role !== 'parent' || PARENT_NAV.has(nav);
+  const role = currentUser()?.role;
+  if (ADMIN_NAV.has(nav)) return role === 'admin';
+  return role !== 'parent' || PARENT_NAV.has(nav);
 }
 
 async function render({ keepFocus = false } = {}) {

@@ -1,6 +1,6 @@
 // Alerts: what the intrusion prevention system (Suricata) saw lately, its state, and the
 // remote hosts it blocks, each with an undo.
-import { ApiError, api, seg } from '../api.js';
+import { ApiError, api, currentUser, seg } from '../api.js';
 import { announce, confirmButton, formError, h, when } from '../dom.js';
 
 export async function alertsView(ctx) {
@@ -24,14 +24,18 @@ export async function alertsView(ctx) {
       h('p', { class: 'hint' }, 'Traffic the IPS found suspicious, newest first.'),
       alerts.length === 0
         ? h('p', { class: 'empty' }, 'No alerts. Nothing suspicious seen.')
-        : h('ol', { class: 'alerts', 'aria-label': 'Recent alerts' }, alerts.map(alertItem)),
+        : h(
+            'ol',
+            { class: 'alerts', 'aria-label': 'Recent alerts' },
+            alerts.map((a) => alertItem(a, ctx)),
+          ),
     ),
   );
 }
 
 const SEVERITY = { 1: ['High', 'bad'], 2: ['Medium', 'warn'], 3: ['Low', 'neutral'] };
 
-function alertItem(a) {
+function alertItem(a, ctx) {
   const [severity, tone] = SEVERITY[a.severity] ?? [a.severity ? `Severity ${a.severity}` : null, 'neutral'];
   const blocked = a.action === 'blocked' || a.action === 'drop';
   return h(
@@ -53,7 +57,34 @@ function alertItem(a) {
       a.action && ` · ${blocked ? 'blocked' : a.action === 'allowed' ? 'let through' : a.action}`,
       a.signatureId !== undefined && a.signatureId !== null && ` · rule ${a.signatureId}`,
     ),
+    // an admin can capture the alert's flow (its VM's frames between its two addresses)
+    currentUser()?.role === 'admin' && a.vm && a.src && a.dest && captureFlow(a, ctx),
   );
+}
+
+function captureFlow(a, ctx) {
+  const box = h('div', { class: 'rule-actions' }, formError());
+  box.append(
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary',
+        'aria-label': `Capture this flow: ${a.src} → ${a.dest} (alert ${a.id})`,
+        onclick: async () => {
+          try {
+            const c = await api('POST', '/captures', { alertId: a.id, seconds: 60 });
+            announce(`Capturing the flow of alert ${a.id} for ${c.seconds} s.`);
+            window.location.hash = '#/captures';
+          } catch (err) {
+            ctx.fail(box, err);
+          }
+        },
+      },
+      'Capture this flow',
+    ),
+  );
+  return box;
 }
 
 const STATUS_WORDS = {

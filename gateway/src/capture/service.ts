@@ -183,7 +183,9 @@ export class CaptureService {
   /** Stop every running capture (its file is kept, as far as it got). */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await Promise.all([...this.#running.keys()].map((id) => this.#terminate(id, 'stopped')));
+    const running = [...this.#running.entries()];
+    await Promise.all(running.map(([id]) => this.#terminate(id, 'stopped')));
+    await Promise.all(running.map(([, r]) => r.finished));
   }
 
   /** The captures, newest first. */
