@@ -231,7 +231,9 @@ describe('the API', () => {
       expect(addVm.responses['201']).toMatchObject({
         content: { 'application/json': { schema: { $ref: '#/components/schemas/Vm' } } },
       });
-      expect(addVm.security).toEqual([{ bearer: [] }]);
+      expect(addVm.security).toEqual([{ bearer: [] }, { session: [], csrf: [] }]);
+      expect(doc.paths['/api/v1/vms']!.get!.security).toEqual([{ bearer: [] }, { session: [] }]);
+      expect(doc.paths['/api/v1/health']!.get!.security).toBeUndefined();
       expect(doc.paths['/api/v1/access-requests']!.post!.security).toBeUndefined();
       expect(doc.paths['/api/v1/vms/{name}']!.get!.parameters).toEqual([
         expect.objectContaining({ name: 'name', in: 'path', required: true }),

@@ -296,6 +296,7 @@ export async function installAuth(app: FastifyInstance, opts: AuthOptions): Prom
         schema: {
           tags,
           summary: 'Log in: a session cookie and the CSRF token for changes',
+          public: true,
           body: Login,
         } as object,
         onRequest: api.rateLimit({

@@ -8,7 +8,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = async (a
     '/health',
     {
       schema: doc(
-        { tags: ['health'], summary: 'Health of the service' },
+        { tags: ['health'], summary: 'Health of the service', public: true },
         { response: { 200: Health, 503: Health } },
       ),
     },

@@ -13,7 +13,7 @@ export interface OpenApiSchemaExtras {
   produces?: string[];
   /** Leave the route out of the document. */
   hide?: boolean;
-  /** Mutating routes that do not need the API token. */
+  /** Routes anyone may call: no session or token (the login, `/health`, a guest's access request). */
   public?: boolean;
 }
 
@@ -35,8 +35,9 @@ const TEXT = { schema: { type: 'string' } };
 /**
  * Options of `@fastify/swagger` for the API's OpenAPI 3.1 document, built from the
  * route schemas as they are (OpenAPI 3.1 takes JSON Schema; `const` stays `const`).
- * Each operation gets an `operationId` from its method and path, the bearer token
- * when it changes something (unless `public`), text for the extra content types of
+ * Each operation gets an `operationId` from its method and path, its security (an API
+ * token, or the session cookie, with the CSRF header for a change; none when `public`),
+ * text for the extra content types of
  * `consumes`/`produces`, and the error body as its `default` response; the named
  * schemas are then referenced instead of repeated.
  */
@@ -48,7 +49,26 @@ export function openApiOptions(o: OpenApiOptions): FastifyDynamicSwaggerOptions 
       components: {
         schemas: structuredClone(o.named) as Record<string, never>,
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'the API token, when one is configured' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'an API token (`portcullis token create --role admin|parent|viewer`, stored hashed, with an expiry): its role decides what it may do (admin everything, parent the VMs of their people, viewer reads)',
+          },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: '__Host-portcullis-session',
+            description:
+              "the session of a person logged in with POST /auth/login (the cookie is `portcullis-session` on plain HTTP); the user's role decides what it may do",
+          },
+          csrf: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-CSRF-Token',
+            description:
+              "the session's CSRF token (from POST /auth/login or GET /auth/me): a change made with the session cookie needs it",
+          },
         },
       },
     },
@@ -102,7 +122,10 @@ function operation(s: RouteSchema, method: string, url: string, error: object): 
   }
   responses.default = { description: 'an error', content: { 'application/json': { schema: error } } };
   out.response = responses;
-  if (MUTATING.has(method) && !open) out.security = [{ bearer: [] }];
+  if (!open)
+    out.security = MUTATING.has(method)
+      ? [{ bearer: [] }, { session: [], csrf: [] }]
+      : [{ bearer: [] }, { session: [] }];
   return out;
 }
 
