@@ -16,6 +16,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 
 const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
+/** A parent who looks after alice, the kid's owner in the seed policy; not the work VM's. */
+const PARENT = { name: 'mum', role: 'parent', people: ['alice'], password: 'the parent password' };
 /** The config's API token: reads from outside the browser need it too. */
 const TOKEN = 'a-test-token-0123456789';
 
@@ -35,7 +37,7 @@ describe('dashboard, live', () => {
     server = await startDashboardServer({
       historyStepSeconds: 1,
       kidDownloads: true,
-      users: [ADMIN],
+      users: [ADMIN, PARENT],
       token: TOKEN,
     });
     profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-live-'));
@@ -133,6 +135,52 @@ describe('dashboard, live', () => {
     await page.getByRole('link', { name: 'Day' }).click();
     await expect.poll(() => page.locator('h2#charts-heading').textContent()).toBe('The last day');
     await expect.poll(async () => page.locator('#chart-traffic canvas').count()).toBeGreaterThan(0);
+  });
+
+  it("gives a parent's live stream their VMs' alerts only", async () => {
+    // the control: an admin's stream (the API token), open at the same time, hears both VMs
+    const abort = new AbortController();
+    const admin = await fetch(`${server.url}/api/v1/events`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: abort.signal,
+    });
+    let adminText = '';
+    const adminRead = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of admin.body as unknown as AsyncIterable<Uint8Array>)
+        adminText += decoder.decode(chunk, { stream: true });
+    })().catch(() => undefined);
+
+    await page.getByRole('button', { name: 'Log out', exact: true }).click();
+    const login = page.getByRole('form', { name: 'Log in' });
+    await login.getByLabel('User name').fill(PARENT.name);
+    await login.getByLabel('Password').fill(PARENT.password);
+    await login.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => page.locator('#account-name').textContent()).toBe('mum (parent)');
+    // the page's own stream, as the parent's session opens it
+    await page.evaluate(() => {
+      const w = window as unknown as { heard: string[]; parentStream: EventSource };
+      w.heard = [];
+      w.parentStream = new EventSource('/api/v1/events');
+      w.parentStream.addEventListener('alert', (e) =>
+        w.heard.push((JSON.parse(e.data) as { vm: string }).vm),
+      );
+    });
+    await expect
+      .poll(() =>
+        page.evaluate(() => (window as unknown as { parentStream: EventSource }).parentStream.readyState),
+      )
+      .toBe(1);
+    // the work VM's alert first: were it sent, it would arrive before the kid's
+    server.events.emit('ips.alert', { ...ALERT, vm: 'work', signature: 'LAB work alert' });
+    server.events.emit('ips.alert', { ...ALERT, vm: 'kid', signature: 'LAB kid alert' });
+    await expect
+      .poll(() => page.evaluate(() => (window as unknown as { heard: string[] }).heard))
+      .toEqual(['kid']);
+    await expect.poll(() => adminText).toContain('LAB kid alert');
+    expect(adminText).toContain('LAB work alert');
+    abort.abort();
+    await adminRead;
   });
 
   it('raised no script errors and reached nothing outside 127.0.0.1', () => {

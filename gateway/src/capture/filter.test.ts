@@ -104,6 +104,8 @@ describe('tcpdumpArgs', () => {
       '-n',
       '-U',
       '--immediate-mode',
+      '-B',
+      '32768',
       '-s',
       '262144',
       '-w',

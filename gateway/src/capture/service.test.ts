@@ -83,7 +83,7 @@ describe('CaptureService', () => {
     const done = await s.ended(started.id);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(spawner.last.signals).toEqual(['SIGTERM']);
-    expect(done).toMatchObject({ state: 'done', reason: 'time', packets: 3, bytes: 24 + 3 * 76 });
+    expect(done).toMatchObject({ state: 'done', reason: 'time', packets: 3, bytes: 24 + 3 * 76, dropped: 0 });
     const { path } = s.download(started.id, 'user:admin');
     expect(statSync(path).size).toBe(done.bytes);
     expect(audit.map((a) => a.action)).toEqual(['capture.start', 'capture.download']);

@@ -54,6 +54,8 @@ export interface CaptureInfo {
   readonly bytes: number;
   /** Whole packets, once it ended. */
   readonly packets: number;
+  /** Packets the kernel dropped because tcpdump did not keep up (its own count), once it ended. */
+  readonly dropped?: number;
   /** Why it ended: `time`, `size`, `stopped`, or what failed. */
   readonly reason?: string;
   /** Who started it (`user:<name>`, `token:<name>`). */
@@ -110,6 +112,8 @@ const NORMAL_ENDS = new Set(['time', 'size', 'stopped']);
 const ID = /^[0-9]{8}T[0-9]{6}Z-[a-z][a-z0-9-]{0,30}-[0-9a-f]{6}$/;
 /** tcpdump's line once it captures. */
 const LISTENING = /listening on /;
+/** tcpdump's counts at its end; the kernel's drops are kept. */
+const STATS = /^(\d+) packets? (captured|received by filter|dropped by kernel)$/;
 
 export class CaptureService {
   readonly #o: CaptureServiceOptions;
@@ -239,6 +243,9 @@ export class CaptureService {
     const args = tcpdumpArgs({ ...target, file: this.#pcap(id), user: this.#o.user ?? userInfo().username });
     const child = (this.#o.spawner ?? nodeSpawner).spawn(this.#o.tcpdump ?? 'tcpdump', args);
     const errors: string[] = [];
+    const stats = { dropped: undefined as number | undefined };
+    let stderrClosed: () => void = () => undefined;
+    const stderrDone = new Promise<void>((resolve) => (stderrClosed = resolve));
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     const exited = new Promise<void>((resolve) => {
       child.on('exit', (code, signal) => {
@@ -256,16 +263,25 @@ export class CaptureService {
     this.#captures.set(id, info);
     const listening = new Promise<boolean>((resolve) => {
       if (child.stderr) {
-        createInterface({ input: child.stderr }).on('line', (line) => {
+        const lines = createInterface({ input: child.stderr });
+        lines.on('line', (line) => {
+          const stat = STATS.exec(line.trim());
           if (LISTENING.test(line)) resolve(true);
-          else if (line.trim() !== '') errors.push(line.trim());
+          else if (stat) {
+            if (stat[2] === 'dropped by kernel') stats.dropped = Number(stat[1]);
+          } else if (line.trim() !== '') errors.push(line.trim());
         });
-      }
+        lines.on('close', stderrClosed);
+      } else stderrClosed();
       void exited.then(() => resolve(false));
       const t = setTimeout(() => resolve(false), this.#o.listenTimeoutMs ?? 10_000);
       t.unref();
     });
-    running.finished = exited.then(() => this.#ended(id, running, () => exit, errors));
+    // tcpdump's last lines (its counts) may come after its exit: wait for them a little
+    const settled = exited.then(() =>
+      Promise.race([stderrDone, new Promise((r) => setTimeout(r, 2000).unref())]),
+    );
+    running.finished = settled.then(() => this.#ended(id, running, () => exit, errors, stats.dropped));
 
     if (!(await listening)) {
       if (!exit) await this.#terminate(id, 'tcpdump did not start listening in time');
@@ -391,6 +407,7 @@ export class CaptureService {
     r: Running,
     exit: () => { code: number | null; signal: NodeJS.Signals | null } | undefined,
     errors: readonly string[],
+    dropped: number | undefined,
   ): Promise<void> {
     for (const t of r.timers) clearTimeout(t);
     this.#running.delete(id);
@@ -411,6 +428,7 @@ export class CaptureService {
     const done: CaptureInfo = {
       ...info,
       ...sizes,
+      ...(dropped !== undefined ? { dropped } : {}),
       state: failed ? 'failed' : 'done',
       endedAt: new Date(this.#now()).toISOString(),
       reason,
@@ -418,7 +436,8 @@ export class CaptureService {
     this.#captures.set(id, done);
     if (failed) this.#started.inc({ result: 'failed' });
     this.#bytes.inc(sizes.bytes);
-    this.#log.info({ id, state: done.state, reason, ...sizes }, 'capture ended');
+    if (dropped) this.#log.warn({ id, dropped }, 'the kernel dropped packets tcpdump did not keep up with');
+    this.#log.info({ id, state: done.state, reason, ...sizes, dropped }, 'capture ended');
     await this.#save(done).catch((err: unknown) =>
       this.#log.warn({ err, id }, 'capture description not saved'),
     );

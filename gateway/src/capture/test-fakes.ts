@@ -31,6 +31,10 @@ export class FakeTcpdump extends FakeSpawner {
     super();
     this.next = () => {
       const child = new FakeChild(this.firstPid + this.children.length);
+      // tcpdump's counts on its way out, then the end of its output
+      child.on('exit', () => {
+        child.stderr.end(`${this.packets.length} packets captured\n0 packets dropped by kernel\n`);
+      });
       const args = this.calls.at(-1)!.args;
       const file = args[args.indexOf('-w') + 1]!;
       setTimeout(() => {

@@ -21,6 +21,11 @@ export const Capture = Type.Object(
     endedAt: Type.Optional(Type.String({ format: 'date-time' })),
     bytes: Type.Integer({ description: 'size of the pcap; whole packets only once ended' }),
     packets: Type.Integer({ description: 'whole packets, once ended' }),
+    dropped: Type.Optional(
+      Type.Integer({
+        description: "packets the kernel dropped because tcpdump did not keep up (tcpdump's count)",
+      }),
+    ),
     reason: Type.Optional(Type.String({ description: 'why it ended: time, size, stopped, or what failed' })),
     actor: Type.String({ description: 'who started it' }),
   },

@@ -1,0 +1,140 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ns } from '../../appliance/lab/topology.js';
+import { summarisePcap } from '../../gateway/src/capture/pcap.js';
+import { curl, down, sleep, state, topology, up } from '../lab/harness.js';
+
+/**
+ * An admin takes packet captures from the dashboard of the lab's real service, in
+ * Debian's Chromium (in the lab's management namespace): a capture of the kid while it
+ * downloads, watched until it ends and downloaded as a pcap; and the capture of an
+ * alert's flow, started from the alert's row. Screenshots go to test/artifacts/.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+const MGMT = topology.mgmt.secvm.split('/')[0]!;
+const BASE = `https://${MGMT}:${topology.api.port}`;
+const web = topology.internet.web;
+
+describe('the dashboard of the lab, an admin taking captures', { timeout: 120_000 }, () => {
+  let context: BrowserContext;
+  let page: Page;
+  let dir: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
+    }
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await up();
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-lab-chromium-capture-'));
+    const launcher = join(dir, 'chromium-in-mgmt');
+    writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${ns('host')} ${CHROMIUM} "$@"\n`);
+    chmodSync(launcher, 0o755);
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: launcher,
+      headless: true,
+      ignoreHTTPSErrors: true,
+      acceptDownloads: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1280, height: 900 },
+      locale: 'en-GB',
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(20_000);
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await down();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const shot = (name: string): Promise<Buffer> =>
+    page.screenshot({ path: join(ARTIFACTS, `lab-${name}.png`), fullPage: true });
+
+  it('logs the admin in and takes a capture of the kid: start, watch it run, download the pcap', async () => {
+    await page.goto(`${BASE}/`);
+    const form = page.getByRole('form', { name: 'Log in' });
+    await form.getByLabel('User name').fill(state().auth!.user);
+    await form.getByLabel('Password').fill(state().auth!.password);
+    await form.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Captures' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Packet captures' }).waitFor();
+    const start = page.getByRole('form', { name: 'Start a capture' });
+    await start.getByLabel('VM').selectOption('kid');
+    await start.getByLabel('Seconds').fill('5');
+    await start.getByRole('button', { name: 'Start capture' }).click();
+    const running = page.locator('li[data-capture][data-state="running"]');
+    await running.waitFor();
+    await shot('admin-capture-running');
+    // the kid downloads while the capture runs
+    const dl = await curl(
+      'kid',
+      `http://${web}/bytes?n=500000`,
+      ['-o', '/dev/null', '-w', '%{size_download}'],
+      10,
+    );
+    expect(dl.body).toBe('500000');
+
+    const done = page.locator('li[data-capture][data-state="done"]').first();
+    await done.waitFor({ timeout: 30_000 });
+    const meta = ((await done.textContent()) ?? '').replace(/\s+/g, ' ');
+    const shown = Number(/(\d+) packets/.exec(meta)?.[1]);
+    expect(shown).toBeGreaterThan(100);
+    await shot('admin-capture-done');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      done.getByRole('link', { name: /^Download the capture of kid/ }).click(),
+    ]);
+    const file = join(dir, download.suggestedFilename());
+    await download.saveAs(file);
+    expect(download.suggestedFilename()).toMatch(/^portcullis-.*-kid-[0-9a-f]{6}\.pcap$/);
+    const pcap = readFileSync(file);
+    expect(pcap.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    expect(summarisePcap(pcap).packets).toBe(shown);
+  });
+
+  it("captures an alert's flow from the alert's row", async () => {
+    // the lab's rule 1000002 alerts on ALERTME in a URL
+    expect((await curl('kid', `http://${web}/ALERTME-browser`)).ok).toBe(true);
+    await page.goto(`${BASE}/#/alerts`);
+    const row = page.locator('li[data-alert]', { hasText: 'lab: ALERTME' }).first();
+    for (let i = 0; i < 20 && (await row.count()) === 0; i++) {
+      await sleep(500);
+      await page.reload();
+    }
+    await row.getByRole('button', { name: /^Capture this flow/ }).click();
+    await page.getByRole('heading', { level: 1, name: 'Packet captures' }).waitFor();
+    const flow = page.locator('li[data-capture]', { hasText: 'alert ' }).first();
+    await flow.waitFor();
+    expect(await flow.textContent()).toContain(`host ${web}`);
+    await shot('admin-capture-flow');
+    // stop it: it would run for a minute
+    const stop = flow.getByRole('button', { name: /^Stop/ });
+    await stop.click();
+    await flow.getByRole('button', { name: /^Yes, delete/ }).click();
+    await flow.waitFor({ state: 'detached' });
+  });
+
+  it('raised no script errors', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
