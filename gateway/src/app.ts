@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -62,6 +62,7 @@ import { parsePolicyYaml } from './policy/yaml.js';
 import { RetentionJob } from './store/retention.js';
 import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
+import { countRules, ruleLoadTimeoutMs } from './suricata/reload.js';
 import { EMPTY_NAME_LISTS } from './suricata/names.js';
 import { PolicyRules, policyRulesFile, readNameLists } from './suricata/policy-rules.js';
 import { systemClock, type Clock } from './clock.js';
@@ -369,16 +370,31 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           },
         }
       : {}),
-    async activate() {
+    async activate(dir) {
+      // where the time of a switch goes, in the log (bench:bundle reads it)
+      const steps: Record<string, number> = {};
+      let t0 = performance.now();
+      const lap = (step: string): void => {
+        const t = performance.now();
+        steps[step] = Math.round(t - t0);
+        t0 = t;
+      };
       const sources = await dnsSources();
       if (sources) await dns.loadLists(sources);
+      lap('dnsMs');
       ({ lists, bypass } = await readAddressLists(config, log, bundleCurrent));
       await sync.apply(policy.current());
+      lap('nftMs');
       // Suricata's names come from the same lists: rewritten here, loaded by the reload below
       await policyRules?.reloadLists(policy.current(), { reload: false });
-      if (ips && ips.supervisor.status().status === 'running')
-        await ips.control.reloadRules({ blocking: true });
-      await ips?.reloadIdsRules();
+      lap('suricataListsMs');
+      if (ips) {
+        const rules = countRules(await readFile(join(dir, ENFORCED_RULES), 'utf8').catch(() => ''));
+        const r = await ips.reloadRules({ timeoutMs: ruleLoadTimeoutMs(rules) });
+        steps.reloadInlineMs = r.inlineMs;
+        steps.reloadIdsMs = r.idsMs;
+      }
+      log.info({ part: 'bundles', dir, ...steps }, 'bundle switch: lists and rules in force');
     },
   };
   const bundles =

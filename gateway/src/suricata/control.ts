@@ -169,10 +169,15 @@ export class SuricataControl {
    * while another runs is SURICATA_COMMAND_REJECTED ("Reload already in progress").
    * Rules that fail to parse do not fail the reload: check the returned counts and
    * {@link failedRules}.
+   * @param options.timeoutMs how long a blocking reload may take, ms. Default the client's
+   *   `reloadTimeoutMs` (see `ruleLoadTimeoutMs` in reload.ts for one by ruleset size).
    * @returns the rule counts after a blocking reload; before it for a non-blocking one.
    */
-  async reloadRules(options: { readonly blocking?: boolean } = {}): Promise<readonly RulesetStats[]> {
-    if (options.blocking ?? true) await this.command('reload-rules', undefined, this.#reloadTimeoutMs);
+  async reloadRules(
+    options: { readonly blocking?: boolean; readonly timeoutMs?: number } = {},
+  ): Promise<readonly RulesetStats[]> {
+    if (options.blocking ?? true)
+      await this.command('reload-rules', undefined, options.timeoutMs ?? this.#reloadTimeoutMs);
     else await this.command('ruleset-reload-nonblocking');
     return this.rulesetStats();
   }

@@ -17,6 +17,7 @@ import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
+import { atLowPriority } from './reload.js';
 import type { PolicyRules } from './policy-rules.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
@@ -213,11 +214,35 @@ export class IpsService {
 
   /**
    * The passive (`ids`) instance reloads its rule files too (a rule bundle switch), if it
-   * runs; the inline instance is the caller's (`control`).
+   * runs; the inline instance is the caller's (`control`). Its main thread builds the new
+   * engine at a low priority (reload.ts).
+   * @param options.timeoutMs how long the reload may take, ms (`ruleLoadTimeoutMs`).
    */
-  async reloadIdsRules(): Promise<void> {
+  async reloadIdsRules(options: { readonly timeoutMs?: number } = {}): Promise<void> {
     const ids = this.#ids;
-    if (ids?.supervisor.status().status === 'running') await ids.control.reloadRules({ blocking: true });
+    const st = ids?.supervisor.status();
+    if (ids && st?.status === 'running')
+      await atLowPriority(st.pid, () => ids.control.reloadRules({ blocking: true, ...options }));
+  }
+
+  /**
+   * Reload the rule files of both instances after a rule bundle switch: the inline one
+   * first (it enforces), then the passive one, never both at once (on 2 cores two engine
+   * builds at once starve the packet threads and each other). Each builds its new engine
+   * in its main thread at a low priority, so inspection keeps the cores.
+   * @param options.timeoutMs how long each reload may take, ms (`ruleLoadTimeoutMs`).
+   * @returns how long each reload took, ms (0: that instance does not run).
+   */
+  async reloadRules(
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<{ readonly inlineMs: number; readonly idsMs: number }> {
+    const t0 = performance.now();
+    const st = this.supervisor.status();
+    if (st.status === 'running')
+      await atLowPriority(st.pid, () => this.control.reloadRules({ blocking: true, ...options }));
+    const t1 = performance.now();
+    await this.reloadIdsRules(options);
+    return { inlineMs: Math.round(t1 - t0), idsMs: Math.round(performance.now() - t1) };
   }
 
   /** State of the passive (`ids`) instance, if one runs. */
