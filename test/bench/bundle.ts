@@ -11,21 +11,25 @@
  *   npm run bench:bundle      (root; builds and removes its own lab)
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { DEFAULT_TOPOLOGY, labDown, labUp, readState } from '../../appliance/lab/builder.js';
 import { loadTopology } from '../../appliance/lab/topology.js';
 import { labVendorKeys, labVendorPaths } from '../../appliance/lab/vendor.js';
 import { buildChanged } from '../../gateway/src/bundles/test-fixtures.js';
 import { VendorRepository } from '../../rules/src/repository.js';
+import { benchNames, benchRelays, benchRules } from './bundle-material.js';
 
 const STATE = '/run/portcullis-bench-bundle';
 const NS = (n: string): string => `${process.env.PORTCULLIS_LAB_NS_PREFIX ?? ''}${n}`;
 const RULES = Number(process.env.BENCH_RULES ?? 40_000);
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 1_000_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Names the malware list gains each round (a daily update). */
+const DAILY = Number(process.env.BENCH_DAILY ?? 2000);
+/** Tor relays in the bundle (the real list has about 8,000). */
+const RELAYS = Number(process.env.BENCH_RELAYS ?? 8000);
 const t = loadTopology(DEFAULT_TOPOLOGY);
 const web = t.internet.web;
 const mgmt = t.mgmt.secvm.split('/')[0]!;
@@ -92,6 +96,19 @@ async function download(bytes: number): Promise<{ gbps: number; end: number }> {
 
 type Result = { result: string; version?: number; enforcedMs?: number; code?: string; message?: string };
 
+/** The step timings of the last bundle switch, from the lab service's log (app.ts `activate`). */
+function lastSwitchSteps(): Record<string, number> | undefined {
+  const log = readState(STATE)?.services.find((x) => x.name === 'portcullis')?.log;
+  if (!log) return undefined;
+  const line = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('bundle switch: lists and rules in force'))
+    .at(-1);
+  if (!line) return undefined;
+  const o = JSON.parse(line) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(o).filter(([k]) => k.endsWith('Ms'))) as Record<string, number>;
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -106,17 +123,26 @@ async function main(): Promise<void> {
     const first = await api<Result>('POST', '/api/v1/bundles/update', {});
     if (first.result !== 'installed') throw new Error(`version 1: ${JSON.stringify(first)}`);
 
-    // the big bundle's material, written once
-    const rules: string[] = [];
-    for (let i = 0; i < RULES; i++)
-      rules.push(
-        `alert http any any -> any any (msg:"bench ${i}"; content:"bench-${i.toString(36)}-x"; http_uri; sid:${3_100_000 + i}; rev:1;)`,
-      );
-    const names: string[] = [];
-    for (let i = 0; i < ENTRIES; i++)
-      names.push(`${createHash('md5').update(String(i)).digest('hex').slice(0, 10)}.bench-list.test`);
-    const listFile = join(tmp, 'bench.txt');
-    writeFileSync(listFile, `${names.join('\n')}\n`);
+    // the big bundle's material, written once: realistic rules (protocols, shapes, content
+    // of their own, distinct SIDs) and names spread over categories (bundle-material.ts)
+    const rules = benchRules(RULES);
+    if (new Set(rules.map((r) => /sid:(\d+);/.exec(r)?.[1])).size !== RULES)
+      throw new Error('the generated rules do not have distinct SIDs');
+    const names = benchNames(ENTRIES);
+    const relays = benchRelays(RELAYS);
+    const lists = (round: number): Record<string, readonly string[]> => ({
+      ...Object.fromEntries([...names].map(([c, ns]) => [`lists/categories/${c}.txt`, ns])),
+      // a daily update: the malware list gains names, the other lists are the same files
+      'lists/categories/malware.txt': [
+        ...names.get('malware')!,
+        ...Array.from({ length: DAILY }, (_, i) => `r${round}-${i}.daily-malware.test`),
+      ],
+      'lists/bypass/tor-relays.txt': relays,
+    });
+    process.stdout.write(
+      `material: ${RULES} rules, ${ENTRIES} names (${[...names].map(([c, n]) => `${c} ${n.length}`).join(', ')}), ` +
+        `${RELAYS} Tor relays; each round: 1 rule changed, ${DAILY} malware names added\n`,
+    );
 
     // baseline download size: about 10 s through the IPS
     const probe = await download(1_000_000_000);
@@ -133,7 +159,7 @@ async function main(): Promise<void> {
           ...rules,
           `alert http any any -> any any (msg:"round ${round}"; content:"round-${round}"; http_uri; sid:3199999; rev:${round + 1};)`,
         ],
-        append: { 'lists/categories/bench.txt': names },
+        append: lists(round),
       });
       await repo.publish({
         bundle: built.archive,
@@ -148,6 +174,8 @@ async function main(): Promise<void> {
       });
       let switchAt = 0;
       let healthAt = 0;
+      const started = Date.now();
+      const seen: Record<string, number> = {};
       let during: Promise<{ gbps: number; end: number }> | undefined;
       const watch = (async () => {
         for (;;) {
@@ -155,6 +183,7 @@ async function main(): Promise<void> {
             () => undefined,
           );
           const phase = s?.progress.phase;
+          if (phase && !(phase in seen)) seen[phase] = Date.now();
           if (phase === 'switch' && !switchAt) {
             switchAt = Date.now();
             during = download(bytes);
@@ -173,6 +202,15 @@ async function main(): Promise<void> {
       const overlapped = d.end > healthAt;
       enforced.push(r.enforcedMs);
       ratios.push(d.gbps / without.gbps);
+      const phases = Object.entries(seen)
+        .map(([p, at]) => `${p} +${((at - started) / 1000).toFixed(1)} s`)
+        .join(', ');
+      process.stdout.write(
+        `round ${round + 1}: phases seen ${phases}; switch steps ${JSON.stringify(lastSwitchSteps())}; ` +
+          `load average ${loadavg()
+            .map((l) => l.toFixed(1))
+            .join(' ')}\n`,
+      );
       process.stdout.write(
         `round ${round + 1}: update to enforced ${Math.round(r.enforcedMs)} ms (switch to in force ${healthAt - switchAt} ms); ` +
           `download ${without.gbps.toFixed(2)} Gbit/s without, ${d.gbps.toFixed(2)} during the switch` +
@@ -183,6 +221,9 @@ async function main(): Promise<void> {
       `${JSON.stringify({
         rules: RULES,
         list_entries: ENTRIES,
+        update_to_enforced_ms_range: [Math.round(Math.min(...enforced)), Math.round(Math.max(...enforced))],
+        switch_ratio_range: [Number(Math.min(...ratios).toFixed(3)), Number(Math.max(...ratios).toFixed(3))],
+        load_average: Number(loadavg()[0]!.toFixed(1)),
         update_to_enforced_ms: Math.round(median(enforced)),
         switch_ratio: Number(median(ratios).toFixed(3)),
         rounds: ROUNDS,
