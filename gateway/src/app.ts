@@ -143,7 +143,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // bundle lists: read by start(), handed to the compiler as the same object until replaced
   let lists: { readonly deny?: PrefixGroups } = {};
-  let bypass: { readonly doh?: readonly string[]; readonly tor?: readonly string[] } = {};
+  let bypass: {
+    readonly doh?: readonly string[];
+    readonly tor?: readonly string[];
+    readonly vpn?: readonly string[];
+  } = {};
 
   const lister = deps.nftBulk ?? deps.nft;
   const applier = new NftApplier(deps.nft, {
@@ -628,13 +632,13 @@ function queueKind(configured: QueueKind | 'auto', probed: QueueKind | undefined
 
 /**
  * The address lists of the config and of the bundle in force (`bundle`: its folder, whose
- * `lists/bypass/{doh-addresses,tor-relays}.txt` add to the configured files).
+ * `lists/bypass/{doh-addresses,tor-relays,vpn-endpoints}.txt` add to the configured files).
  */
 async function readAddressLists(
   config: Config,
   log: Logger,
   bundle?: string,
-): Promise<{ lists: { deny: PrefixGroups }; bypass: { doh: string[]; tor: string[] } }> {
+): Promise<{ lists: { deny: PrefixGroups }; bypass: { doh: string[]; tor: string[]; vpn: string[] } }> {
   const read = (files: readonly string[] | undefined): string[] =>
     (files ?? []).flatMap((f) => loadAddressList(f));
   const fromBundle = async (name: string): Promise<string[]> => {
@@ -652,6 +656,7 @@ async function readAddressLists(
     bypass: {
       doh: unique([...read(config.bypass?.doh), ...(await fromBundle('doh-addresses.txt'))]),
       tor: unique([...read(config.bypass?.tor), ...(await fromBundle('tor-relays.txt'))]),
+      vpn: unique([...read(config.bypass?.vpn), ...(await fromBundle('vpn-endpoints.txt'))]),
     },
   };
 }

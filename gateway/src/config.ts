@@ -131,10 +131,14 @@ export const Config = Type.Object(
     lists: Type.Optional(
       Type.Object({ deny: Type.Array(Type.String(), { default: [] }) }, { additionalProperties: false }),
     ),
-    /** Address lists of the ways around the filter (DoH resolvers, Tor relays). */
+    /** Address lists of the ways around the filter (DoH resolvers, Tor relays, VPN providers' endpoints). */
     bypass: Type.Optional(
       Type.Object(
-        { doh: Type.Array(Type.String(), { default: [] }), tor: Type.Array(Type.String(), { default: [] }) },
+        {
+          doh: Type.Array(Type.String(), { default: [] }),
+          tor: Type.Array(Type.String(), { default: [] }),
+          vpn: Type.Optional(Type.Array(Type.String())),
+        },
         { additionalProperties: false },
       ),
     ),

@@ -30,7 +30,11 @@ export interface NftSyncOptions {
   /** Large address lists from rule bundles, grouped (the same object while unchanged). */
   readonly lists?: () => { readonly deny?: PrefixGroups };
   /** Addresses of DoH endpoints and Tor relays, for profiles that close the ways around. */
-  readonly bypass?: () => { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
+  readonly bypass?: () => {
+    readonly doh?: readonly string[];
+    readonly tor?: readonly string[];
+    readonly vpn?: readonly string[];
+  };
   /** VMs whose daily budget is spent, blocked until the daily reset. */
   readonly budgetBlocked?: () => ReadonlyMap<string, Date>;
   /** The DHCP pool of unknown devices. */

@@ -113,6 +113,24 @@ describe('compile', () => {
     expect(text(chain(rs, 'vm_kid'))).not.toContain('"right":"@vpn4"}},{"accept":null}');
   });
 
+  it("drops VPN providers' endpoints (a bundle list) for a profile that closes bypasses only", () => {
+    const rs = build({ bypass: { vpn: ['198.51.100.77', '2001:db8::77', '203.0.113.128/25'] } });
+    expect(rs.sets.find((s) => s.name === 'vpnp4')!.elements).toEqual([
+      '198.51.100.77',
+      { prefix: { addr: '203.0.113.128', len: 25 } },
+    ]);
+    expect(rs.sets.find((s) => s.name === 'vpnp6')!.elements).toEqual(['2001:db8::77']);
+    // kid closes bypasses: any port to them is dropped and counted as a bypass
+    expect(text(chain(rs, 'vm_kid'))).toContain(
+      '"right":"@vpnp4"}},{"counter":"vmdrop_bypass_kid"},{"drop":null}',
+    );
+    expect(text(chain(rs, 'vm_kid'))).toContain('"right":"@vpnp6"}}');
+    // work does not: its chain never looks at the set
+    expect(text(chain(rs, 'vm_work'))).not.toContain('@vpnp');
+    // no list: the sets exist, empty
+    expect(build().sets.find((s) => s.name === 'vpnp4')!.elements).toEqual([]);
+  });
+
   it('quarantines a VM: update servers only, nothing else', () => {
     const p = makePolicy();
     p.vms[0] = { ...p.vms[0]!, quarantine: { reason: 'alerts', since: '2026-11-25T00:00:00Z' } };

@@ -52,8 +52,12 @@ export interface CompileInput {
    * its sets are then reused as they are.
    */
   readonly lists?: { readonly deny?: PrefixGroups };
-  /** Addresses of the ways around the filter: known DoH endpoints, Tor relays (bundle lists). */
-  readonly bypass?: { readonly doh?: readonly string[]; readonly tor?: readonly string[] };
+  /** Addresses of the ways around the filter: known DoH endpoints, Tor relays, VPN providers' endpoints (bundle lists). */
+  readonly bypass?: {
+    readonly doh?: readonly string[];
+    readonly tor?: readonly string[];
+    readonly vpn?: readonly string[];
+  };
   /** Per-service windows of each VM's schedules, by VM name (see schedule.ts). */
   readonly serviceWindows?: ReadonlyMap<string, readonly ServiceWindows[]>;
   /** Addresses DHCP hands to unknown MACs: they may reach DHCP, DNS and the block page only. */
@@ -207,6 +211,7 @@ export function compile(spec: CompileInput): Ruleset {
     spec.lists?.deny,
     fingerprint(spec.bypass?.doh),
     fingerprint(spec.bypass?.tor),
+    fingerprint(spec.bypass?.vpn),
     fingerprint(spec.unassigned),
     fingerprint(spec.queue),
   ];

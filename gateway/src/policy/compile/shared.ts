@@ -41,6 +41,8 @@ export function compileShared(spec: CompileInput): SharedOutput {
   list('vpn', policy.vpnEndpoints, 'corporate VPN endpoints');
   list('doh', spec.bypass?.doh, 'known DNS-over-HTTPS endpoints');
   list('tor', spec.bypass?.tor, 'Tor relays');
+  // consumer VPN providers' servers (bundle list), unlike `vpn`: the corporate VPN a profile may reach
+  list('vpnp', spec.bypass?.vpn, 'VPN provider endpoints');
   list('update', policy.updateServers, 'update servers (reachable in quarantine)');
   // the deny lists (the policy's own and the bundles'): one hash set per prefix
   // length, matched as `ip daddr & mask`, all checked in one chain

@@ -139,6 +139,9 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
     rules.push([m(payload('ip6', 'daddr'), '@doh6'), ...dropped('bypass', REJECT)]);
     rules.push([m(payload('ip', 'daddr'), '@tor4'), ...dropped('bypass')]);
     rules.push([m(payload('ip6', 'daddr'), '@tor6'), ...dropped('bypass')]);
+    // VPN providers' servers on any port (many listen on 443 too)
+    rules.push([m(payload('ip', 'daddr'), '@vpnp4'), ...dropped('bypass')]);
+    rules.push([m(payload('ip6', 'daddr'), '@vpnp6'), ...dropped('bypass')]);
     // VPNs on their default ports: WireGuard, OpenVPN, IPsec/IKE; and ESP/AH
     rules.push([
       m(meta('l4proto'), 'udp'),
