@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, realpath } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -16,7 +16,7 @@ import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir, type ListSource } from './dns/lists.js';
 import { ClientDirectory } from './dns/identity.js';
-import { DnsFilter } from './dns/server.js';
+import { DnsFilter, type PreparedLists } from './dns/server.js';
 import { PortcullisError } from './errors.js';
 import type { EventBus } from './events.js';
 import { API_PREFIX, registerApi } from './http/index.js';
@@ -64,7 +64,7 @@ import type { Store } from './store/store.js';
 import { applianceSuricataSetup, IpsService } from './suricata/ips.js';
 import { countRules, ruleLoadTimeoutMs } from './suricata/reload.js';
 import { EMPTY_NAME_LISTS } from './suricata/names.js';
-import { PolicyRules, policyRulesFile, readNameLists } from './suricata/policy-rules.js';
+import { PolicyRules, policyRulesFile, readNameLists, type PreparedNames } from './suricata/policy-rules.js';
 import { systemClock, type Clock } from './clock.js';
 
 /**
@@ -286,17 +286,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   // rule bundles: Suricata's first rule file and the lists come from bundles/current/
   const bundleDir = config.bundles ? join(config.dataDir, 'bundles') : undefined;
   const bundleCurrent = bundleDir ? join(bundleDir, 'current') : undefined;
-  /** The lists folder in force: the bundle's, if it has lists, else the configured one. */
-  const listsDirInForce = async (): Promise<string | undefined> => {
-    if (bundleCurrent && (await listSourcesFromDir(join(bundleCurrent, 'lists'))).length > 0)
-      return join(bundleCurrent, 'lists');
+  /** The lists folder in force (or of a bundle folder): the bundle's, if it has lists, else the configured one. */
+  const listsDirInForce = async (bundle = bundleCurrent): Promise<string | undefined> => {
+    if (bundle && (await listSourcesFromDir(join(bundle, 'lists'))).length > 0) return join(bundle, 'lists');
     return config.dns.listsDir;
   };
-  /** DoH address files in force: the configured ones and the bundle's. */
-  const dohAddressFiles = (): string[] => {
+  /** DoH address files in force (or of a bundle folder): the configured ones and the bundle's. */
+  const dohAddressFiles = (bundle = bundleCurrent): string[] => {
     const files = [...(config.bypass?.doh ?? [])];
-    if (bundleCurrent) {
-      const f = join(bundleCurrent, 'lists', 'bypass', 'doh-addresses.txt');
+    if (bundle) {
+      const f = join(bundle, 'lists', 'bypass', 'doh-addresses.txt');
       if (existsSync(f)) files.push(f);
     }
     return files;
@@ -352,11 +351,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         })
       : undefined;
 
-  /** The DNS list sources in force: the bundle's lists, else the configured folder. */
-  const dnsSources = async (): Promise<ListSource[] | undefined> => {
-    const dir = await listsDirInForce();
+  /** The DNS list sources in force (or of a bundle folder): the bundle's lists, else the configured folder. */
+  const dnsSources = async (bundle = bundleCurrent): Promise<ListSource[] | undefined> => {
+    const dir = await listsDirInForce(bundle);
     return dir ? listSourcesFromDir(dir) : undefined;
   };
+  /** What the last `prepare` built for a version folder (by its real path), until `activate` uses it. */
+  let prepared:
+    | {
+        readonly dir: string;
+        readonly dns: PreparedLists | undefined;
+        readonly names: PreparedNames | undefined;
+        readonly addresses: Awaited<ReturnType<typeof readAddressLists>>;
+      }
+    | undefined;
   const runtime: BundleRuntime = {
     ...(suricataSetup ? { test: suricataRuleTester(suricataSetup) } : {}),
     ...(ips && queue
@@ -374,6 +382,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           },
         }
       : {}),
+    // the heavy list work (a million names: seconds of CPU) happens here, before the
+    // switch, while the version in force still enforces; activate() then only swaps
+    async prepare(dir) {
+      const t0 = performance.now();
+      const sources = await dnsSources(dir);
+      const dnsPrepared = sources ? await dns.prepareLists(sources) : undefined;
+      const listsDir = await listsDirInForce(dir);
+      const names =
+        policyRules &&
+        (await policyRules.prepareLists(
+          listsDir ? await readNameLists(listsDir, dohAddressFiles(dir)) : EMPTY_NAME_LISTS,
+          policy.current(),
+        ));
+      const addresses = await readAddressLists(config, log, dir);
+      prepared = { dir: await realpath(dir), dns: dnsPrepared, names, addresses };
+      log.info({ part: 'bundles', dir, ms: Math.round(performance.now() - t0) }, 'bundle lists prepared');
+    },
     async activate(dir) {
       // where the time of a switch goes, in the log (bench:bundle reads it)
       const steps: Record<string, number> = {};
@@ -383,14 +408,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         steps[step] = Math.round(t - t0);
         t0 = t;
       };
-      const sources = await dnsSources();
-      if (sources) await dns.loadLists(sources);
+      const real = await realpath(dir).catch(() => dir);
+      const ready = prepared?.dir === real ? prepared : undefined;
+      prepared = undefined;
+      if (ready?.dns) dns.useLists(ready.dns);
+      else if (!ready) {
+        const sources = await dnsSources();
+        if (sources) await dns.loadLists(sources);
+      }
       lap('dnsMs');
-      ({ lists, bypass } = await readAddressLists(config, log, bundleCurrent));
+      ({ lists, bypass } = ready?.addresses ?? (await readAddressLists(config, log, bundleCurrent)));
       await sync.apply(policy.current());
       lap('nftMs');
       // Suricata's names come from the same lists: rewritten here, loaded by the reload below
-      await policyRules?.reloadLists(policy.current(), { reload: false });
+      await policyRules?.reloadLists(policy.current(), {
+        reload: false,
+        ...(ready?.names ? { prepared: ready.names } : {}),
+      });
       lap('suricataListsMs');
       if (ips) {
         const rules = countRules(await readFile(join(dir, ENFORCED_RULES), 'utf8').catch(() => ''));

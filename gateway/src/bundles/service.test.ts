@@ -74,6 +74,16 @@ class FakeRuntime implements BundleRuntime {
     };
   }
 
+  /** Folders prepared, with what was in force then. */
+  readonly prepared: { folder: string; inForce: string }[] = [];
+
+  async prepare(dir: string): Promise<void> {
+    this.prepared.push({
+      folder: dir.split('/').slice(-2).join('/'),
+      inForce: readlinkSync(join(dir, '..', '..', 'current')),
+    });
+  }
+
   async activate(dir: string): Promise<void> {
     this.activated.push(readlinkSync(dir));
   }
@@ -139,6 +149,8 @@ describe('a good update', () => {
     expect(r.enforcedMs).toBeGreaterThan(0);
     expect(t.current()).toBe('versions/1');
     expect(t.runtime.activated).toEqual(['versions/1']);
+    // its lists were prepared after staging, while nothing new was in force yet
+    expect(t.runtime.prepared).toEqual([{ folder: 'versions/1', inForce: 'empty' }]);
     expect(existsSync(join(t.dir, 'bundles', 'current', 'enforced.rules'))).toBe(true);
     const phases = t.progress.map((p) => p.phase);
     for (const p of ['check', 'download', 'unpack', 'stage', 'switch', 'health', 'idle'])
@@ -222,6 +234,8 @@ describe('a bad update changes nothing in force, and is recorded, counted and pu
     t.runtime.testError = new PortcullisError('BUNDLE_RULES_INVALID', 'suricata -T refused');
     expect((await refused(t.service.update('poll'))).code).toBe('BUNDLE_RULES_INVALID');
     expect(t.current()).toBe('versions/1');
+    // refused at staging: its lists were never prepared
+    expect(t.runtime.prepared.map((p) => p.folder)).toEqual(['versions/1']);
     t.close();
   });
 

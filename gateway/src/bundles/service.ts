@@ -72,6 +72,13 @@ export interface BundleRuntime {
   /** Ruleset and liveness of Suricata; absent when the IPS is off. */
   readonly health?: HealthProbe;
   /**
+   * Read and build what {@link activate} will put in force from a staged version folder
+   * (lists parsed and indexed, Suricata's datasets written), while the version in force
+   * still enforces, so that the switch itself only swaps. Optional; `activate` of a
+   * folder not prepared does the whole work.
+   */
+  prepare?(dir: string): Promise<void>;
+  /**
    * Put a folder's lists (DNS lists, nft address sets: one transaction) and rules (reload
    * through the command socket) in force. `dir` is what `current` points at.
    */
@@ -493,6 +500,7 @@ export class BundleService {
       extraSources: settings ? await settings.extraSources() : [],
       test: this.#o.runtime.test,
     });
+    await this.#o.runtime.prepare?.(dir);
     return staged.sids.rules;
   }
 

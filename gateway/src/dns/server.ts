@@ -145,6 +145,12 @@ export interface DnsFilterOptions {
   readonly clock?: Clock;
 }
 
+/** Lists read and indexed by `prepareLists()`, not yet in force. */
+export interface PreparedLists {
+  readonly index: DomainIndex;
+  readonly report: ListLoadReport;
+}
+
 /** What a successful `loadLists()` put in force. */
 export interface ListLoadReport {
   readonly lists: readonly (IndexedList & {
@@ -329,15 +335,29 @@ export class DnsFilter {
    * On any error (`DNS_LIST_INVALID`, naming file and line) the lists in force stay.
    */
   loadLists(sources: readonly ListSource[]): Promise<ListLoadReport> {
-    return this.#loading.run(() => this.#loadLists(sources));
+    return this.#loading.run(async () => this.useLists(await this.#prepareLists(sources)));
   }
 
-  async #loadLists(sources: readonly ListSource[]): Promise<ListLoadReport> {
+  /**
+   * Read, parse and index a complete set of lists without putting it in force (a rule
+   * bundle prepares its lists while the version in force still filters); {@link useLists}
+   * then swaps it in at once. Throws like {@link loadLists}.
+   */
+  prepareLists(sources: readonly ListSource[]): Promise<PreparedLists> {
+    return this.#loading.run(() => this.#prepareLists(sources));
+  }
+
+  /** Put lists from {@link prepareLists} in force: one assignment, no parsing. */
+  useLists(prepared: PreparedLists): ListLoadReport {
+    this.#matcher = new NameMatcher(prepared.index, this.#safeSearch);
+    return prepared.report;
+  }
+
+  async #prepareLists(sources: readonly ListSource[]): Promise<PreparedLists> {
     const started = performance.now();
     try {
       const loaded = await loadListSources(sources, this.#o.listParse);
       const index = await DomainIndex.build(loaded);
-      this.#matcher = new NameMatcher(index, this.#safeSearch);
       const report: ListLoadReport = {
         lists: index.lists.map((l, i) => ({
           ...l,
@@ -360,7 +380,7 @@ export class DnsFilter {
         { lists: index.lists.length, entries: index.size, ms: Math.round(report.ms) },
         'DNS lists loaded',
       );
-      return report;
+      return { index, report };
     } catch (err) {
       this.#metrics.listLoadErrors.inc();
       this.#log.error({ err }, 'DNS lists rejected; the lists in force were kept');

@@ -79,6 +79,35 @@ describe('the rule file and datasets kept in step with the policy', () => {
       files.filter((f) => f.endsWith('.lst')),
     );
   });
+
+  it('prepares new lists before a bundle switch: datasets written, rules untouched, lists not read again', async () => {
+    let reads = 0;
+    const rules = new PolicyRules({
+      dir: join(dir, 'policy'),
+      lists: () => {
+        reads++;
+        return Promise.resolve(lists);
+      },
+      reload: () => Promise.resolve(),
+      now: () => Date.parse('2026-12-03T12:00:00Z'),
+    });
+    await rules.start(policy('10.20.0.10'));
+    const before = await readFile(rules.file, 'utf8');
+    const next = { ...lists, categories: new Map([['adult', ['adult.example', 'new.example']]]) };
+    const prepared = await rules.prepareLists(next, policy('10.20.0.10'));
+    // the rules in force still load the old dataset; the new one is there beside it
+    expect(await readFile(rules.file, 'utf8')).toBe(before);
+    const lst = (await readdir(join(dir, 'policy'))).filter((f) => f.endsWith('.lst'));
+    expect(lst).toHaveLength(2);
+    await rules.reloadLists(policy('10.20.0.10'), { reload: false, prepared });
+    expect(reads).toBe(1);
+    const after = await readFile(rules.file, 'utf8');
+    expect(after).not.toBe(before);
+    // the old dataset is gone, the prepared one is what the rules load
+    const left = (await readdir(join(dir, 'policy'))).filter((f) => f.endsWith('.lst'));
+    expect(left).toHaveLength(1);
+    expect(after).toContain(left[0]);
+  });
 });
 
 describe('the lists as names, from a directory laid out as rules/lists/', () => {

@@ -113,14 +113,38 @@ export class PolicyRules {
   /**
    * The lists changed (a bundle switch): read them again and rewrite; reload Suricata
    * too unless `reload` is false (the caller reloads it itself).
+   * @param options.prepared lists from {@link prepareLists}: used as they are (their
+   *   datasets are built and written already), instead of reading the lists again.
    */
-  async reloadLists(policy: Policy, options: { readonly reload?: boolean } = {}): Promise<void> {
-    const lists = await this.#o.lists();
+  async reloadLists(
+    policy: Policy,
+    options: { readonly reload?: boolean; readonly prepared?: PreparedNames } = {},
+  ): Promise<void> {
+    const prepared = options.prepared;
+    const lists = prepared?.lists ?? (await this.#o.lists());
     await this.#serial.run(async () => {
       this.#lists = lists;
       this.#cache.clear();
+      for (const [k, v] of prepared?.cache ?? []) this.#cache.set(k, v);
       if ((await this.#write(policy)) && (options.reload ?? true)) await this.#o.reload();
     });
+  }
+
+  /**
+   * Build the datasets of new lists for `policy` and write their files, without touching
+   * the rule file in force (a rule bundle prepares while the version in force still
+   * enforces; datasets are named by their content, so the old ones stay as they are).
+   * {@link reloadLists} with the result then only writes the rule file.
+   */
+  async prepareLists(lists: NameLists, policy: Policy): Promise<PreparedNames> {
+    const cache = new Map<string, NameSet>();
+    const m = renderSuricataPolicy(policy, lists, {
+      dir: this.#o.dir,
+      at: new Date((this.#o.now ?? Date.now)()),
+      cache,
+    });
+    await writeDatasets(this.#o.dir, m);
+    return { lists, cache };
   }
 
   /** Write the files when they changed; true when they did. */
@@ -130,6 +154,8 @@ export class PolicyRules {
     const m = renderSuricataPolicy(policy, lists, {
       dir: this.#o.dir,
       at: new Date((this.#o.now ?? Date.now)()),
+      // a policy change costs no pass over a million names (the cache was never handed over)
+      cache: this.#cache,
     });
     if (m.rules === this.#written) return false;
     await writeMaterial(this.#o.dir, m);
@@ -142,13 +168,24 @@ export class PolicyRules {
   }
 }
 
-/** Write the datasets, then the rule file (atomically), and remove datasets no rule loads. */
-export async function writeMaterial(dir: string, m: SuricataPolicyMaterial): Promise<void> {
+/** Lists read and their datasets built by {@link PolicyRules.prepareLists}. */
+export interface PreparedNames {
+  readonly lists: NameLists;
+  /** The datasets built, as `RenderOptions.cache` keeps them. */
+  readonly cache: ReadonlyMap<string, NameSet>;
+}
+
+/** Write the datasets that are not there yet (a dataset's name carries its content's hash: one that exists is already right). */
+async function writeDatasets(dir: string, m: SuricataPolicyMaterial): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const keep = new Set([POLICY_RULES_FILE, ...m.datasets.map((d) => basename(d.file))]);
-  // a dataset's name carries its content's hash: one that exists is already right
   const present = new Set(await readdir(dir));
   for (const d of m.datasets) if (!present.has(basename(d.file))) await atomicWrite(d.file, d.content);
+}
+
+/** Write the datasets, then the rule file (atomically), and remove datasets no rule loads. */
+export async function writeMaterial(dir: string, m: SuricataPolicyMaterial): Promise<void> {
+  const keep = new Set([POLICY_RULES_FILE, ...m.datasets.map((d) => basename(d.file))]);
+  await writeDatasets(dir, m);
   await atomicWrite(join(dir, POLICY_RULES_FILE), m.rules);
   for (const f of await readdir(dir))
     if (!keep.has(f) && f.endsWith('.lst')) await rm(join(dir, f), { force: true });
