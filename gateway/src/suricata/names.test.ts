@@ -69,6 +69,23 @@ describe('list files as names', () => {
     ]);
   });
 
+  it('takes plain lower-case names as they are, and gives every other line the full check', () => {
+    const lines = [
+      'plain.example',
+      'under_score.example',
+      'localhost',
+      'ends.in.digits.123',
+      `${'a'.repeat(64)}.example`,
+      'x.'.repeat(127) + 'example',
+      '-dash.example',
+      'Mixed.Example',
+    ];
+    // the same result as the slow path gives line by line (a line with a trailing space never takes the fast one)
+    const slow = lines.flatMap((l) => parseListNames(`${l} `));
+    expect(parseListNames(lines.join('\n'))).toEqual(slow);
+    expect(slow).toEqual(['plain.example', 'under_score.example', 'mixed.example']);
+  });
+
   it('normalizes like the DNS filter and refuses what is no domain name', () => {
     expect(normalizeName('WWW.Example.com.')).toBe('www.example.com');
     expect(normalizeName('1.2.3.4')).toBeUndefined();

@@ -97,6 +97,13 @@ export const POLICY_SID_BASE = 4_000_000;
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /**
+ * A line that is already a name as {@link normalizeName} returns it (lower-case labels by
+ * LABEL, a top label not all digits, at most 253 characters).
+ */
+const PLAIN_NAME =
+  /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*(?![0-9]+$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/**
  * A name as the DNS filter stores it: lower case, punycode, no `*.` / leading or
  * trailing dot; undefined when it is no domain name (an address, an all-digit top label).
  */
@@ -122,6 +129,11 @@ export function normalizeName(raw: string): string | undefined {
 export function parseListNames(text: string): string[] {
   const out: string[] = [];
   for (const rawLine of text.split('\n')) {
+    // most lines of a big list are a bare, lower-case name: one check, no copies
+    if (PLAIN_NAME.test(rawLine)) {
+      if (rawLine !== 'localhost' && rawLine !== 'localhost.localdomain') out.push(rawLine);
+      continue;
+    }
     let line = rawLine.replace(/(^|\s)#.*$/, '').trim();
     if (line === '' || line.startsWith('!') || line.startsWith('[')) continue;
     if (line.startsWith('||')) {
@@ -149,14 +161,22 @@ export function parseListNames(text: string): string[] {
 export function blockedNames(profile: Profile, lists: NameLists): string[] {
   const dns = profile.dns;
   if (!dns) return [];
-  const set = new Set<string>();
-  for (const c of dns.categories ?? []) for (const n of lists.categories.get(c) ?? []) set.add(n);
-  for (const s of dns.services ?? []) for (const n of lists.services.get(s) ?? []) set.add(n);
+  // sorted, then duplicates dropped: a million names, no Set of them (measured: half the time)
+  const all: string[] = [];
+  const add = (names: readonly string[]): void => {
+    for (const n of names) all.push(n);
+  };
+  for (const c of dns.categories ?? []) add(lists.categories.get(c) ?? []);
+  for (const s of dns.services ?? []) add(lists.services.get(s) ?? []);
   for (const d of dns.deny ?? []) {
     const n = normalizeName(d);
-    if (n !== undefined) set.add(n);
+    if (n !== undefined) all.push(n);
   }
-  return [...set].sort();
+  all.sort();
+  let w = 0;
+  for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[w - 1]) all[w++] = all[i]!;
+  all.length = w;
+  return all;
 }
 
 /** Names that resolve for a VM whatever the lists say (the DNS filter's `allow`). */
@@ -188,7 +208,24 @@ const memcap = (count: number): number => Math.max(16 << 20, count * 280);
 /** `(?:^|\.)` then the last `k` labels, with an optional port (an HTTP Host or CONNECT target). */
 const lastLabels = (k: number): string => `(?:^|\\.)((?:[^.:]+\\.){${k - 1}}[^.:]+)(?::[0-9]+)?$`;
 
-const labelCount = (n: string): number => n.split('.').length;
+const labelCount = (n: string): number => {
+  let k = 1;
+  for (let i = n.indexOf('.'); i >= 0; i = n.indexOf('.', i + 1)) k++;
+  return k;
+};
+
+/** Each name base64-encoded, one a line (the dataset file's content), without a Buffer per name. */
+function base64Lines(names: readonly string[]): string {
+  const joined = Buffer.from(names.join('\n'));
+  const out: string[] = new Array<string>(names.length);
+  let at = 0;
+  for (let i = 0; i < names.length; i++) {
+    const end = at + Buffer.byteLength(names[i]!);
+    out[i] = joined.toString('base64', at, end);
+    at = end + 1;
+  }
+  return out.join('\n') + '\n';
+}
 
 /** A content literal for a rule: `"` `;` `\` and `|` escaped as hex. */
 const literal = (s: string): string =>
@@ -232,7 +269,7 @@ export function renderSuricataPolicy(
     if (!entry) {
       const names = build();
       if (names.length === 0) return undefined;
-      const content = names.map((n) => Buffer.from(n).toString('base64')).join('\n') + '\n';
+      const content = base64Lines(names);
       const name = `${prefix}-${hash8(content)}`;
       const set: DatasetFile = {
         name,
@@ -241,7 +278,9 @@ export function renderSuricataPolicy(
         content,
         count: names.length,
       };
-      entry = { set, labelCounts: [...new Set(names.map(labelCount))].sort((a, b) => a - b) };
+      const counts = new Set<number>();
+      for (const n of names) counts.add(labelCount(n));
+      entry = { set, labelCounts: [...counts].sort((a, b) => a - b) };
       cache.set(`${prefix}\0${key}`, entry);
     }
     if (!datasets.some((d) => d.name === entry.set.name)) datasets.push(entry.set);
