@@ -44,6 +44,8 @@ import {
 const web = topology.internet.web;
 const other = 'other.test';
 const spare = topology.internet.hosts['spare.test']!;
+/** An address the good bundle lists as a VPN provider's endpoint (lists/bypass/vpn-endpoints.txt). */
+const vpnProvider = topology.internet.hosts['other.test']!;
 const SID = 3900001;
 const DROP = `drop http any any -> any any (msg:"lab bundle drop"; content:"BUNDLEDROP"; http_uri; sid:${SID}; rev:1;)`;
 const tmp = mkdtempSync(join(tmpdir(), 'up-lab-'));
@@ -122,7 +124,7 @@ afterAll(async () => {
 });
 
 describe('a good update', () => {
-  it('changes enforcement live: a new drop rule drops, a new list entry blocks in DNS and in the kernel; a download through the switch completes', async () => {
+  it('changes enforcement live: a new drop rule drops, a new list entry blocks in DNS and in the kernel (Tor relays, VPN endpoints); a download through the switch completes', async () => {
     // before: none of it is enforced
     expect(await passes()).toBe(true);
     expect(await drops()).toBe(false);
@@ -130,10 +132,15 @@ describe('a good update', () => {
       true,
     );
     expect((await curl('kid', `http://${spare}/before`)).ok).toBe(true);
+    expect((await curl('kid', `http://${vpnProvider}/before`)).ok).toBe(true);
 
     good = await buildChanged(tmp, next, {
       rules: [DROP],
-      append: { 'lists/categories/adult.txt': [other], 'lists/bypass/tor-relays.txt': [spare] },
+      append: {
+        'lists/categories/adult.txt': [other],
+        'lists/bypass/tor-relays.txt': [spare],
+        'lists/bypass/vpn-endpoints.txt': [vpnProvider],
+      },
     });
     await publish(next, good.archive);
     // a download that runs through the whole update
@@ -177,6 +184,10 @@ describe('a good update', () => {
       encoding: 'utf8',
     });
     expect(set).toContain(spare);
+    // a VPN provider's endpoint: dropped on any port for kid (closes bypasses), not for work
+    expect((await curl('kid', `http://${vpnProvider}/after`, [], 3)).ok).toBe(false);
+    expect((await curl('work', `http://${vpnProvider}/after`)).ok).toBe(true);
+    expect(set).toMatch(new RegExp(`set vpnp4 \\{[^}]*${vpnProvider.replace(/\./g, '\\.')}`));
     // the appliance fetched over its WAN from the vendor's HTTPS server
     const vendorLog = readFileSync(join(STATE_DIR, 'vendor-requests.jsonl'), 'utf8');
     expect(vendorLog).toContain(topology.wan.secvm.split('/')[0]);
