@@ -6,12 +6,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { dashboardPlugin } from '../../dashboard/plugin.js';
 import { readQueueStats } from './bundles/health.js';
+import { bundleUpdaterOptions } from './bundles/local.js';
 import { BundleService, type BundleRuntime } from './bundles/service.js';
 import { JsonBundleSettings } from './bundles/settings.js';
 import { suricataRuleTester } from './bundles/stage.js';
 import { ENFORCED_RULES } from './bundles/versions.js';
 import { bundleRoutes } from './http/bundles.js';
-import { portcullisVersion } from './cli/version.js';
 import type { Config } from './config.js';
 import { DhcpServer } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir, type ListSource } from './dns/lists.js';
@@ -439,15 +439,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     config.bundles && bundleDir
       ? new BundleService({
           dir: bundleDir,
-          updater: {
-            source: config.bundles.source,
-            trustedRoot: config.bundles.trustedRoot,
-            name: config.bundles.name,
-            channel: config.bundles.channel,
-            applianceVersion: portcullisVersion(),
-            limits: { maxDownloadBytes: config.bundles.maxDownloadMiB * 1024 * 1024 },
-            ...(config.bundles.caFile ? { ca: readFileSync(config.bundles.caFile, 'utf8') } : {}),
-          },
+          updater: bundleUpdaterOptions(config.bundles),
           runtime,
           settings: new JsonBundleSettings(join(bundleDir, 'settings.json')),
           store,

@@ -89,7 +89,8 @@ export function clientFor(opts: ApiCommandOptions, ctx: CliContext): ApiClient {
   });
 }
 
-function localActor(): string {
+/** Who runs the command, for the audit log: `cli:<login name>`. */
+export function localActor(): string {
   try {
     return `cli:${userInfo()
       .username.replace(/[^A-Za-z0-9._@-]/g, '_')

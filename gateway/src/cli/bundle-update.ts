@@ -3,12 +3,17 @@ import type { BundleResult, BundleStatusView } from '../bundles/service.js';
 import type { BundleSettings } from '../bundles/settings.js';
 import type { SidAction } from '../bundles/sids.js';
 import type { Bundle } from '../store/types.js';
+import { localBundleUpdate } from '../bundles/local.js';
+import { loadConfig } from '../config.js';
+import { silentLogger } from '../log.js';
 import { ApiClient } from './api-client.js';
+import { DEFAULT_CONFIG } from './auth.js';
 import {
   apiCommand,
   clientFor,
   DEFAULT_API,
   group,
+  localActor,
   usage,
   type ApiCommandOptions,
   type CliContext,
@@ -44,6 +49,33 @@ function resultText(r: BundleResult): string {
   ]);
 }
 
+/** `bundle update --local`: the update in this process, against the stopped service's data folder. */
+async function localUpdate(
+  opts: { json?: boolean; config?: string; source?: string; reason?: string },
+  ctx: CliContext,
+): Promise<void> {
+  const config = loadConfig(opts.config ?? ctx.env.PORTCULLIS_CONFIG ?? DEFAULT_CONFIG);
+  let last = '';
+  const r = await localBundleUpdate({
+    config,
+    ...(opts.source !== undefined ? { source: opts.source } : {}),
+    actor: ctx.actor ?? localActor(),
+    log: silentLogger,
+    onProgress: (p) => {
+      const line = progressLine(p);
+      if (line && line !== last && !opts.json) ctx.io.err(`\r${line.padEnd(last.length)}`);
+      last = line || last;
+    },
+  });
+  if (last) ctx.io.err('\n');
+  ctx.io.out(
+    opts.json
+      ? `${JSON.stringify(r, null, 2)}\n`
+      : resultText(r) +
+          (r.result === 'installed' ? 'in force when the service starts (it reads bundles/current)\n' : ''),
+  );
+}
+
 /** Register the commands under `bundle`. */
 export function registerBundleUpdateCommands(program: Command, ctx: CliContext): void {
   const bundle = group(program, 'bundle', 'rule bundles: updates on this appliance, and the vendor tools');
@@ -53,34 +85,47 @@ export function registerBundleUpdateCommands(program: Command, ctx: CliContext):
     'update',
     'look for a new rule bundle now and put it in force (progress on stderr)',
     true,
-  ).action(async (opts: ApiCommandOptions) => {
-    const client = clientFor(opts, ctx);
-    const long = new ApiClient({
-      baseUrl: opts.api ?? ctx.env.PORTCULLIS_API ?? DEFAULT_API,
-      token: opts.token ?? ctx.env.PORTCULLIS_API_TOKEN,
-      actor: ctx.actor,
-      reason: opts.reason,
-      timeoutMs: 30 * 60_000,
+  )
+    .option(
+      '--local',
+      'without the API, as root on the appliance while the service is stopped: verify, stage and switch in its data folder; in force when the service starts',
+    )
+    .option(
+      '--config <file>',
+      `with --local: the service configuration (default: $PORTCULLIS_CONFIG or ${DEFAULT_CONFIG})`,
+    )
+    .option('--source <dir|url>', "with --local: another copy of the vendor's repository (a USB stick)")
+    .action(async (opts: ApiCommandOptions & { local?: boolean; config?: string; source?: string }) => {
+      if (opts.local) return localUpdate(opts, ctx);
+      if (opts.source !== undefined || opts.config !== undefined)
+        throw usage('--config and --source go with --local (the service uses its own)', '--local');
+      const client = clientFor(opts, ctx);
+      const long = new ApiClient({
+        baseUrl: opts.api ?? ctx.env.PORTCULLIS_API ?? DEFAULT_API,
+        token: opts.token ?? ctx.env.PORTCULLIS_API_TOKEN,
+        actor: ctx.actor,
+        reason: opts.reason,
+        timeoutMs: 30 * 60_000,
+      });
+      let last = '';
+      const timer = setInterval(() => {
+        void client
+          .get<Status>('/bundles')
+          .then((s) => {
+            const line = progressLine(s.progress);
+            if (line && line !== last && !opts.json) ctx.io.err(`\r${line.padEnd(last.length)}`);
+            last = line || last;
+          })
+          .catch(() => undefined);
+      }, 250);
+      try {
+        const r = await long.post<BundleResult>('/bundles/update', {});
+        if (last) ctx.io.err('\n');
+        ctx.io.out(opts.json ? `${JSON.stringify(r, null, 2)}\n` : resultText(r));
+      } finally {
+        clearInterval(timer);
+      }
     });
-    let last = '';
-    const timer = setInterval(() => {
-      void client
-        .get<Status>('/bundles')
-        .then((s) => {
-          const line = progressLine(s.progress);
-          if (line && line !== last && !opts.json) ctx.io.err(`\r${line.padEnd(last.length)}`);
-          last = line || last;
-        })
-        .catch(() => undefined);
-    }, 250);
-    try {
-      const r = await long.post<BundleResult>('/bundles/update', {});
-      if (last) ctx.io.err('\n');
-      ctx.io.out(opts.json ? `${JSON.stringify(r, null, 2)}\n` : resultText(r));
-    } finally {
-      clearInterval(timer);
-    }
-  });
 
   apiCommand(
     bundle,
