@@ -134,12 +134,25 @@ export interface App {
  * @throws CONFIG_INVALID for a config it cannot wire (a malformed DHCP range; queue
  *   kind `auto` without `deps.queueKind`).
  */
+/** Seconds of a lease time in the config's syntax (`10m`, `1h`). */
+function leaseSeconds(text: string): number {
+  const n = Number(text.slice(0, -1));
+  return text.endsWith('h') ? n * 3600 : n * 60;
+}
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { log, store, events } = deps;
   const now = deps.now ?? systemClock;
   const registry = new Registry();
   collectProcessMetrics(registry);
-  const unassigned = config.dhcp.unassignedRange ? parseIpv4Range(config.dhcp.unassignedRange) : undefined;
+  // the pool, and how many unknown MACs a port may use at a time: each keeps its place for a lease time
+  const unassigned = config.dhcp.unassignedRange
+    ? {
+        ...parseIpv4Range(config.dhcp.unassignedRange),
+        ...(config.dhcp.unknownPerPort !== undefined ? { perPort: config.dhcp.unknownPerPort } : {}),
+        holdSeconds: leaseSeconds(config.dhcp.unassignedLeaseTime ?? '10m'),
+      }
+    : undefined;
 
   // bundle lists: read by start(), handed to the compiler as the same object until replaced
   let lists: { readonly deny?: PrefixGroups } = {};

@@ -122,6 +122,12 @@ export const Config = Type.Object(
         ),
         /** Lease time in the unassigned pool, dnsmasq syntax (at least 2m). Default 10m. */
         unassignedLeaseTime: Type.Optional(Type.String({ pattern: '^\\d+[mh]$' })),
+        /**
+         * Unknown devices (MACs no VM has) a guest port may have at a time, 1-1000: a
+         * guest inventing MACs holds at most this many leases of the pool. The ports
+         * without a VM share one such allowance. Default 4.
+         */
+        unknownPerPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
       },
       { additionalProperties: false },
     ),

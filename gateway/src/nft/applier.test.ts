@@ -8,7 +8,7 @@ import { NftApplier, diffPacked, incrementalCommands, skeletonDiff } from './app
 import { nftJsonPieces, toNftJson, type NftBackend } from './backend.js';
 import type { NftGeneration } from './generation.js';
 import type { NftCommand } from './types.js';
-import type { Ruleset } from './types.js';
+import type { Ruleset, TextTable } from './types.js';
 
 const network = {
   lan: { iface: 'lan0', ipv4: '10.20.0.1', prefix: 24 },
@@ -23,13 +23,15 @@ const makePolicy = (): Policy => kidAndWork();
 class FakeBackend implements NftBackend {
   readonly kind = 'nft-cli' as const;
   readonly batches: NftCommand[][] = [];
+  readonly texts: string[] = [];
   fail = false;
   async run(commands: readonly NftCommand[]): Promise<string> {
     if (this.fail) throw new Error('rejected');
     this.batches.push([...commands]);
     return '';
   }
-  async runText(): Promise<string> {
+  async runText(text: string): Promise<string> {
+    this.texts.push(text);
     return '';
   }
   close(): void {}
@@ -337,24 +339,32 @@ describe('nftJsonPieces', () => {
 /** The objects of a ruleset's tables (`inet portcullis` and the others) as nft lists them. */
 function listed(rs: Ruleset, kernel = false): Array<Record<string, Record<string, unknown>>> {
   const parts = [{ family: 'inet', name: 'portcullis', ...rs }, ...(rs.tables ?? [])];
-  return parts.flatMap(({ family, name: table, counters, sets, chains }) => {
-    const t = { family, table };
-    return [
-      { table: { family, name: table, ...(kernel ? { handle: 1 } : {}) } },
-      ...counters.map((name) => ({ counter: { ...t, name, ...(kernel ? { packets: 0, bytes: 0 } : {}) } })),
-      ...sets.map((s) => ({
-        [s.map ? 'map' : 'set']: {
-          ...t,
-          name: s.name,
-          ...(kernel && s.dynamic ? {} : { elem: [...s.elements] }),
-        },
-      })),
-      ...chains.map((c) => ({ chain: { ...t, name: c.name } })),
-      ...chains.flatMap((c) =>
-        c.rules.map((expr) => ({ rule: { ...t, chain: c.name, ...(kernel ? { expr } : {}) } })),
-      ),
-    ];
-  });
+  return parts
+    .flatMap(({ family, name: table, counters, sets, chains }) => {
+      const t = { family, table };
+      return [
+        { table: { family, name: table, ...(kernel ? { handle: 1 } : {}) } },
+        ...counters.map((name) => ({ counter: { ...t, name, ...(kernel ? { packets: 0, bytes: 0 } : {}) } })),
+        ...sets.map((s) => ({
+          [s.map ? 'map' : 'set']: {
+            ...t,
+            name: s.name,
+            ...(kernel && s.dynamic ? {} : { elem: [...s.elements] }),
+          },
+        })),
+        ...chains.map((c) => ({ chain: { ...t, name: c.name } })),
+        ...chains.flatMap((c) =>
+          c.rules.map((expr) => ({ rule: { ...t, chain: c.name, ...(kernel ? { expr } : {}) } })),
+        ),
+      ];
+    })
+    .concat(
+      // the text tables: their table and counters (what a drift check looks for)
+      (rs.textTables ?? []).flatMap(({ family, name, counters }) => [
+        { table: { family, name } },
+        ...counters.map((c) => ({ counter: { family, table: name, name: c } })),
+      ]),
+    );
 }
 
 class FakeKernel implements NftBackend, NftGeneration {
@@ -367,6 +377,11 @@ class FakeKernel implements NftBackend, NftGeneration {
     return '';
   }
   async runText(text: string, options: { terse?: boolean } = {}): Promise<string> {
+    // a text table's transaction (`add table …; delete table …; table … { }`)
+    if (text.startsWith('add table')) {
+      this.generation++;
+      return '';
+    }
     this.listings.push(text);
     const only = /^list (?:set|map) inet portcullis (\S+)$/.exec(text)?.[1];
     const objects = only
@@ -417,6 +432,49 @@ describe('NftApplier: the guest bridge table', () => {
     const ruled = { ...moved, vms: [{ ...moved.vms[0]!, rules: [] }, moved.vms[1]!] };
     await a.apply(compile({ policy: ruled, network, now }));
     expect(touches(b.batches.at(-1)!, 'bridge')).toBe(false);
+  });
+});
+
+describe('NftApplier: text tables', () => {
+  const table = (body: string): TextTable => ({ family: 'bridge', name: 'portcullis_x', counters: [], body });
+  const with_ = (rs: Ruleset, ...textTables: TextTable[]): Ruleset => ({ ...rs, textTables });
+
+  it('replaces a text table in a transaction of its own after the JSON one, and again only when it changed or on a full apply', async () => {
+    const b = new FakeBackend();
+    const a = new NftApplier(b);
+    const rs = compile({ policy: makePolicy(), network, now });
+    await a.apply(with_(rs, table('counter c { }')));
+    expect(b.batches).toHaveLength(1);
+    expect(b.texts).toEqual([
+      'add table bridge portcullis_x\ndelete table bridge portcullis_x\ntable bridge portcullis_x {\ncounter c { }\n}\n',
+    ]);
+    await a.apply(with_(rs, table('counter c { }')));
+    expect(b.texts).toHaveLength(1);
+    await a.apply(with_(rs, table('counter d { }')));
+    expect(b.texts.at(-1)).toContain('counter d { }');
+    await a.apply(with_(rs, table('counter d { }')), { full: true });
+    expect(b.texts).toHaveLength(3);
+    // gone from the ruleset: deleted
+    await a.apply(with_(rs));
+    expect(b.texts.at(-1)).toBe('add table bridge portcullis_x\ndelete table bridge portcullis_x\n');
+  });
+
+  it('finds a missing text table or counter as drift', () => {
+    const rs = with_(compile({ policy: makePolicy(), network, now }), { ...table(''), counters: ['c'] });
+    const objects = listed(rs);
+    expect(skeletonDiff(rs, objects)).toBeUndefined();
+    expect(
+      skeletonDiff(
+        rs,
+        objects.filter((o) => !('counter' in o && o.counter!.name === 'c')),
+      ),
+    ).toBe('counter bridge:c is missing');
+    expect(
+      skeletonDiff(
+        rs,
+        objects.filter((o) => !('table' in o && o.table!.name === 'portcullis_x')),
+      ),
+    ).toBe('table bridge portcullis_x is missing');
   });
 });
 

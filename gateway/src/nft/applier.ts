@@ -17,6 +17,7 @@ import type {
   SetSpec,
   TableRef,
   TableSpec,
+  TextTable,
 } from './types.js';
 import { systemClock, type Clock } from '../clock.js';
 
@@ -124,6 +125,8 @@ export class NftApplier {
   /** Check a ruleset against the kernel without changing anything (nft's dry run). */
   async check(next: Ruleset): Promise<void> {
     await this.#backend.run(this.#fullCommands(next), { dryRun: true });
+    const text = textTableScript([], next.textTables ?? [], true);
+    if (text !== '') await this.#backend.runText(text, { dryRun: true });
   }
 
   /** Apply `next`: incrementally when possible, else as a full replace. Atomic either way. */
@@ -142,11 +145,14 @@ export class NftApplier {
     }
     const count = commands.length;
     const bulk = this.#bulk !== undefined && countElements(commands) > this.#bulkElements;
-    if (commands.length > 0) {
+    const text = textTableScript(prev?.textTables ?? [], next.textTables ?? [], kind === 'full');
+    if (commands.length > 0 || text !== '') {
       this.#applying++;
       this.#applyEpoch++;
       try {
-        await this.#commit(bulk ? this.#bulk! : this.#backend, commands, kind === 'full');
+        if (commands.length > 0)
+          await this.#commit(bulk ? this.#bulk! : this.#backend, commands, kind === 'full');
+        if (text !== '') await this.#commit(this.#backend, text, false);
         this.#reference = undefined;
       } finally {
         this.#applying--;
@@ -302,9 +308,10 @@ export class NftApplier {
    * Run one transaction of ours, noting the generation it made: when exactly one
    * transaction was committed between the reads around it, that one was ours.
    */
-  async #commit(backend: NftBackend, commands: readonly NftCommand[], full: boolean): Promise<void> {
+  async #commit(backend: NftBackend, commands: readonly NftCommand[] | string, full: boolean): Promise<void> {
     const before = this.#readGeneration();
-    await backend.run(commands);
+    if (typeof commands === 'string') await backend.runText(commands);
+    else await backend.run(commands);
     const after = this.#readGeneration();
     if (before === undefined || after === undefined || after !== before + 1) return;
     // a full replace leaves nothing of what was there before: the table is ours whatever happened
@@ -405,7 +412,11 @@ interface ListedObject {
 /** The families of the service's tables: `inet portcullis` and the other families' `portcullis`. */
 const OWN_FAMILIES: ReadonlySet<string> = new Set<Family>([FAMILY, 'bridge']);
 
-/** The objects of the service's tables (`portcullis` of `inet` and `bridge`) in an nft JSON listing. */
+/** Whether a table name is the service's: `portcullis`, or `portcullis_<part>` (text tables). */
+const ownTable = (name: string | undefined): boolean =>
+  name !== undefined && (name === TABLE || name.startsWith(`${TABLE}_`));
+
+/** The objects of the service's tables (`portcullis…` of `inet` and `bridge`) in an nft JSON listing. */
 function tableObjects(json: string): Array<Record<string, ListedObject>> {
   if (json.trim() === '') return [];
   const doc = JSON.parse(json) as { nftables?: Array<Record<string, ListedObject>> };
@@ -414,9 +425,32 @@ function tableObjects(json: string): Array<Record<string, ListedObject>> {
     return (
       v?.family !== undefined &&
       OWN_FAMILIES.has(v.family) &&
-      (v.table === TABLE || ('table' in o && v.name === TABLE))
+      (ownTable(v.table) || ('table' in o && ownTable(v.name)))
     );
   });
+}
+
+/**
+ * The nft text that turns the text tables `prev` into `next` (one transaction): each
+ * table of `next` that is new or changed (every one when `all`) replaced whole, each
+ * one gone deleted. Empty when there is nothing to do.
+ */
+export function textTableScript(
+  prev: readonly TextTable[],
+  next: readonly TextTable[],
+  all: boolean,
+): string {
+  const key = (t: TextTable): string => `${t.family} ${t.name}`;
+  const before = new Map(prev.map((t) => [key(t), t]));
+  const after = new Set(next.map(key));
+  const lines: string[] = [];
+  for (const t of prev) if (!after.has(key(t))) lines.push(`add table ${key(t)}`, `delete table ${key(t)}`);
+  for (const t of next) {
+    const p = before.get(key(t));
+    if (!all && p !== undefined && p.body === t.body) continue;
+    lines.push(`add table ${key(t)}`, `delete table ${key(t)}`, `table ${key(t)} {`, t.body, '}');
+  }
+  return lines.length === 0 ? '' : lines.join('\n') + '\n';
 }
 
 /**
@@ -462,6 +496,11 @@ export function skeletonDiff(
     }
     for (const name of part.counters)
       if (!named.has(`counter ${at(family, name)}`)) return `counter ${at(family, name)} is missing`;
+  }
+  for (const t of ruleset.textTables ?? []) {
+    if (!named.has(`table ${at(t.family, t.name)}`)) return `table ${t.family} ${t.name} is missing`;
+    for (const name of t.counters)
+      if (!named.has(`counter ${at(t.family, name)}`)) return `counter ${at(t.family, name)} is missing`;
   }
   for (const [, name] of IDENTITY) {
     const want = ruleset.sets.find((s) => s.name === name)?.elements.length;

@@ -3,6 +3,7 @@ import { Counter as PromCounter, Gauge, Histogram } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { CompileCache, compile, type PrefixGroups } from '../policy/compile.js';
+import type { UnassignedPool } from '../policy/compile/ports.js';
 import type { Policy } from '../policy/model.js';
 import type { GatewayNetwork } from '../policy/network.js';
 import { windowsByVm } from '../policy/schedule.js';
@@ -37,8 +38,8 @@ export interface NftSyncOptions {
   };
   /** VMs whose daily budget is spent, blocked until the daily reset. */
   readonly budgetBlocked?: () => ReadonlyMap<string, Date>;
-  /** The DHCP pool of unknown devices. */
-  readonly unassigned?: { readonly from: string; readonly to: string };
+  /** The DHCP pool of unknown devices, and how many a port may have at a time. */
+  readonly unassigned?: UnassignedPool;
   /** Called after a drift was found and repaired. */
   readonly onDrift?: (what: string) => void;
 }

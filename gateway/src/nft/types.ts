@@ -210,6 +210,22 @@ export interface Ruleset {
    * in the same transaction, whenever it changed.
    */
   readonly tables?: readonly TableSpec[];
+  /**
+   * Tables in nft's text syntax, for what nft 1.0.6's JSON cannot say (sets keyed by
+   * `typeof` of raw payloads). Each is replaced whole, in a transaction of its own right
+   * after the JSON one, when it changed or the JSON table was replaced.
+   */
+  readonly textTables?: readonly TextTable[];
+}
+
+/** A small table given in nft's text syntax (see `Ruleset.textTables`). */
+export interface TextTable {
+  readonly family: Exclude<Family, 'inet'>;
+  readonly name: string;
+  /** Its named counters (declared in `body` too): what a drift check looks for. */
+  readonly counters: readonly string[];
+  /** What goes between `table <family> <name> {` and `}`: sets, counters, chains. */
+  readonly body: string;
 }
 
 /** A table of another family than `inet`, with its own counters, sets and chains. */

@@ -88,6 +88,50 @@ describe('compile', () => {
     expect(text(build().tables![0]!.chains[0]!.rules.at(-2))).toContain('{"set":["0.0.0.0"]}');
   });
 
+  it('lets a port have a few unknown MACs at a time: one set a port of a VM, one for the other ports', () => {
+    const p = makePolicy();
+    p.vms[0] = { ...p.vms[0]!, port: 'g-kid' };
+    const rs = build({
+      policy: p,
+      unassigned: { from: '10.20.0.200', to: '10.20.0.249', perPort: 3, holdSeconds: 300 },
+    });
+    const bridge = rs.tables!.find((t) => t.family === 'bridge')!;
+    const unknown = bridge.sets.filter((s) => s.name.startsWith('unknown_'));
+    expect(unknown.map((s) => [s.name, s.size, s.dynamic])).toEqual([
+      ['unknown_1', 3, true],
+      ['unknown_other', 3, true],
+    ]);
+    expect(bridge.sets.find((s) => s.name === 'port_unknown')!.elements).toEqual([
+      ['g-kid', { jump: { target: 'unknown_1' } }],
+    ]);
+    // a MAC is kept while it sends, and for the hold time after; a new one beyond the size is dropped
+    const kid = bridge.chains.find((c) => c.name === 'unknown_1')!;
+    expect(text(kid.rules[0])).toContain('"op":"update"');
+    expect(text(kid.rules[0])).toContain('"timeout":300');
+    expect(text(kid.rules[1])).toBe('[{"counter":"unknown_mac_limited"},{"drop":null}]');
+    // registered MACs never count: only frames from MACs no VM has go there
+    const ports = text(bridge.chains.find((c) => c.name === 'ports')!.rules);
+    expect(ports).toContain(
+      '"right":"@macs"}},{"vmap":{"key":{"meta":{"key":"iifname"}},"data":"@port_unknown"}}',
+    );
+    expect(ports).toContain('"right":"@ports"}},{"jump":{"target":"unknown_other"}}');
+    // the defaults: 4 a port, 10 minutes
+    const plain = build({ unassigned: { from: '10.20.0.200', to: '10.20.0.249' } }).tables![0]!;
+    expect(plain.sets.find((s) => s.name === 'unknown_other')!.size).toBe(4);
+    expect(text(plain.chains.find((c) => c.name === 'unknown_other')!.rules[0])).toContain('"timeout":600');
+  });
+
+  it("drops DHCP whose client hardware address is not the frame's source MAC (a text table)", () => {
+    const [dhcp] = build().textTables!;
+    expect(dhcp).toMatchObject({ family: 'bridge', name: 'portcullis_dhcp', counters: ['chaddr_dropped'] });
+    // after the ports chain; chaddr is 36 bytes into UDP (8 of UDP, 28 of BOOTP)
+    expect(dhcp!.body).toContain('hook prerouting priority -299');
+    expect(dhcp!.body).toContain('udp dport 67 update @self { @ll,48,48 . @ll,48,48 }');
+    expect(dhcp!.body).toContain(
+      'udp dport 67 @ll,48,48 . @th,288,48 != @self counter name chaddr_dropped drop',
+    );
+  });
+
   it('checks anti-spoofing at priority raw, before anything else, and drops unknown MACs', () => {
     const anti = build().chains.find((c) => c.name === 'antispoof')!;
     expect(anti.base).toEqual({ type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' });

@@ -1,7 +1,7 @@
 import { VM_DROP_REASONS, vmChain, vmCounter, vmCounterIn, vmDropCounter } from '../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
-import { compilePorts, portIds, vmMark } from './compile/ports.js';
+import { compilePorts, dhcpChaddrTable, portIds, vmMark, type UnassignedPool } from './compile/ports.js';
 import { compileShared } from './compile/shared.js';
 import { compileVm, vmKey, type VmOutput } from './compile/vm.js';
 import { fingerprint } from './fingerprint.js';
@@ -60,8 +60,11 @@ export interface CompileInput {
   };
   /** Per-service windows of each VM's schedules, by VM name (see schedule.ts). */
   readonly serviceWindows?: ReadonlyMap<string, readonly ServiceWindows[]>;
-  /** Addresses DHCP hands to unknown MACs: they may reach DHCP, DNS and the block page only. */
-  readonly unassigned?: { readonly from: string; readonly to: string };
+  /**
+   * Addresses DHCP hands to unknown MACs: they may reach DHCP, DNS and the block page
+   * only; and how many unknown MACs a port may use at a time.
+   */
+  readonly unassigned?: UnassignedPool;
   /** VMs whose daily time budget is spent, blocked until the instant given (the daily reset). */
   readonly budgetBlocked?: ReadonlyMap<string, Date>;
   /**
@@ -72,6 +75,9 @@ export interface CompileInput {
    */
   readonly cache?: CompileCache;
 }
+
+/** The guest bridge's DHCP check: the same for every policy. */
+const DHCP_CHADDR = dhcpChaddrTable();
 
 /**
  * Memo of `compile` across calls (NftSync keeps one): each VM's chains, sets and
@@ -262,5 +268,5 @@ export function compile(spec: CompileInput): Ruleset {
   }
   cache?.end();
 
-  return { counters, sets, chains, tables: [identity.ports] };
+  return { counters, sets, chains, tables: [identity.ports], textTables: [DHCP_CHADDR] };
 }

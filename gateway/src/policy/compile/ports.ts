@@ -1,6 +1,6 @@
 import { portMark } from '../../nft/marks.js';
 import { TABLE } from '../../nft/names.js';
-import type { NftValue, SetSpec, TableSpec } from '../../nft/types.js';
+import type { NftStatement, NftValue, SetSpec, TableSpec, TextTable } from '../../nft/types.js';
 import { PRIO } from '../../nft/types.js';
 import type { Vm } from '../model.js';
 import { normaliseMac } from '../net.js';
@@ -27,7 +27,13 @@ import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
  *   (another guest's address, the appliance's, any other) is dropped and counted
  *   (`arp_dropped`). The sender MAC on a VM's own port is left to the layers behind:
  *   the service pins the VM's neighbour entry (`nud permanent`) and its bridge entry
- *   (static, sticky), and the inet table drops IPv4 of a MAC that is not the port's VM's.
+ *   (static, sticky), and the inet table drops IPv4 of a MAC that is not the port's VM's;
+ * - caps the unknown devices of a port: frames from MACs no VM has are let through for
+ *   at most `perPort` such MACs a port at a time (a dynamic set per port of a VM, of that
+ *   size; the ports without a VM share one), each kept while it sends and for the
+ *   unknown-device lease time after (`unknown_mac_limited`). With the DHCP check
+ *   ({@link dhcpChaddrTable}: a DHCP client's hardware address must be the frame's
+ *   source MAC) a guest inventing MACs holds at most `perPort` leases of the pool.
  *
  * The bridge hooks see every bridge of the security VM; the guest bridge is its only one.
  * Pure.
@@ -49,11 +55,23 @@ export function vmMark(vm: Vm, ids: ReadonlyMap<string, number>): NftValue {
   return id === undefined ? { range: [0, 0xffffffff] } : portMark(id);
 }
 
+/** The unknown devices (MACs no VM has) a port may have at a time, when not configured. */
+export const UNKNOWN_PER_PORT = 4;
+/** How long an unknown MAC keeps its place after its last frame, s, when not configured (10 min: the pool's lease). */
+export const UNKNOWN_HOLD_SECONDS = 600;
+
+/** The DHCP pool of unknown devices, and how many of them a port may have. */
+export interface UnassignedPool {
+  readonly from: string;
+  readonly to: string;
+  /** Unknown MACs a port may use at a time, 1-1000. Default {@link UNKNOWN_PER_PORT}. */
+  readonly perPort?: number;
+  /** Seconds an unknown MAC keeps its place after its last frame (the pool's lease time). Default 600. */
+  readonly holdSeconds?: number;
+}
+
 /** The guest bridge's table for `vms` (sorted by name), `unassigned` the DHCP pool of unknown devices. */
-export function compilePorts(
-  vms: readonly Vm[],
-  unassigned: { readonly from: string; readonly to: string } | undefined,
-): TableSpec {
+export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | undefined): TableSpec {
   const ids = portIds(vms);
   const ported = vms.filter((vm) => vm.port !== undefined);
   const portless = vms.filter((vm) => vm.port === undefined);
@@ -114,6 +132,31 @@ export function compilePorts(
       comment: 'registered MACs',
     },
   ];
+  // unknown devices: a set of the MACs in use per port of a VM, one for all other
+  // ports; full, a new MAC is dropped (the failed update breaks the rule)
+  const perPort = unassigned?.perPort ?? UNKNOWN_PER_PORT;
+  const hold = unassigned?.holdSeconds ?? UNKNOWN_HOLD_SECONDS;
+  const unknownChains = [...ported.map((vm) => `unknown_${ids.get(vm.name)!}`), 'unknown_other'];
+  for (const name of unknownChains)
+    sets.push({
+      name,
+      type: 'ether_addr',
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      size: perPort,
+      comment: `unknown MACs in use on ${name === 'unknown_other' ? 'the ports without a VM' : 'a port'}`,
+    });
+  sets.push({
+    name: 'port_unknown',
+    type: 'ifname',
+    map: 'verdict',
+    flags: [],
+    elements: ported.map(
+      (vm) => [vm.port!, { jump: { target: `unknown_${ids.get(vm.name)!}` } }] as unknown as NftValue,
+    ),
+    comment: "port → its unknown devices' chain",
+  });
   const pool: NftValue[] = ['0.0.0.0'];
   if (unassigned) pool.push({ range: [unassigned.from, unassigned.to] });
   const ether = (field: string): NftValue => payload('ether', field);
@@ -125,6 +168,12 @@ export function compilePorts(
       m({ concat: [meta('iifname'), ether('saddr')] }, '@port_macs', '!='),
       counter('port_mac_dropped'),
       DROP,
+    ],
+    [m(ether('saddr'), '@macs', '!='), { vmap: { key: meta('iifname'), data: '@port_unknown' } }],
+    [
+      m(ether('saddr'), '@macs', '!='),
+      m(meta('iifname'), '@ports', '!='),
+      { jump: { target: 'unknown_other' } },
     ],
     [{ mangle: { key: meta('mark'), value: { map: { key: meta('iifname'), data: '@port_marks' } } } }],
     [m(ether('type'), 'arp', '!='), ACCEPT],
@@ -142,7 +191,7 @@ export function compilePorts(
   return {
     family: 'bridge',
     name: TABLE,
-    counters: ['vlan_dropped', 'port_mac_dropped', 'arp_dropped'],
+    counters: ['vlan_dropped', 'port_mac_dropped', 'arp_dropped', 'unknown_mac_limited'],
     sets,
     chains: [
       {
@@ -150,6 +199,48 @@ export function compilePorts(
         base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' },
         rules,
       },
+      ...unknownChains.map((name) => ({
+        name,
+        rules: [
+          [
+            {
+              set: { op: 'update', elem: { elem: { val: ether('saddr'), timeout: hold } }, set: `@${name}` },
+            },
+            { return: null },
+          ] as NftStatement[],
+          [counter('unknown_mac_limited'), DROP],
+        ],
+      })),
     ],
+  };
+}
+
+/**
+ * The DHCP check of the guest bridge, a table of its own (`bridge portcullis_dhcp`) in
+ * nft's text syntax: nft 1.0.6's JSON cannot declare a set keyed by raw payloads
+ * (`typeof`). dnsmasq leases by the client hardware address inside DHCP (BOOTP
+ * `chaddr`, at offset 28 of the UDP payload), which no MAC check sees; here a DHCP
+ * request (udp/67) whose `chaddr` is not the frame's source MAC is dropped and counted
+ * (`chaddr_dropped`), at the bridge's prerouting just after the ports chain. The
+ * equality of two fields is a lookup: the frame's `source . source` goes into a
+ * short-lived set, then `source . chaddr` must be in it. Independent of the policy.
+ */
+export function dhcpChaddrTable(): TextTable {
+  // 36 bytes into the transport header: 8 of UDP, 28 of BOOTP before chaddr
+  const src = '@ll,48,48';
+  const chaddr = '@th,288,48';
+  return {
+    family: 'bridge',
+    name: `${TABLE}_dhcp`,
+    counters: ['chaddr_dropped'],
+    body: [
+      `set self { typeof ${src} . ${chaddr}; size 65536; flags timeout; timeout 5s; }`,
+      'counter chaddr_dropped { }',
+      'chain dhcp {',
+      `  type filter hook prerouting priority ${PRIO.raw + 1}; policy accept;`,
+      `  udp dport 67 update @self { ${src} . ${src} }`,
+      `  udp dport 67 ${src} . ${chaddr} != @self counter name chaddr_dropped drop`,
+      '}',
+    ].join('\n'),
   };
 }
