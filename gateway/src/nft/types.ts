@@ -67,7 +67,7 @@ export type NftStatement =
     }
   | { log: { prefix?: string; group?: number } }
   | { notrack: null }
-  | { set: { op: 'add' | 'update' | 'delete'; elem: NftValue; set: string } };
+  | { set: { op: 'add' | 'update' | 'delete'; elem: NftValue; set: string; stmt?: NftStatement[] } };
 
 export interface TableObj extends TableRef {
   readonly handle?: number;

@@ -132,6 +132,24 @@ describe('compile', () => {
     );
   });
 
+  it('cuts a UDP DNS flood per guest address in the kernel, before an established flow is let in', () => {
+    const input = build()
+      .chains.find((c) => c.name === 'input')!
+      .rules.map((r) => text(r));
+    const flood = input.findIndex((r) => r.includes('dns_flood_dropped'));
+    expect(flood).toBe(1);
+    expect(input[flood]).toContain('"set":"@dns_flood4"');
+    expect(input[flood]).toContain('{"limit":{"rate":600,"per":"second","burst":600,"inv":true}}');
+    expect(input[2]).toContain('"established","related"');
+    // configurable; 0 turns it off
+    const rate = (dnsFloodRate: number): string[] =>
+      build({ network: { ...network, dnsFloodRate } })
+        .chains.find((c) => c.name === 'input')!
+        .rules.map((r) => text(r));
+    expect(rate(1000).join()).toContain('"rate":1000');
+    expect(rate(0).join()).not.toContain('dns_flood');
+  });
+
   it('checks anti-spoofing at priority raw, before anything else, and drops unknown MACs', () => {
     const anti = build().chains.find((c) => c.name === 'antispoof')!;
     expect(anti.base).toEqual({ type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' });

@@ -26,7 +26,17 @@ export const GatewayNetwork = Type.Object(
     ),
     /** TCP port of the block page on the LAN address; 0 disables it. Default 80. */
     blockPagePort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /**
+     * UDP DNS packets a second one guest address may send to the appliance; the rest
+     * are dropped in the kernel (`dns_flood_dropped`) before the DNS filter reads them.
+     * 0: no kernel limit. Default {@link DNS_FLOOD_RATE} (twice the DNS filter's own
+     * per-client rate, `dns.limits.queriesPerSecond` 300, which cuts below it).
+     */
+    dnsFloodRate: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   },
   { additionalProperties: false },
 );
 export type GatewayNetwork = Static<typeof GatewayNetwork>;
+
+/** UDP DNS packets a second a guest address may send before the kernel drops them, by default. */
+export const DNS_FLOOD_RATE = 600;

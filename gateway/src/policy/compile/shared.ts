@@ -3,6 +3,7 @@ import { IPS_BLOCK4, IPS_BLOCK6, IPS_VMBLOCK4, IPS_VMBLOCK6 } from '../../nft/na
 import type { ChainSpec, NftStatement, NftValue, SetSpec } from '../../nft/types.js';
 import { PRIO } from '../../nft/types.js';
 import type { CompileInput } from '../compile.js';
+import { DNS_FLOOD_RATE } from '../network.js';
 import { groupByPrefix, maskV4, maskV6, normaliseIntervals } from '../intervals.js';
 import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
 
@@ -184,8 +185,43 @@ export function compileShared(spec: CompileInput): SharedOutput {
   });
 
   // --- input: guests reach only DHCP, DNS (and the block page) ------------------------
-  const input: NftStatement[][] = [
-    [m(meta('iif'), 'lo'), ACCEPT],
+  const input: NftStatement[][] = [[m(meta('iif'), 'lo'), ACCEPT]];
+  // a UDP DNS flood from one guest is cut here, before the DNS filter reads a datagram
+  // of it (and before an established flow is let through): a bucket per source address
+  // (anti-spoofing has checked it), kept a minute after its last packet
+  const floodRate = network.dnsFloodRate ?? DNS_FLOOD_RATE;
+  if (floodRate > 0) {
+    const families: Array<['ip' | 'ip6', string]> = [['ip', 'ipv4_addr']];
+    if (policy.ipv6) families.push(['ip6', 'ipv6_addr']);
+    for (const [family, type] of families) {
+      const name = `dns_flood${family === 'ip' ? 4 : 6}`;
+      sets.push({
+        name,
+        type,
+        flags: ['timeout'],
+        elements: [],
+        dynamic: true,
+        size: 65536,
+        comment: 'UDP DNS rate per guest address',
+      });
+      input.push([
+        m(meta('iifname'), lan),
+        m(payload('udp', 'dport'), 53),
+        {
+          set: {
+            op: 'update',
+            elem: { elem: { val: payload(family, 'saddr'), timeout: 60 } },
+            set: `@${name}`,
+            stmt: [{ limit: { rate: floodRate, per: 'second', burst: floodRate, inv: true } }],
+          },
+        },
+        counter('dns_flood_dropped'),
+        DROP,
+      ]);
+    }
+    counters.push('dns_flood_dropped');
+  }
+  input.push(
     [m({ ct: { key: 'state' } }, { set: ['established', 'related'] }), ACCEPT],
     [m({ ct: { key: 'state' } }, 'invalid'), DROP],
     [m(meta('iifname'), lan), m(payload('udp', 'dport'), 67), ACCEPT],
@@ -195,7 +231,7 @@ export function compileShared(spec: CompileInput): SharedOutput {
       m(payload('th', 'dport'), 53),
       ACCEPT,
     ],
-  ];
+  );
   const blockPort = network.blockPagePort ?? 80;
   if (blockPort > 0) input.push([m(meta('iifname'), lan), m(payload('tcp', 'dport'), blockPort), ACCEPT]);
   // HTTPS to a blocked name lands here: refuse it at once instead of letting it time out
