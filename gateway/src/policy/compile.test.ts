@@ -102,7 +102,7 @@ describe('compile', () => {
       ['unknown_other', 3, true],
     ]);
     expect(bridge.sets.find((s) => s.name === 'port_unknown')!.elements).toEqual([
-      ['g-kid', { jump: { target: 'unknown_1' } }],
+      ['g-kid', { goto: { target: 'unknown_1' } }],
     ]);
     // a MAC is kept while it sends, and for the hold time after; a new one beyond the size is dropped
     const kid = bridge.chains.find((c) => c.name === 'unknown_1')!;
@@ -111,10 +111,10 @@ describe('compile', () => {
     expect(text(kid.rules[1])).toBe('[{"counter":"unknown_mac_limited"},{"drop":null}]');
     // registered MACs never count: only frames from MACs no VM has go there
     const ports = text(bridge.chains.find((c) => c.name === 'ports')!.rules);
-    expect(ports).toContain(
-      '"right":"@macs"}},{"vmap":{"key":{"meta":{"key":"iifname"}},"data":"@port_unknown"}}',
+    expect(ports).toContain('"right":"@macs"}},{"jump":{"target":"unknown"}}');
+    expect(text(bridge.chains.find((c) => c.name === 'unknown')!.rules)).toBe(
+      '[[{"vmap":{"key":{"meta":{"key":"iifname"}},"data":"@port_unknown"}}],[{"goto":{"target":"unknown_other"}}]]',
     );
-    expect(ports).toContain('"right":"@ports"}},{"jump":{"target":"unknown_other"}}');
     // the defaults: 4 a port, 10 minutes
     const plain = build({ unassigned: { from: '10.20.0.200', to: '10.20.0.249' } }).tables![0]!;
     expect(plain.sets.find((s) => s.name === 'unknown_other')!.size).toBe(4);

@@ -153,7 +153,7 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
     map: 'verdict',
     flags: [],
     elements: ported.map(
-      (vm) => [vm.port!, { jump: { target: `unknown_${ids.get(vm.name)!}` } }] as unknown as NftValue,
+      (vm) => [vm.port!, { goto: { target: `unknown_${ids.get(vm.name)!}` } }] as unknown as NftValue,
     ),
     comment: "port → its unknown devices' chain",
   });
@@ -169,12 +169,8 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
       counter('port_mac_dropped'),
       DROP,
     ],
-    [m(ether('saddr'), '@macs', '!='), { vmap: { key: meta('iifname'), data: '@port_unknown' } }],
-    [
-      m(ether('saddr'), '@macs', '!='),
-      m(meta('iifname'), '@ports', '!='),
-      { jump: { target: 'unknown_other' } },
-    ],
+    // one look-up a frame of a registered MAC; the unknown ones go to their port's set
+    [m(ether('saddr'), '@macs', '!='), { jump: { target: 'unknown' } }],
     [{ mangle: { key: meta('mark'), value: { map: { key: meta('iifname'), data: '@port_marks' } } } }],
     [m(ether('type'), 'arp', '!='), ACCEPT],
     [m({ concat: [meta('iifname'), arp('saddr ip')] }, '@port_ips'), ACCEPT],
@@ -198,6 +194,13 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
         name: 'ports',
         base: { type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept' },
         rules,
+      },
+      {
+        name: 'unknown',
+        rules: [
+          [{ vmap: { key: meta('iifname'), data: '@port_unknown' } }],
+          [{ goto: { target: 'unknown_other' } }],
+        ],
       },
       ...unknownChains.map((name) => ({
         name,
