@@ -225,7 +225,8 @@ describe('packet captures in the lab', { timeout: 120_000 }, () => {
     }
 
     const c = await start({ alertId: alert!.id, seconds: 4 });
-    expect(c.filter).toBe(`ether host ${kid.mac} and host ${kid.ipv4} and host ${web}`);
+    // the alert log has the flow's protocol and the web server's port
+    expect(c.filter).toBe(`ether host ${kid.mac} and host ${kid.ipv4} and host ${web} and tcp and port 80`);
     // the whole kid at the same time: the control that its other traffic was there
     const all = await start({ vm: 'kid', seconds: 4 });
     expect((await curl('kid', `http://${web}/ALERTME-again`)).ok).toBe(true);

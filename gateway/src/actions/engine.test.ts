@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ActionEngine, alertFacts, type AlertFacts, type Decision } from './engine.js';
+import { ActionEngine, alertFacts, withFlowTuple, type AlertFacts, type Decision } from './engine.js';
 import type { AlertActions } from './model.js';
 import { parseEveLine } from '../suricata/eve/parse.js';
 import { LeaseTable, vmForEvent } from '../suricata/eve/leases.js';
@@ -270,5 +270,17 @@ describe('alertFacts', () => {
       severity: 2,
       action: 'allowed',
     });
+  });
+});
+
+describe('withFlowTuple', () => {
+  it("puts the alert's protocol and ports on its record, and leaves the other decisions as they are", () => {
+    const decisions = makeEngine({ block: { maxSeverity: 1, duration: 60 } }).engine.onAlert(makeFacts());
+    const out = withFlowTuple(decisions, { proto: 'TCP', src_port: 40000, dest_port: 80 });
+    expect(out[0]).toEqual({ ...decisions[0], proto: 'TCP', srcPort: 40000, destPort: 80 });
+    expect(out.slice(1)).toEqual(decisions.slice(1));
+    expect(out.length).toBeGreaterThan(1);
+    // an ICMP alert has no ports
+    expect(withFlowTuple(decisions, { proto: 'ICMP' })[0]).toEqual({ ...decisions[0], proto: 'ICMP' });
   });
 });

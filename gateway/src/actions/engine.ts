@@ -60,6 +60,34 @@ export interface RecordDecision {
   readonly dest: string | null;
   readonly remote: string | null;
   readonly flowId: number | null;
+  /**
+   * The flow's protocol and ports as Suricata wrote them (`TCP`, `UDP`, `ICMP`,
+   * `IPv6-ICMP` …), added by {@link withFlowTuple} where the EVE event is at hand (the
+   * IPS), for the alert log and a capture of the alert's flow. The engine leaves them out.
+   */
+  readonly proto?: string;
+  readonly srcPort?: number;
+  readonly destPort?: number;
+}
+
+/**
+ * The decisions for an alert with the alert's protocol and ports on its `record`
+ * (what the engine's facts leave out). Pure; the other decisions are passed as they are.
+ */
+export function withFlowTuple(
+  decisions: readonly Decision[],
+  raw: { readonly proto?: string; readonly src_port?: number; readonly dest_port?: number },
+): Decision[] {
+  return decisions.map((d) =>
+    d.kind !== 'record'
+      ? d
+      : {
+          ...d,
+          ...(raw.proto !== undefined ? { proto: raw.proto } : {}),
+          ...(raw.src_port !== undefined ? { srcPort: raw.src_port } : {}),
+          ...(raw.dest_port !== undefined ? { destPort: raw.dest_port } : {}),
+        },
+  );
 }
 
 /** Block `remote` for `vm` (or for every VM when `global`) until `until`. */

@@ -22,10 +22,10 @@ describe('captureTarget', () => {
     expect(captureTarget({ ...kid, port: undefined }, 'lan0').iface).toBe('lan0');
   });
 
-  it("narrows an alert's flow to both hosts, the protocol and the ports", () => {
-    const flow = { src: '10.20.0.12', dest: '203.0.113.10', proto: 'TCP', srcPort: 40000, destPort: 80 };
+  it("narrows an alert's flow to both hosts, the protocol and the port", () => {
+    const flow = { src: '10.20.0.12', dest: '203.0.113.10', proto: 'TCP', port: 80 };
     expect(captureTarget(kid, 'lan0', flow).filter).toBe(
-      'ether host 52:54:00:aa:00:02 and host 10.20.0.12 and host 203.0.113.10 and tcp and port 40000 and port 80',
+      'ether host 52:54:00:aa:00:02 and host 10.20.0.12 and host 203.0.113.10 and tcp and port 80',
     );
     expect(captureTarget(kid, 'lan0', { src: '2001:db8::1', dest: 'fe80::1' }).filter).toBe(
       'ether host 52:54:00:aa:00:02 and host 2001:db8::1 and host fe80::1',
@@ -46,11 +46,11 @@ describe('captureTarget', () => {
     expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, proto: 'tcp or udp' }))).toBe(
       'REQUEST_INVALID /flow/proto',
     );
-    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, destPort: 70000 }))).toBe(
-      'REQUEST_INVALID /flow/destPort',
+    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, port: 70000 }))).toBe(
+      'REQUEST_INVALID /flow/port',
     );
-    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, srcPort: 1.5 }))).toBe(
-      'REQUEST_INVALID /flow/srcPort',
+    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, port: 1.5 }))).toBe(
+      'REQUEST_INVALID /flow/port',
     );
     expect(codeOf(() => captureTarget({ ...kid, port: 'g-kid;reboot' }, 'lan0'))).toBe(
       'REQUEST_INVALID /iface',
@@ -59,7 +59,7 @@ describe('captureTarget', () => {
       'REQUEST_INVALID /iface',
     );
     // positive control: the same flow, well-formed, passes
-    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, proto: 'udp', destPort: 53 }))).toBeUndefined();
+    expect(codeOf(() => captureTarget(kid, 'lan0', { ...flow, proto: 'udp', port: 53 }))).toBeUndefined();
   });
 });
 

@@ -18,16 +18,14 @@ export interface CaptureVm {
   readonly port?: string | undefined;
 }
 
-/** One flow: both addresses, and the protocol and ports where they are known. */
+/** One flow: both addresses, and the protocol and a port where they are known. */
 export interface CaptureFlow {
   readonly src: string;
   readonly dest: string;
   /** `tcp`, `udp`, `icmp`, `icmp6` or `sctp` (case-insensitive); absent: any. */
   readonly proto?: string | undefined;
-  /** 1 to 65535. */
-  readonly srcPort?: number | undefined;
-  /** 1 to 65535. */
-  readonly destPort?: number | undefined;
+  /** A port on either side (the remote's service port), 1 to 65535; absent: any. */
+  readonly port?: number | undefined;
 }
 
 /** Where and what tcpdump captures. */
@@ -82,7 +80,7 @@ function checkPort(port: number, path: string): number {
 /**
  * Where to capture the VM and with which filter: on the VM's port when it has one,
  * else on `lanIface`, always with `ether host <mac>` (a port also floods other guests'
- * broadcasts); with a flow, also both hosts, the protocol and the ports.
+ * broadcasts); with a flow, also both hosts, the protocol and the port.
  * @throws REQUEST_INVALID for a malformed MAC, interface, address, protocol or port.
  */
 export function captureTarget(vm: CaptureVm, lanIface: string, flow?: CaptureFlow): CaptureTarget {
@@ -99,8 +97,7 @@ export function captureTarget(vm: CaptureVm, lanIface: string, flow?: CaptureFlo
         throw bad('protocol', flow.proto, `give one of ${[...PROTOS].join(', ')}`, '/flow/proto');
       parts.push(proto);
     }
-    if (flow.srcPort !== undefined) parts.push(`port ${checkPort(flow.srcPort, '/flow/srcPort')}`);
-    if (flow.destPort !== undefined) parts.push(`port ${checkPort(flow.destPort, '/flow/destPort')}`);
+    if (flow.port !== undefined) parts.push(`port ${checkPort(flow.port, '/flow/port')}`);
   }
   return { iface, filter: parts.join(' and ') };
 }

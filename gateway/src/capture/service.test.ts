@@ -7,7 +7,7 @@ import { isPortcullisError } from '../errors.js';
 import { emptyPolicy, type Policy } from '../policy/model.js';
 import type { Alert, AuditInput } from '../store/types.js';
 import { FakeTcpdump } from './test-fakes.js';
-import { CaptureService, type CaptureServiceOptions } from './service.js';
+import { alertFlow, CaptureService, type CaptureServiceOptions } from './service.js';
 
 const policy: Policy = {
   ...emptyPolicy(),
@@ -184,6 +184,40 @@ describe('CaptureService', () => {
       state: 'failed',
       reason: 'the service stopped during the capture',
       packets: 3,
+    });
+  });
+});
+
+describe('alertFlow', () => {
+  const base = { ...alert, src: '10.20.0.12', dest: '203.0.113.10' };
+
+  it("takes the remote side's port: the service the VM talked to", () => {
+    const out = alertFlow({ ...base, data: { srcPort: 40000, destPort: 80 } }, '10.20.0.12');
+    expect(out).toEqual({ src: '10.20.0.12', dest: '203.0.113.10', proto: 'tcp', port: 80 });
+    // the remote sent the packet that alerted: its port is the source port
+    const back = alertFlow(
+      { ...base, src: '203.0.113.10', dest: '10.20.0.12', data: { srcPort: 443, destPort: 40000 } },
+      '10.20.0.12',
+    );
+    expect(back.port).toBe(443);
+  });
+
+  it('leaves out what BPF cannot say or the log does not have', () => {
+    expect(
+      alertFlow({ ...base, proto: 'IPv6-ICMP', data: { srcPort: 0, destPort: 0 } }, '10.20.0.12'),
+    ).toEqual({
+      src: '10.20.0.12',
+      dest: '203.0.113.10',
+      proto: 'icmp6',
+    });
+    expect(alertFlow({ ...base, proto: '47' }, '10.20.0.12')).toEqual({
+      src: '10.20.0.12',
+      dest: '203.0.113.10',
+    });
+    expect(alertFlow({ ...base, data: { destPort: 'x' } }, '10.20.0.12')).toEqual({
+      src: '10.20.0.12',
+      dest: '203.0.113.10',
+      proto: 'tcp',
     });
   });
 });

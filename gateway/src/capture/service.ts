@@ -109,6 +109,35 @@ interface Running {
 /** The ends of a capture that are no failure. */
 const NORMAL_ENDS = new Set(['time', 'size', 'stopped']);
 
+/** Suricata's protocol names in BPF's words; others are left out of the filter. */
+const BPF_PROTO: Readonly<Record<string, string>> = {
+  tcp: 'tcp',
+  udp: 'udp',
+  sctp: 'sctp',
+  icmp: 'icmp',
+  'ipv6-icmp': 'icmp6',
+};
+
+/**
+ * The flow of an alert: its two addresses, its protocol, and the remote side's port
+ * (the service the VM talked to: the VM's own port is ephemeral, and a new connection
+ * to the same service, after the alert, gets another). Pure.
+ */
+export function alertFlow(alert: Alert & { src: string; dest: string }, vmAddress: string): CaptureFlow {
+  const proto = alert.proto === undefined ? undefined : BPF_PROTO[alert.proto.toLowerCase()];
+  const data = (alert.data ?? {}) as { srcPort?: unknown; destPort?: unknown };
+  const remotePort =
+    alert.src === vmAddress ? data.destPort : alert.dest === vmAddress ? data.srcPort : undefined;
+  const port =
+    proto && proto !== 'icmp' && proto !== 'icmp6' && typeof remotePort === 'number' ? remotePort : undefined;
+  return {
+    src: alert.src,
+    dest: alert.dest,
+    ...(proto !== undefined ? { proto } : {}),
+    ...(port !== undefined ? { port } : {}),
+  };
+}
+
 const ID = /^[0-9]{8}T[0-9]{6}Z-[a-z][a-z0-9-]{0,30}-[0-9a-f]{6}$/;
 /** tcpdump's line once it captures. */
 const LISTENING = /listening on /;
@@ -388,7 +417,11 @@ export class CaptureService {
       throw new PortcullisError('REQUEST_INVALID', `alert ${alert.id} has no addresses to capture`, {
         path: '/body/alertId',
       });
-    return { vm, alertId: alert.id, flow: { src: alert.src, dest: alert.dest, proto: alert.proto } };
+    return {
+      vm,
+      alertId: alert.id,
+      flow: alertFlow({ ...alert, src: alert.src, dest: alert.dest }, vm.ipv4),
+    };
   }
 
   async #terminate(id: string, reason: string): Promise<void> {

@@ -43,4 +43,14 @@ describe('subscribeAlertLog', () => {
     bus.emit('ips.alert', ALERT);
     expect(store.alerts.recent(10)).toHaveLength(2);
   });
+
+  it("keeps the flow's protocol and ports the IPS adds to an alert", () => {
+    const bus = new EventBus();
+    const off = subscribeAlertLog(bus, store);
+    bus.emit('ips.alert', { ...ALERT, proto: 'TCP', srcPort: 40000, destPort: 80 });
+    const [row] = store.alerts.recent(1);
+    expect(row).toMatchObject({ proto: 'TCP', data: { srcPort: 40000, destPort: 80 } });
+    expect(store.alerts.get(row!.id)).toEqual(row);
+    off();
+  });
 });

@@ -10,11 +10,15 @@ export function alertInput(d: RecordDecision): AlertInput {
     ...(d.vm ? { vm: d.vm } : {}),
     ...(d.src ? { src: d.src } : {}),
     ...(d.dest ? { dest: d.dest } : {}),
+    ...(d.proto ? { proto: d.proto } : {}),
     signatureId: d.sid,
     signature: d.signature,
     category: d.category,
     severity: d.severity,
     action: d.action,
+    ...(d.srcPort !== undefined || d.destPort !== undefined
+      ? { data: { srcPort: d.srcPort, destPort: d.destPort } }
+      : {}),
   };
 }
 

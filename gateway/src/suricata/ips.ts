@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { dispatchDecisions, type Enforcer } from '../actions/dispatch.js';
-import { ActionEngine } from '../actions/engine.js';
+import { ActionEngine, withFlowTuple } from '../actions/engine.js';
 import { DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
 import { ProtectedAddresses } from '../actions/protected.js';
 import type { EventBus } from '../events.js';
@@ -142,7 +142,13 @@ export class IpsService {
     };
     const ingest = new EveIngest({
       handler: (event) =>
-        dispatchDecisions(this.#pipeline.handle(event).decisions, this.#enforcer, options.events, this.#log),
+        dispatchDecisions(
+          // the alert log keeps the flow's protocol and ports (a capture of its flow uses them)
+          withFlowTuple(this.#pipeline.handle(event).decisions, event.raw),
+          this.#enforcer,
+          options.events,
+          this.#log,
+        ),
       log: this.#log.child({ part: 'eve' }),
       metrics,
     });
