@@ -138,6 +138,8 @@ function item(c, ctx) {
         `${when(c.startedAt)} · ${c.seconds} s · `,
         c.state === 'running' ? `${size(c.bytes)} so far` : `${c.packets} packets, ${size(c.bytes)}`,
         c.reason && ` · ${ENDS[c.reason] ?? c.reason}`,
+        // tcpdump did not keep up: the file misses these
+        c.dropped > 0 && ` · ${c.dropped} packets lost (the gateway was too busy)`,
       ),
       h('span', { class: 'rule-meta mono' }, `${c.iface}: ${c.filter}`),
     ),
