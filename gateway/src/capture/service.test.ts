@@ -120,6 +120,14 @@ describe('CaptureService', () => {
     await s.begin({ vm: 'work', seconds: 30 }, 'x');
     expect(await failure(s.begin({ vm: 'kid', seconds: 30 }, 'x'))).toBe('CAPTURE_BUSY');
     expect(spawner.calls).toHaveLength(2);
+    // two requests at the same moment for the last place: one of them gets it
+    await s.remove(s.list()[0]!.id, 'x');
+    const both = await Promise.allSettled([
+      s.begin({ vm: 'kid', seconds: 30 }, 'x'),
+      s.begin({ vm: 'kid', seconds: 30 }, 'x'),
+    ]);
+    expect(both.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(spawner.calls).toHaveLength(3);
     expect(await failure(Promise.resolve().then(() => s.download(s.list()[0]!.id, 'x')))).toBe('CONFLICT');
   });
 

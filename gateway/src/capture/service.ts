@@ -249,12 +249,17 @@ export class CaptureService {
     const bounds = captureBounds(request, this.#limits);
     const { vm, flow, alertId } = this.#resolve(request);
     const target = captureTarget(vm, this.#o.lanIface, flow);
-    if (this.#running.size >= this.#limits.concurrent)
-      throw new PortcullisError(
-        'CAPTURE_BUSY',
-        `${this.#running.size} captures are running, the limit (capture.concurrent); wait for one to end`,
-      );
+    const busy = (): void => {
+      if (this.#running.size >= this.#limits.concurrent)
+        throw new PortcullisError(
+          'CAPTURE_BUSY',
+          `${this.#running.size} captures are running, the limit (capture.concurrent); wait for one to end`,
+        );
+    };
+    busy();
     await this.#prune(this.#limits.keep - 1);
+    // another request may have started one meanwhile: from here to the spawn nothing awaits
+    busy();
     const startedAt = new Date(this.#now());
     const id = `${startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}-${vm.name}-${randomBytes(3).toString('hex')}`;
     const info: CaptureInfo = {
