@@ -11,9 +11,16 @@ export async function capturesView(ctx) {
   const [captures, vms] = await Promise.all([api('GET', '/captures'), api('GET', '/vms')]);
   window.clearTimeout(refreshTimer);
   if (captures.some((c) => c.state === 'running')) {
-    refreshTimer = window.setTimeout(() => {
-      if (window.location.hash.startsWith('#/captures')) void ctx.refresh();
-    }, RUNNING_REFRESH_MS);
+    const tick = () => {
+      if (!window.location.hash.startsWith('#/captures')) return;
+      // a Stop or Delete waiting for its confirmation: redrawing would take it away
+      if (document.querySelector('.captures button.armed')) {
+        refreshTimer = window.setTimeout(tick, RUNNING_REFRESH_MS);
+        return;
+      }
+      void ctx.refresh();
+    };
+    refreshTimer = window.setTimeout(tick, RUNNING_REFRESH_MS);
   }
   return h(
     'div',
