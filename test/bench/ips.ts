@@ -323,6 +323,9 @@ async function main(): Promise<void> {
     });
     api('PATCH', '/api/v1/vms/browse', { profile: 'bench-alert' });
     const blockMs = await alertToBlock('browse', t.internet.hosts['other.test']!);
+    console.error(
+      `bench:ips: alert → block over ${blockMs.length} trials: p50 ${percentile(blockMs, 50).toFixed(1)} ms, p99 ${percentile(blockMs, 99).toFixed(1)} ms, max ${Math.max(...blockMs).toFixed(1)} ms; every trial: ${blockMs.map((x) => x.toFixed(1)).join(' ')}`,
+    );
 
     console.error('bench:ips: restarting with bypass off');
     await restartWithBypass(false);
