@@ -3,7 +3,12 @@ import { createServer } from 'node:https';
 import { connect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { certificateFingerprint, keyMatchesCertificate, selfSignedCertificate } from './cert.js';
+import {
+  certificateFingerprint,
+  certificateSerial,
+  keyMatchesCertificate,
+  selfSignedCertificate,
+} from './cert.js';
 
 describe('selfSignedCertificate', () => {
   const { cert, key } = selfSignedCertificate({ names: ['10.99.0.2', 'gateway.home.arpa', '::1'], days: 30 });
@@ -64,5 +69,16 @@ describe('selfSignedCertificate', () => {
         .cert,
     );
     expect(new Date(x.validTo).getUTCFullYear()).toBe(2050);
+  });
+});
+
+describe('certificateSerial', () => {
+  it('is positive and minimal in DER whatever the random bytes (a leading zero was illegal padding)', () => {
+    for (const first of [0x00, 0x01, 0x7f, 0x80, 0xff]) {
+      const serial = certificateSerial(Buffer.from([first, 0x00, 0x12]));
+      expect(serial[0]! & 0x80, `first byte ${first}`).toBe(0);
+      expect(serial[0], `first byte ${first}`).not.toBe(0);
+      expect(serial.subarray(1)).toEqual(Buffer.from([0x00, 0x12]));
+    }
   });
 });

@@ -20,8 +20,7 @@ export function selfSignedCertificate(options: {
   const to = from + (options.days ?? 3650) * 86_400_000;
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const name = seq(set(seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from('portcullis')))));
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f; // positive
+  const serial = certificateSerial(randomBytes(16));
   const san = seq(
     ...[...new Set(options.names)].map((n) => {
       const family = isIP(n);
@@ -54,6 +53,17 @@ export function selfSignedCertificate(options: {
     .replace(/(.{64})/g, '$1\n')
     .replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
   return { cert, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+/**
+ * A serial number from random bytes that DER encodes as they are: positive (top bit
+ * clear) and minimal (first byte not zero). A leading zero byte before one below 0x80
+ * is "illegal padding" to OpenSSL: one start in 256 could not read its own certificate.
+ */
+export function certificateSerial(random: Buffer): Buffer {
+  const serial = Buffer.from(random);
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
+  return serial;
 }
 
 /** SHA-256 fingerprint of a PEM certificate, as `AB:CD:…` (what browsers show). */
