@@ -19,6 +19,7 @@ export default defineConfig({
             'dashboard/**/*.test.ts',
             'appliance/prometheus/*.test.ts',
             'appliance/libvirt/*.test.ts',
+            'appliance/polkit/*.test.ts',
           ],
           environment: 'node',
         },

@@ -13,7 +13,7 @@ import { suricataRuleTester } from './bundles/stage.js';
 import { ENFORCED_RULES } from './bundles/versions.js';
 import { bundleRoutes } from './http/bundles.js';
 import type { Config } from './config.js';
-import { DhcpServer } from './dhcp/dnsmasq.js';
+import { DhcpServer, procDnsmasqTable } from './dhcp/dnsmasq.js';
 import { listSourcesFromDir, type ListSource } from './dns/lists.js';
 import { ClientDirectory } from './dns/identity.js';
 import { DnsFilter, type PreparedLists } from './dns/server.js';
@@ -50,6 +50,7 @@ import type { PrefixGroups } from './policy/compile.js';
 import type { Policy } from './policy/model.js';
 import { parseIpv4Range } from './policy/net.js';
 import { PolicyService } from './control/policy-service.js';
+import { ChildRunners } from './process/runner.js';
 import { SHUTDOWN_BUDGET_MS } from './process/supervisor.js';
 import { collectProcessMetrics } from './metrics/process.js';
 import { SuricataMetrics } from './metrics/suricata.js';
@@ -256,7 +257,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       }),
   });
 
+  const runners = new ChildRunners({
+    runner: config.processes?.runner ?? 'direct',
+    dataDir: config.dataDir,
+    log: log.child({ part: 'children' }),
+  });
+  const dnsmasqLaunch = runners.dnsmasq();
   const dhcp = new DhcpServer({
+    ...(dnsmasqLaunch.spawner ? { spawner: dnsmasqLaunch.spawner } : {}),
+    ...(dnsmasqLaunch.processes ? { processes: { ...procDnsmasqTable, ...dnsmasqLaunch.processes } } : {}),
     iface: config.network.lan.iface,
     gateway: config.network.lan.ipv4,
     prefix: config.network.lan.prefix,
@@ -361,6 +370,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           log: log.child({ part: 'ips' }),
           now,
           ...(policyRules ? { policyRules } : {}),
+          runners,
         })
       : undefined;
 

@@ -133,6 +133,18 @@ export const Config = Type.Object(
     ),
     /** Where the SQLite database, DHCP files and rule bundles live. */
     dataDir: Type.String(),
+    /**
+     * How Suricata and dnsmasq run: `direct`, as the service's own children, under its
+     * user (the lab, development, tests; default); `systemd`, each in its own unit under
+     * its own user (the appliance: appliance/systemd/portcullis-suricata@.service,
+     * portcullis-dnsmasq.service and the polkit rule that lets the service manage them).
+     */
+    processes: Type.Optional(
+      Type.Object(
+        { runner: Type.Union([Type.Literal('direct'), Type.Literal('systemd')], { default: 'direct' }) },
+        { additionalProperties: false },
+      ),
+    ),
     /** Address lists from rule bundles (one address or CIDR a line), denied for every VM. */
     lists: Type.Optional(
       Type.Object({ deny: Type.Array(Type.String(), { default: [] }) }, { additionalProperties: false }),

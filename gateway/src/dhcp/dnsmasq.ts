@@ -10,6 +10,7 @@ import {
   processComm,
   procPidTable,
   replaceStaleProcess,
+  type AsyncSpawner,
   type BackoffOptions,
   type ChildState,
   type PidTable,
@@ -54,8 +55,8 @@ export interface DhcpOptions {
   readonly stopTimeoutMs?: number;
   /** A dnsmasq that is still up this many ms after it was spawned is running. Default 300. */
   readonly settleMs?: number;
-  /** Default: node:child_process. */
-  readonly spawner?: Spawner;
+  /** Default: node:child_process; an asynchronous one runs dnsmasq elsewhere (process/systemd.ts). */
+  readonly spawner?: Spawner | AsyncSpawner;
   /** Pid files and signals for replacing a dnsmasq of a previous run. Default {@link procDnsmasqTable}. */
   readonly processes?: DnsmasqProcessTable;
 }

@@ -50,6 +50,14 @@ export interface Spawner {
   spawn(command: string, args: readonly string[]): ChildProcessLike;
 }
 
+/**
+ * Starts processes through someone else (systemd: see systemd.ts), so the process comes
+ * later; a rejection counts as a failed run. A supervisor takes either kind.
+ */
+export interface AsyncSpawner {
+  spawn(command: string, args: readonly string[]): Promise<ChildProcessLike>;
+}
+
 /** The real spawner: node:child_process, stdin closed, stdout and stderr piped. */
 export const nodeSpawner: Spawner = {
   spawn: (command, args) => nodeSpawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
@@ -76,7 +84,7 @@ export interface ChildSupervisorOptions {
   /** The arguments; called before every start. */
   readonly args: () => readonly string[];
   /** Default {@link nodeSpawner}. */
-  readonly spawner?: Spawner;
+  readonly spawner?: Spawner | AsyncSpawner;
   /** Runs before every start (write config, replace a stale process). A rejection counts as a failed run. */
   readonly prepare?: () => Promise<void>;
   /** Resolves true once the child has finished starting. Default: alive at the first probe. */
@@ -168,7 +176,7 @@ export class ChildSupervisor {
   readonly #name: string;
   readonly #command: string;
   readonly #args: () => readonly string[];
-  readonly #spawner: Spawner;
+  readonly #spawner: Spawner | AsyncSpawner;
   readonly #prepare: () => Promise<void>;
   readonly #probe: () => Promise<boolean>;
   readonly #readyReason: string;
@@ -197,6 +205,8 @@ export class ChildSupervisor {
   #livenessTimer: NodeJS.Timeout | undefined;
   #tail: string[] = [];
   #waiters: Waiter[] = [];
+  /** A spawn in progress; resolves once its run is registered (never rejects). */
+  #spawning: Promise<void> | undefined;
 
   constructor(options: ChildSupervisorOptions) {
     this.#name = options.name;
@@ -260,6 +270,7 @@ export class ChildSupervisor {
     this.#shuttingDown = true;
     this.#epoch += 1;
     this.#clearTimers();
+    await this.#spawning;
     const run = this.#run;
     if (run) await this.#terminate(run, options.deadline);
     this.#rejectWaiters(new PortcullisError(this.#errorCode, `the ${this.#name} supervisor was stopped`));
@@ -322,10 +333,16 @@ export class ChildSupervisor {
     }
     const args = this.#args();
     let child: ChildProcessLike;
+    // stop() waits until an asynchronous spawn has its run registered, then stops it
+    let spawned!: () => void;
+    this.#spawning = new Promise<void>((resolve) => (spawned = resolve));
     try {
-      child = this.#spawner.spawn(this.#command, args);
+      const started = this.#spawner.spawn(this.#command, args);
+      child = started instanceof Promise ? await started : started;
     } catch (err) {
-      this.#crashed(`cannot run ${this.#command}: ${(err as Error).message}`);
+      this.#spawning = undefined;
+      spawned();
+      if (epoch === this.#epoch) this.#crashed(`cannot run ${this.#command}: ${(err as Error).message}`);
       return;
     }
     let markExited!: () => void;
@@ -346,6 +363,8 @@ export class ChildSupervisor {
       const last = this.#tail.filter((l) => ERROR_LINE.test(l)).at(-1) ?? this.#tail.at(-1);
       this.#crashed(`${run.reason ?? `${this.#name} ${what}`}${last ? ` (last output: ${last})` : ''}`);
     };
+    this.#spawning = undefined;
+    spawned();
     child.on('exit', (code, signal) => end(signal ? `was killed by ${signal}` : `exited with code ${code}`));
     child.on('error', (err) => {
       // spawn failures (ENOENT, EACCES) come as 'error' without 'exit'
@@ -353,6 +372,7 @@ export class ChildSupervisor {
       else this.#log.warn({ err }, `${this.#name} process error`);
     });
     if (child.pid === undefined) return; // the 'error' event follows
+    if (epoch !== this.#epoch) return; // stopped while an asynchronous spawn ran: stop() ends it
     this.#set({ status: 'starting', pid: child.pid, reason: `spawned: ${this.#command} ${args.join(' ')}` });
     this.#startTimer = setTimeout(() => {
       this.#startTimer = undefined;

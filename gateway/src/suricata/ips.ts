@@ -24,7 +24,13 @@ import { LeaseTable } from './eve/leases.js';
 import { EveMetrics } from './eve/metrics.js';
 import { EvePipeline } from './eve/pipeline.js';
 import { EveSocketReader } from './eve/socket-reader.js';
-import { SuricataSupervisor, type StopOptions } from './supervisor.js';
+import {
+  procProcessTable,
+  SuricataSupervisor,
+  type StopOptions,
+  type SuricataSupervisorOptions,
+} from './supervisor.js';
+import { readOwnQueues, type ChildRunners, type SuricataInstance } from '../process/runner.js';
 import { Serial } from '../util/serial.js';
 import { systemClock, type Clock } from '../clock.js';
 
@@ -52,6 +58,22 @@ export interface IpsOptions {
    * among `setup.ruleFiles`.
    */
   readonly policyRules?: PolicyRules;
+  /** How the Suricatas run (process/runner.ts). Default: the service's own children. */
+  readonly runners?: ChildRunners;
+}
+
+/** The spawner and process table of a Suricata instance under `runners`. */
+function suricataLaunch(
+  runners: ChildRunners | undefined,
+  instance: SuricataInstance,
+): Pick<SuricataSupervisorOptions, 'spawner' | 'processes'> {
+  const launch = runners?.suricata(instance);
+  if (!launch?.spawner) return {};
+  // another user's Suricata: its /proc is hidden from the service, the queue table is not
+  return {
+    spawner: launch.spawner,
+    processes: { ...procProcessTable, ...launch.processes, readQueues: () => readOwnQueues() },
+  };
 }
 
 /** An active IPS block of a remote host: for one VM, or for every VM when `vm` is absent. */
@@ -92,6 +114,7 @@ export class IpsService {
       setup: options.setup,
       log: this.#log.child({ part: 'suricata' }),
       events: options.events,
+      ...suricataLaunch(options.runners, 'inline'),
     });
     this.control = new SuricataControl({ path: options.setup.commandSocket });
     this.#protected = new ProtectedAddresses(options.neverBlock ?? []);
@@ -212,7 +235,11 @@ export class IpsService {
       commandSocket: join(dir, 'command.socket'),
       afPacket: { interface: this.#o.lanIface, bpfFilter: filter },
     };
-    const supervisor = new SuricataSupervisor({ setup, log: this.#log.child({ part: 'suricata-ids' }) });
+    const supervisor = new SuricataSupervisor({
+      setup,
+      log: this.#log.child({ part: 'suricata-ids' }),
+      ...suricataLaunch(this.#o.runners, 'ids'),
+    });
     this.#ids = { supervisor, filter, control: new SuricataControl({ path: setup.commandSocket }) };
     await supervisor.start();
     this.#log.info({ filter }, 'IDS: passive Suricata on AF_PACKET for VMs in mode ids');

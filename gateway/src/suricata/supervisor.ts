@@ -13,6 +13,7 @@ import {
   type ChildState,
   type ChildStatus,
   type PidTable,
+  type AsyncSpawner,
   type Spawner,
   type StopOptions,
 } from '../process/supervisor.js';
@@ -88,8 +89,8 @@ export interface SuricataSupervisorOptions {
   readonly setup: SuricataSetup;
   /** The Suricata binary. Default `suricata` (from PATH). */
   readonly binary?: string;
-  /** Default {@link nodeSpawner}. */
-  readonly spawner?: Spawner;
+  /** Default {@link nodeSpawner}; an asynchronous one runs Suricata elsewhere (process/systemd.ts). */
+  readonly spawner?: Spawner | AsyncSpawner;
   /** Default {@link procProcessTable}. */
   readonly processes?: ProcessTable;
   /** Runs before every start. Default {@link writeSuricataFiles}: the config is rewritten each time. */
