@@ -27,10 +27,15 @@ export interface ChildLaunch {
   readonly processes?: PidTable;
 }
 
-/** The pid table under systemd: no pid files to act on (`systemctl restart` replaces a previous run's child). */
+/**
+ * The pid table under systemd: a pid file left by a previous run's child is removed
+ * (Suricata 7 refuses to start while one exists, stale or not) but its process is
+ * never signalled: it is another user's, and `systemctl restart` replaces it anyway.
+ */
 export const systemdPidTable: PidTable = {
   ...procPidTable,
-  readPidFile: async () => undefined,
+  alive: async () => false,
+  signal: () => false,
 };
 
 /**

@@ -1,7 +1,10 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isPortcullisError } from '../errors.js';
 import { ChildRunners, DNSMASQ_UNIT, suricataUnit } from './runner.js';
-import { ChildSupervisor, type ChildState } from './supervisor.js';
+import { ChildSupervisor, replaceStaleProcess, type ChildState } from './supervisor.js';
 import {
   parseUnitExit,
   SystemdUnitSpawner,
@@ -341,7 +344,7 @@ describe('ChildRunners', () => {
     expect(runners.dnsmasq()).toEqual({});
   });
 
-  it('systemd: one unit per child, its environment file in <dataDir>/units, no pid files', async () => {
+  it('systemd: one unit per child, its environment file in <dataDir>/units; a stale pid file is removed, its pid not signalled', async () => {
     const runners = new ChildRunners({ runner: 'systemd', dataDir: '/var/lib/portcullis' });
     const inline = runners.suricata('inline');
     const ids = runners.suricata('ids');
@@ -349,7 +352,27 @@ describe('ChildRunners', () => {
     expect((ids.spawner as SystemdUnitSpawner).unit).toBe(suricataUnit('ids'));
     expect((runners.dnsmasq().spawner as SystemdUnitSpawner).unit).toBe('portcullis-dnsmasq.service');
     expect(runners.unitsDir).toBe('/var/lib/portcullis/units');
-    // systemctl restart replaces a previous run's child: no stale pid file is acted on
-    expect(await inline.processes!.readPidFile('/var/lib/portcullis/suricata/suricata.pid')).toBeUndefined();
+    // a Suricata killed with -9 left its pid file (Suricata 7 then refuses to start): it goes,
+    // and systemctl restart, not a signal from the service, replaces a previous run's process
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-runner-'));
+    try {
+      const pidFile = join(dir, 'suricata.pid');
+      writeFileSync(pidFile, `${process.pid}\n`);
+      const signalled: number[] = [];
+      await replaceStaleProcess({
+        pidFile,
+        isOurs: async (pid) => {
+          signalled.push(pid);
+          return true;
+        },
+        name: 'Suricata',
+        stopTimeoutMs: 1000,
+        processes: inline.processes!,
+      });
+      expect(existsSync(pidFile)).toBe(false);
+      expect(signalled).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
