@@ -32,7 +32,8 @@ backports=/etc/apt/sources.list.d/bookworm-backports.list
 appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base conntrack ca-certificates tcpdump)
 case "$profile" in
   appliance)
-    packages=("${appliance_packages[@]}")
+    # D-Bus and polkit: the service starts Suricata's and dnsmasq's units through systemd
+    packages=("${appliance_packages[@]}" dbus polkitd)
     extra=(suricata)
     ;;
   dev)
@@ -106,6 +107,11 @@ if [ "$profile" = appliance ]; then
   if ! id -u portcullis >/dev/null 2>&1; then
     log "adding the system user portcullis"
     useradd --system --user-group --home-dir /var/lib/portcullis --no-create-home --shell /usr/sbin/nologin portcullis
+  fi
+  # Suricata's own (appliance/systemd/portcullis-suricata@.service; Debian's package makes none)
+  if ! id -u suricata >/dev/null 2>&1; then
+    log "adding the system user suricata"
+    useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin suricata
   fi
   if [ "${PORTCULLIS_SKIP_NPM:-0}" != 1 ]; then
     cd "$repo"

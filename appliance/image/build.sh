@@ -47,7 +47,7 @@ mirror=http://deb.debian.org/debian
 security=http://deb.debian.org/debian-security
 packages=(systemd systemd-sysv udev linux-image-cloud-amd64 initramfs-tools kmod e2fsprogs
   nftables libnftables1 iptables iproute2 conntrack dnsmasq-base suricata/bookworm-backports libhtp2/bookworm-backports
-  qemu-guest-agent procps netbase ca-certificates iputils-ping tcpdump)
+  qemu-guest-agent procps netbase ca-certificates iputils-ping tcpdump dbus polkitd)
 mmargs=(--variant=minbase --include="$(
   IFS=,
   echo "${packages[*]}"
@@ -123,9 +123,13 @@ ln -sfn /opt/portcullis/appliance/bin/portcullis "$root/usr/local/bin/portcullis
 install -m 0755 "$here/portcullis-setup" "$root/usr/local/sbin/portcullis-setup"
 
 # units: the gate closes before any network, setup names the NICs from the seed,
-# networkd configures them, then the service
+# networkd configures them, then the service; it starts Suricata and dnsmasq in their
+# own units (not enabled) through systemd, as the polkit rule allows its user
 cp "$repo/appliance/systemd/portcullis-gate.service" "$repo/appliance/systemd/portcullis.service" \
+  "$repo/appliance/systemd/portcullis-suricata@.service" "$repo/appliance/systemd/portcullis-dnsmasq.service" \
   "$here/portcullis-setup.service" "$root/etc/systemd/system/"
+install -D -m 0644 "$repo/appliance/systemd/portcullis-tmpfiles.conf" "$root/etc/tmpfiles.d/portcullis.conf"
+install -D -m 0644 "$repo/appliance/polkit/50-portcullis.rules" "$root/etc/polkit-1/rules.d/50-portcullis.rules"
 mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 cat >"$root/etc/systemd/system/systemd-networkd-wait-online.service.d/portcullis.conf" <<'EOF'
 # the appliance's links are configured even without carrier (a guest bridge may be empty)
@@ -149,6 +153,12 @@ mkdir -p "$root/etc/portcullis" "$root/var/lib/portcullis" "$root/var/cache/port
 # the service's own user; systemd hands it /var/lib/portcullis and /var/cache/portcullis
 chroot "$root" useradd --system --user-group --home-dir /var/lib/portcullis --no-create-home \
   --shell /usr/sbin/nologin portcullis
+# Suricata's (Debian's package makes none; dnsmasq-base makes `dnsmasq`); the state
+# folder is the service's from the start, so systemd never re-owns it recursively
+chroot "$root" useradd --system --user-group --home-dir /nonexistent --no-create-home \
+  --shell /usr/sbin/nologin suricata
+chroot "$root" chown portcullis:portcullis /var/lib/portcullis
+chroot "$root" getent passwd dnsmasq >/dev/null || die "dnsmasq-base made no user dnsmasq"
 # the modules the policy needs, loaded at boot: the service may not load modules itself
 printf '%s\n' nfnetlink_queue nft_queue nf_conntrack >"$root/etc/modules-load.d/portcullis.conf"
 # V8's code cache for the bundle, made once here instead of at the first boot
