@@ -13,8 +13,10 @@ import { chooseAccel, QemuVm, type Accel } from './qemu.js';
  * the VM). The VM is driven through its guest agent (virtio-serial), never through the
  * network under test. Shows: the gate is closed while the VM boots and after a reboot
  * until the service has applied its policy; DHCP, DNS through the filter, the internet
- * and the block page for the guest; the API on the management NIC only; enforcement
- * after `kill -9` of the service; the policy across a reboot.
+ * and the block page for the guest; the API on the management NIC only; Suricata and
+ * dnsmasq under their own users, and a Suricata killed with -9 restarted while the
+ * fail-closed gate holds; enforcement after `kill -9` of the service; the policy across
+ * a reboot.
  *
  * The image is built first (appliance/image/build.sh, warm cache) unless
  * PORTCULLIS_IMAGE names one. PORTCULLIS_QEMU_ACCEL=kvm|tcg skips the KVM probe.
@@ -522,6 +524,104 @@ describe('the security VM image under QEMU', () => {
       expect(Number(m.used)).toBeLessThan(Number(m.total));
     },
     STEP_TIMEOUT,
+  );
+
+  it(
+    'runs Suricata and dnsmasq under their own users; a Suricata killed with -9 is restarted and the gate holds meanwhile',
+    async () => {
+      type Ips = { suricata: { status: string; pid?: number } };
+      const units = async (): Promise<Record<string, { pid: number; user: string }>> => {
+        const r = await vm.sh(
+          'for u in portcullis-suricata@inline portcullis-dnsmasq portcullis; do' +
+            ' p=$(systemctl show -p MainPID --value "$u"); echo "$u $p $(ps -o user= -p "$p")"; done',
+        );
+        return Object.fromEntries(
+          r.stdout
+            .trim()
+            .split('\n')
+            .map((l) => l.split(' '))
+            .map(([unit, pid, user]) => [unit, { pid: Number(pid), user: user ?? '' }]),
+        );
+      };
+      const before = await units();
+      console.log(`[boot] users: ${JSON.stringify(before)}`);
+      expect(before['portcullis-suricata@inline']?.user).toBe('suricata');
+      expect(before['portcullis-dnsmasq']?.user).toBe('dnsmasq');
+      expect(before.portcullis?.user).toBe('portcullis');
+      // the service supervises the unit's process: the pid it reports is the unit's
+      const ips = await api<Ips>('GET', '/ips');
+      expect(ips.body.suricata).toMatchObject({
+        status: 'running',
+        pid: before['portcullis-suricata@inline']!.pid,
+      });
+
+      // kid's traffic through Suricata, fail-closed: the positive control first
+      const home = {
+        name: 'home',
+        internet: 'open',
+        rules: [],
+        reach: [],
+        dns: { deny: ['blocked.test'] },
+      };
+      const guarded = await api('PUT', '/profiles/home', {
+        ...home,
+        ips: { mode: 'ips', failure: 'fail-closed' },
+      });
+      expect(guarded.status, JSON.stringify(guarded.body)).toBe(200);
+      try {
+        await sleep(3000);
+        expect((await kidGet(`http://${WEB}/`, 15)).ok).toBe(true);
+
+        const t0 = Date.now();
+        await vm.sh(`kill -9 ${before['portcullis-suricata@inline']!.pid}`);
+        let seen: Ips['suricata'] | undefined;
+        while (Date.now() - t0 < 30_000) {
+          seen = (await api<Ips>('GET', '/ips')).body.suricata;
+          if (seen.status !== 'running') break;
+          await sleep(250);
+        }
+        const noticed = Date.now() - t0;
+        expect(seen?.status, JSON.stringify(seen)).toMatch(/^(backoff|starting)$/);
+        // meanwhile nobody reads the queue: fail-closed drops kid's traffic, the CIDR rule still
+        // drops. A probe counts when Suricata was not running before it began and after it ended
+        const probes: { web: boolean; dropped: boolean }[] = [];
+        let back: Ips['suricata'] | undefined;
+        while (Date.now() - t0 < 300_000) {
+          const [web, dropped] = await Promise.all([
+            kidGet(`http://${WEB}/`, 2),
+            kidGet(`http://${DROPPED}/`, 2),
+          ]);
+          back = (await api<Ips>('GET', '/ips')).body.suricata;
+          if (back.status === 'running') break;
+          probes.push({ web: web.ok, dropped: dropped.ok });
+        }
+        console.log(`[boot] while Suricata was down: ${JSON.stringify(probes)}`);
+        expect(
+          probes.length,
+          'Suricata was back before one probe ended: no window to look at',
+        ).toBeGreaterThan(0);
+        expect(probes.filter((p) => p.web || p.dropped)).toEqual([]);
+
+        // systemd started it again for the service, under its own user, and the service knows the new pid
+        const restarted = Date.now() - t0;
+        console.log(
+          `[boot] Suricata killed -9: noticed in ${secs(noticed)}, running again in ${secs(restarted)}`,
+        );
+        expect(back?.status, JSON.stringify(back)).toBe('running');
+        const after = await units();
+        expect(after['portcullis-suricata@inline']!.pid).not.toBe(before['portcullis-suricata@inline']!.pid);
+        expect(after['portcullis-suricata@inline']!.user).toBe('suricata');
+        expect(back?.pid).toBe(after['portcullis-suricata@inline']!.pid);
+        expect((await kidGet(`http://${WEB}/`, 15)).ok).toBe(true);
+      } finally {
+        const restored = await api('PUT', '/profiles/home', {
+          ...home,
+          ips: { mode: 'off', failure: 'fail-open' },
+        });
+        expect(restored.status, JSON.stringify(restored.body)).toBe(200);
+      }
+    },
+    BOOT_TIMEOUT,
   );
 
   it(
