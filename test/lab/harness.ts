@@ -112,8 +112,12 @@ export function nftTable(): Promise<string> {
 }
 
 /** A named counter's packet count in secvm, of the `inet` table or (`bridge`) the guest bridge's. */
-export async function counter(name: string, family: 'inet' | 'bridge' = 'inet'): Promise<number> {
-  const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', family, 'portcullis', name]);
+export async function counter(
+  name: string,
+  family: 'inet' | 'bridge' = 'inet',
+  table = 'portcullis',
+): Promise<number> {
+  const out = await mustNs('secvm', ['nft', '-j', 'list', 'counter', family, table, name]);
   const doc = JSON.parse(out) as { nftables: Array<{ counter?: { packets: number } }> };
   return doc.nftables.find((o) => o.counter)?.counter?.packets ?? 0;
 }

@@ -729,6 +729,20 @@ describe('identity: a guest is its port', () => {
     } finally {
       await inNs('secvm', ['ip', 'neigh', 'del', pooled, 'dev', 'lan0']);
     }
+    // the same request with another sender MAC than the frame's source: dropped, not learned
+    const shaBefore = await counter('arp_sha_dropped', 'bridge', 'portcullis_frames');
+    await arp('kid', 'eth0', [
+      gw,
+      'request',
+      '02:00:5e:10:00:66',
+      pooled,
+      '00:00:00:00:00:00',
+      gateway,
+      device,
+    ]);
+    await sleep(300);
+    expect(await counter('arp_sha_dropped', 'bridge', 'portcullis_frames')).toBeGreaterThan(shaBefore);
+    expect(await secvmNeighbour(pooled)).toBe('');
   });
 
   it("ARP claims towards another guest (the gateway's address at kid's MAC) never reach it; the same claim from the gateway's side is believed", async () => {

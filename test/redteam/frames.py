@@ -1,7 +1,8 @@
 """Hand-made Ethernet frames for the red-team suite (root in a lab namespace).
 
-  frames.py arp IFACE DST_MAC OP SENDER_MAC SENDER_IP TARGET_MAC TARGET_IP
-      one ARP frame (OP: request or reply) from SENDER_MAC's point of view
+  frames.py arp IFACE DST_MAC OP SENDER_MAC SENDER_IP TARGET_MAC TARGET_IP [SRC_MAC]
+      one ARP frame (OP: request or reply) from SENDER_MAC's point of view; the frame's
+      source MAC is SENDER_MAC unless SRC_MAC is given
   frames.py ping IFACE SRC_MAC DST_MAC SRC_IP DST_IP TAGS
       one ICMP echo request, wrapped in the VLAN tags TAGS ("-" none; "8100:20" or
       "88a8:30,8100:20" outermost first); prints "reply" when an echo reply with its id
@@ -40,10 +41,10 @@ def raw(iface):
     return s
 
 
-def arp(iface, dst, op, sha, spa, tha, tpa):
+def arp(iface, dst, op, sha, spa, tha, tpa, src=None):
     code = {"request": 1, "reply": 2}[op]
     body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, code) + mac(sha) + ip(spa) + mac(tha) + ip(tpa)
-    frame = mac(dst) + mac(sha) + struct.pack("!H", 0x0806) + body
+    frame = mac(dst) + mac(src or sha) + struct.pack("!H", 0x0806) + body
     raw(iface).send(frame.ljust(60, b"\0"))
 
 

@@ -121,14 +121,22 @@ describe('compile', () => {
     expect(text(plain.chains.find((c) => c.name === 'unknown_other')!.rules[0])).toContain('"timeout":600');
   });
 
-  it("drops DHCP whose client hardware address is not the frame's source MAC (a text table)", () => {
-    const [dhcp] = build().textTables!;
-    expect(dhcp).toMatchObject({ family: 'bridge', name: 'portcullis_dhcp', counters: ['chaddr_dropped'] });
-    // after the ports chain; chaddr is 36 bytes into UDP (8 of UDP, 28 of BOOTP)
-    expect(dhcp!.body).toContain('hook prerouting priority -299');
-    expect(dhcp!.body).toContain('udp dport 67 update @self { @ll,48,48 . @ll,48,48 }');
-    expect(dhcp!.body).toContain(
+  it("drops DHCP whose client hardware address, and ARP whose sender MAC, is not the frame's source MAC (a text table)", () => {
+    const [frames] = build().textTables!;
+    expect(frames).toMatchObject({
+      family: 'bridge',
+      name: 'portcullis_frames',
+      counters: ['chaddr_dropped', 'arp_sha_dropped'],
+    });
+    // after the ports chain; chaddr is 36 bytes into UDP (8 of UDP, 28 of BOOTP), the ARP sender MAC 8 into ARP
+    expect(frames!.body).toContain('hook prerouting priority -299');
+    expect(frames!.body).toContain('udp dport 67 update @self { @ll,48,48 . @ll,48,48 }');
+    expect(frames!.body).toContain(
       'udp dport 67 @ll,48,48 . @th,288,48 != @self counter name chaddr_dropped drop',
+    );
+    expect(frames!.body).toContain('ether type arp update @self { @ll,48,48 . @ll,48,48 }');
+    expect(frames!.body).toContain(
+      'ether type arp @ll,48,48 . @nh,64,48 != @self counter name arp_sha_dropped drop',
     );
   });
 

@@ -1,7 +1,7 @@
 import { VM_DROP_REASONS, vmChain, vmCounter, vmCounterIn, vmDropCounter } from '../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec } from '../nft/types.js';
 import { effectiveProfiles } from './builtins.js';
-import { compilePorts, dhcpChaddrTable, portIds, vmMark, type UnassignedPool } from './compile/ports.js';
+import { compilePorts, frameChecksTable, portIds, vmMark, type UnassignedPool } from './compile/ports.js';
 import { compileShared } from './compile/shared.js';
 import { compileVm, vmKey, type VmOutput } from './compile/vm.js';
 import { fingerprint } from './fingerprint.js';
@@ -76,8 +76,8 @@ export interface CompileInput {
   readonly cache?: CompileCache;
 }
 
-/** The guest bridge's DHCP check: the same for every policy. */
-const DHCP_CHADDR = dhcpChaddrTable();
+/** The guest bridge's checks of MACs inside frames (DHCP, ARP): the same for every policy. */
+const FRAME_CHECKS = frameChecksTable();
 
 /**
  * Memo of `compile` across calls (NftSync keeps one): each VM's chains, sets and
@@ -268,5 +268,5 @@ export function compile(spec: CompileInput): Ruleset {
   }
   cache?.end();
 
-  return { counters, sets, chains, tables: [identity.ports], textTables: [DHCP_CHADDR] };
+  return { counters, sets, chains, tables: [identity.ports], textTables: [FRAME_CHECKS] };
 }

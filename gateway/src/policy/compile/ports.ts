@@ -32,7 +32,7 @@ import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
  *   at most `perPort` such MACs a port at a time (a dynamic set per port of a VM, of that
  *   size; the ports without a VM share one), each kept while it sends and for the
  *   unknown-device lease time after (`unknown_mac_limited`). With the DHCP check
- *   ({@link dhcpChaddrTable}: a DHCP client's hardware address must be the frame's
+ *   ({@link frameChecksTable}: a DHCP client's hardware address must be the frame's
  *   source MAC) a guest inventing MACs holds at most `perPort` leases of the pool.
  *
  * The bridge hooks see every bridge of the security VM; the guest bridge is its only one.
@@ -219,30 +219,40 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
 }
 
 /**
- * The DHCP check of the guest bridge, a table of its own (`bridge portcullis_dhcp`) in
- * nft's text syntax: nft 1.0.6's JSON cannot declare a set keyed by raw payloads
- * (`typeof`). dnsmasq leases by the client hardware address inside DHCP (BOOTP
- * `chaddr`, at offset 28 of the UDP payload), which no MAC check sees; here a DHCP
- * request (udp/67) whose `chaddr` is not the frame's source MAC is dropped and counted
- * (`chaddr_dropped`), at the bridge's prerouting just after the ports chain. The
- * equality of two fields is a lookup: the frame's `source . source` goes into a
- * short-lived set, then `source . chaddr` must be in it. Independent of the policy.
+ * The guest bridge's checks of MACs inside frames, a table of its own (`bridge
+ * portcullis_frames`) in nft's text syntax: nft 1.0.6's JSON cannot declare a set keyed
+ * by raw payloads (`typeof`). At the bridge's prerouting just after the ports chain:
+ *
+ * - dnsmasq leases by the client hardware address inside DHCP (BOOTP `chaddr`, at
+ *   offset 28 of the UDP payload), which no MAC check sees: a DHCP request (udp/67)
+ *   whose `chaddr` is not the frame's source MAC is dropped (`chaddr_dropped`);
+ * - ARP whose sender MAC is not the frame's source MAC is dropped (`arp_sha_dropped`):
+ *   an unknown device (or anyone) cannot have the security VM learn another MAC for a
+ *   pool address than the one it sends from.
+ *
+ * The equality of two fields is a lookup: the frame's `source . source` goes into a
+ * short-lived set, then `source . field` must be in it. Independent of the policy.
  */
-export function dhcpChaddrTable(): TextTable {
-  // 36 bytes into the transport header: 8 of UDP, 28 of BOOTP before chaddr
+export function frameChecksTable(): TextTable {
   const src = '@ll,48,48';
+  // 36 bytes into the transport header: 8 of UDP, 28 of BOOTP before chaddr
   const chaddr = '@th,288,48';
+  // 8 bytes into ARP (Ethernet/IPv4): the sender hardware address
+  const sha = '@nh,64,48';
   return {
     family: 'bridge',
-    name: `${TABLE}_dhcp`,
-    counters: ['chaddr_dropped'],
+    name: `${TABLE}_frames`,
+    counters: ['chaddr_dropped', 'arp_sha_dropped'],
     body: [
       `set self { typeof ${src} . ${chaddr}; size 65536; flags timeout; timeout 5s; }`,
       'counter chaddr_dropped { }',
-      'chain dhcp {',
+      'counter arp_sha_dropped { }',
+      'chain frames {',
       `  type filter hook prerouting priority ${PRIO.raw + 1}; policy accept;`,
       `  udp dport 67 update @self { ${src} . ${src} }`,
       `  udp dport 67 ${src} . ${chaddr} != @self counter name chaddr_dropped drop`,
+      `  ether type arp update @self { ${src} . ${src} }`,
+      `  ether type arp ${src} . ${sha} != @self counter name arp_sha_dropped drop`,
       '}',
     ].join('\n'),
   };
