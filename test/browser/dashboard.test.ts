@@ -1,8 +1,7 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, openChromium, type OpenChromium } from './chromium.js';
 import { NEW_DEVICE, startDashboardServer, type DashboardServer } from './dashboard-server.js';
 
 /**
@@ -10,53 +9,23 @@ import { NEW_DEVICE, startDashboardServer, type DashboardServer } from './dashbo
  * store and policy service; only the enforcer is a recorder. Chromium is installed by
  * appliance/provision.sh: without it this suite fails, it never skips.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'parent-secret-0123456789';
 const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
-const SHOTS = '/tmp/portcullis-dashboard';
+const SHOTS = join(ARTIFACTS, 'dashboard');
 
 describe('dashboard', () => {
   let server: DashboardServer;
-  let context: BrowserContext;
   let page: Page;
-  let profileDir: string;
-  const pageErrors: string[] = [];
+  let browser: OpenChromium | undefined;
+  let pageErrors: string[] = [];
   const consoleErrors: string[] = [];
-  const offsiteRequests: string[] = [];
+  let offsiteRequests: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
-    }
     server = await startDashboardServer({ token: TOKEN, users: [ADMIN] });
-    profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1280, height: 900 },
-      timezoneId: 'Europe/Berlin',
-      locale: 'en-GB',
-    });
     // the page talks to its own origin only
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
-      offsiteRequests.push(url.href);
-      return route.abort();
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    browser = await openChromium({ onlyHost: '127.0.0.1', timezoneId: 'Europe/Berlin', locale: 'en-GB' });
+    ({ page, pageErrors, offsite: offsiteRequests } = browser);
     page.on('console', (msg) => {
       // the browser logs every 4xx answer; the tests provoke some on purpose
       if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource'))
@@ -65,9 +34,8 @@ describe('dashboard', () => {
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
-    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
 
   /** The text of an element, whitespace collapsed. */

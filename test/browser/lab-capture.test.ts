@@ -1,12 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ns } from '../../appliance/lab/topology.js';
 import { summarisePcap } from '../../gateway/src/capture/pcap.js';
 import { curl, down, sleep, state, topology, up } from '../lab/harness.js';
+import { ARTIFACTS, openChromium, type OpenChromium } from './chromium.js';
 
 /**
  * An admin takes packet captures from the dashboard of the lab's real service, in
@@ -14,54 +13,31 @@ import { curl, down, sleep, state, topology, up } from '../lab/harness.js';
  * downloads, watched until it ends and downloaded as a pcap; and the capture of an
  * alert's flow, started from the alert's row. Screenshots go to test/artifacts/.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const MGMT = topology.mgmt.secvm.split('/')[0]!;
 const BASE = `https://${MGMT}:${topology.api.port}`;
 const web = topology.internet.web;
 
 describe('the dashboard of the lab, an admin taking captures', { timeout: 120_000 }, () => {
-  let context: BrowserContext;
   let page: Page;
+  let browser: OpenChromium | undefined;
   let dir: string;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
     await up();
-    dir = mkdtempSync(join(tmpdir(), 'portcullis-lab-chromium-capture-'));
-    const launcher = join(dir, 'chromium-in-mgmt');
-    writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${ns('host')} ${CHROMIUM} "$@"\n`);
-    chmodSync(launcher, 0o755);
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: launcher,
-      headless: true,
+    browser = await openChromium({
+      netns: ns('host'),
       ignoreHTTPSErrors: true,
       acceptDownloads: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1280, height: 900 },
       locale: 'en-GB',
+      timeoutMs: 20_000,
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(20_000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ({ page, dir, pageErrors } = browser);
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await down();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const shot = (name: string): Promise<Buffer> =>

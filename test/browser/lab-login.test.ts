@@ -1,14 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labStorePath, setInternetHosts } from '../../appliance/lab/builder.js';
 import { ns } from '../../appliance/lab/topology.js';
 import { hashPassword } from '../../gateway/src/auth/password.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { STATE_DIR, api, curl, down, sleep, state, topology, up } from '../lab/harness.js';
+import { ARTIFACTS, openChromium, type OpenChromium } from './chromium.js';
 
 /**
  * The dashboard of the lab's real service (TLS, logins, the kernel, the guests) in
@@ -18,8 +16,6 @@ import { STATE_DIR, api, curl, down, sleep, state, topology, up } from '../lab/h
  * a rebound name (Host) and a cross-site POST are refused. Screenshots go to
  * test/artifacts/ (gitignored).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const MGMT = topology.mgmt.secvm.split('/')[0]!;
 const BASE = `https://${MGMT}:${topology.api.port}`;
 const REBOUND = 'rebound.example';
@@ -31,14 +27,10 @@ const spare = topology.internet.hosts['spare.test']!;
 describe('the dashboard of the lab, logged in as a parent', { timeout: 120_000 }, () => {
   let context: BrowserContext;
   let page: Page;
-  let dir: string;
-  const pageErrors: string[] = [];
+  let browser: OpenChromium | undefined;
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
     await up();
     setInternetHosts({ ...topology.internet.hosts, [APPROVE]: spare }, STATE_DIR);
     // the kid belongs to sam, whom mum looks after; work and browse belong to nobody she knows
@@ -58,39 +50,21 @@ describe('the dashboard of the lab, logged in as a parent', { timeout: 120_000 }
       store.close();
     }
 
-    dir = mkdtempSync(join(tmpdir(), 'portcullis-lab-chromium-'));
-    // Chromium inside the management namespace; the pipe to it crosses `ip netns exec`
-    const launcher = join(dir, 'chromium-in-mgmt');
-    writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${ns('host')} ${CHROMIUM} "$@"\n`);
-    chmodSync(launcher, 0o755);
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: launcher,
-      headless: true,
-      // the service's certificate is self-signed (a person compares its fingerprint once)
+    // Chromium inside the management namespace, which reaches the management address itself
+    browser = await openChromium({
+      netns: ns('host'),
       ignoreHTTPSErrors: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // DNS rebinding: a name of somebody else's that resolves to the management address
-        `--host-resolver-rules=MAP ${REBOUND} ${MGMT}`,
-      ],
-      viewport: { width: 1280, height: 900 },
       locale: 'en-GB',
+      timeoutMs: 20_000,
+      // DNS rebinding: a name of somebody else's that resolves to the management address
+      args: [`--host-resolver-rules=MAP ${REBOUND} ${MGMT}`],
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(20_000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ({ context, page, pageErrors } = browser);
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await down();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const text = async (l: Locator): Promise<string> =>

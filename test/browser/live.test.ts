@@ -1,9 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALERT } from '../../gateway/src/actions/test-fixtures.js';
+import { ARTIFACTS, openChromium, type OpenChromium } from './chromium.js';
 import { startDashboardServer, type DashboardServer } from './dashboard-server.js';
 
 /**
@@ -12,8 +11,6 @@ import { startDashboardServer, type DashboardServer } from './dashboard-server.j
  * (uPlot, served by the gateway) draw the traffic history. Screenshots go to
  * test/artifacts/ (kept by CI).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 
 const ADMIN = { name: 'admin', role: 'admin', password: 'the admin password' };
 /** A parent who looks after alice, the kid's owner in the seed policy; not the work VM's. */
@@ -23,16 +20,12 @@ const TOKEN = 'a-test-token-0123456789';
 
 describe('dashboard, live', () => {
   let server: DashboardServer;
-  let context: BrowserContext;
   let page: Page;
-  let profileDir: string;
-  const pageErrors: string[] = [];
-  const offsite: string[] = [];
+  let browser: OpenChromium | undefined;
+  let pageErrors: string[] = [];
+  let offsite: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: run appliance/provision.sh (apt-get install chromium)`);
-    mkdirSync(ARTIFACTS, { recursive: true });
     // a point of traffic history every second, so that the charts have lines
     server = await startDashboardServer({
       historyStepSeconds: 1,
@@ -40,34 +33,13 @@ describe('dashboard, live', () => {
       users: [ADMIN, PARENT],
       token: TOKEN,
     });
-    profileDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-live-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
-      offsite.push(url.href);
-      return route.abort();
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    browser = await openChromium({ onlyHost: '127.0.0.1' });
+    ({ page, pageErrors, offsite } = browser);
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
-    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
 
   it('shows a new alert on the alerts page as it happens, without a reload', async () => {
