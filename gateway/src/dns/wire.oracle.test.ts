@@ -251,7 +251,8 @@ function nameAt(rdata: Buffer, offset: number): string {
   return lower(names.decode(rdata, offset));
 }
 
-describe('wire.ts against dns-packet (seeded random messages)', () => {
+// thousands of seeded messages each: a few hundred ms alone, seconds on a loaded CI machine
+describe('wire.ts against dns-packet (seeded random messages)', { timeout: 60_000 }, () => {
   it('reads every query dns-packet writes as meant', () => {
     forCases(3000, SEED, (g) => {
       const { meant, wire } = randomQuery(g);
