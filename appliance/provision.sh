@@ -29,7 +29,7 @@ profile="${1:-dev}"
 export DEBIAN_FRONTEND=noninteractive
 backports=/etc/apt/sources.list.d/bookworm-backports.list
 # what the running service needs (the image's package list has the same, plus a kernel)
-appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base conntrack ca-certificates tcpdump)
+appliance_packages=(nftables libnftables1 iptables iproute2 dnsmasq-base dnsmasq-utils conntrack ca-certificates tcpdump)
 case "$profile" in
   appliance)
     # D-Bus and polkit: the service starts Suricata's and dnsmasq's units through systemd

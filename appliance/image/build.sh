@@ -46,7 +46,7 @@ mkdir -p "$out" "$cache"
 mirror=http://deb.debian.org/debian
 security=http://deb.debian.org/debian-security
 packages=(systemd systemd-sysv udev linux-image-cloud-amd64 initramfs-tools kmod e2fsprogs
-  nftables libnftables1 iptables iproute2 conntrack dnsmasq-base suricata/bookworm-backports libhtp2/bookworm-backports
+  nftables libnftables1 iptables iproute2 conntrack dnsmasq-base dnsmasq-utils suricata/bookworm-backports libhtp2/bookworm-backports
   qemu-guest-agent procps netbase ca-certificates iputils-ping tcpdump dbus polkitd)
 mmargs=(--variant=minbase --include="$(
   IFS=,

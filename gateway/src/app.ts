@@ -273,6 +273,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     dir: join(config.dataDir, 'dhcp'),
     log: log.child({ part: 'dhcp' }),
     events,
+    registry,
     ...(config.dhcp.unassignedRange ? { unassignedRange: config.dhcp.unassignedRange } : {}),
     ...(config.dhcp.unassignedLeaseTime ? { unassignedLeaseTime: config.dhcp.unassignedLeaseTime } : {}),
   });

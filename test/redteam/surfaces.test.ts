@@ -1,5 +1,5 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, setInternetHosts } from '../../appliance/lab/builder.js';
@@ -20,6 +20,7 @@ import {
   up,
 } from '../lab/harness.js';
 import { ns } from '../../appliance/lab/topology.js';
+import { DhcpServer } from '../../gateway/src/dhcp/dnsmasq.js';
 import { Probe, PYTHON } from './tools.js';
 
 /**
@@ -317,31 +318,45 @@ describe('DHCP: the unknown-device pool', () => {
     )!.counter!.packets;
   };
 
+  /**
+   * A scratch link outside the lab: a DHCP server's namespace (eth0 10.77.0.1/24) and an
+   * attacker's on the other end of a veth; both removed afterwards.
+   */
+  async function onScratchLink(body: (srv: string, atk: string) => Promise<void>): Promise<void> {
+    const srv = 'dhsrv';
+    const atk = 'dhatk';
+    try {
+      for (const n of [srv, atk]) execFileSync('ip', ['netns', 'add', ns(n)]);
+      await mustNs(srv, [
+        'ip',
+        'link',
+        'add',
+        'eth0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        ns(atk),
+      ]);
+      await mustNs(srv, ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
+      await mustNs(srv, ['ip', 'link', 'set', 'eth0', 'up']);
+      // dhcp_release talks to the local dnsmasq: through loopback
+      await mustNs(srv, ['ip', 'link', 'set', 'lo', 'up']);
+      await mustNs(atk, ['ip', 'link', 'set', 'eth0', 'up']);
+      await body(srv, atk);
+    } finally {
+      for (const n of [srv, atk]) spawnSync('ip', ['netns', 'del', ns(n)]);
+    }
+  }
+
   it(
     'control: the same flood takes every address of a DHCP server without the policy (dnsmasq, a pool of 8)',
     { timeout: 180_000 },
-    async () => {
-      // a scratch link: dnsmasq as the appliance runs it (DHCP only) on one end, the attacker on the other
-      const srv = 'dhsrv';
-      const atk = 'dhatk';
-      try {
-        for (const n of [srv, atk]) execFileSync('ip', ['netns', 'add', ns(n)]);
-        await mustNs(srv, [
-          'ip',
-          'link',
-          'add',
-          'eth0',
-          'type',
-          'veth',
-          'peer',
-          'name',
-          'eth0',
-          'netns',
-          ns(atk),
-        ]);
-        await mustNs(srv, ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
-        await mustNs(srv, ['ip', 'link', 'set', 'eth0', 'up']);
-        await mustNs(atk, ['ip', 'link', 'set', 'eth0', 'up']);
+    () =>
+      onScratchLink(async (srv, atk) => {
+        // dnsmasq as the appliance runs it (DHCP only), without the service around it
         const dnsmasq = new Probe(srv, [
           'dnsmasq',
           '--keep-in-foreground',
@@ -366,12 +381,49 @@ describe('DHCP: the unknown-device pool', () => {
           expect(late.acks).toBe(0);
         } finally {
           await dnsmasq.stop();
+          rmSync(join(STATE_DIR, 'dhcp-control.leases'), { force: true });
         }
-      } finally {
-        for (const n of [srv, atk]) spawnSync('ip', ['netns', 'del', ns(n)]);
-        rmSync(join(STATE_DIR, 'dhcp-control.leases'), { force: true });
-      }
-    },
+      }),
+  );
+
+  it(
+    "the service's DHCP server gives the full pool's oldest lease back (dhcp_release): after the same flood a new device gets an address",
+    { timeout: 180_000 },
+    () =>
+      onScratchLink(async (srv, atk) => {
+        const dir = mkdtempSync(join(STATE_DIR, 'dhcp-reclaim-'));
+        const released: string[] = [];
+        const inSrv = (command: string, args: readonly string[]) =>
+          spawn('ip', ['netns', 'exec', ns(srv), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const dhcp = new DhcpServer({
+          iface: 'eth0',
+          gateway: '10.77.0.1',
+          prefix: 24,
+          leaseTime: '12h',
+          dir,
+          unassignedRange: '10.77.0.10-10.77.0.17',
+          reclaimIntervalMs: 1000,
+          spawner: { spawn: inSrv },
+          release: async (iface, ipv4, mac) => {
+            await mustNs(srv, ['dhcp_release', iface, ipv4, mac]);
+            released.push(ipv4);
+          },
+        });
+        try {
+          await dhcp.start([]);
+          const taken = await flood(atk, 10, 'chaddr', 45);
+          const late = await flood(atk, 1, 'mac', 12);
+          console.log(
+            `DHCP with reclaim: ${taken.acks} leases for ${taken.tries} invented chaddrs, ${released.length} given back (${released.join()}); then a new device: ${late.acks}`,
+          );
+          expect(taken.acks).toBeGreaterThanOrEqual(8);
+          expect(released.length).toBeGreaterThanOrEqual(1);
+          expect(late.acks).toBe(1);
+        } finally {
+          await dhcp.stop();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }),
   );
 
   it('kid inventing client addresses gets no lease, inventing MACs at most 4; a new device on another port still gets one', async () => {

@@ -1,6 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isPortcullisError } from '../errors.js';
 import { EventBus } from '../events.js';
@@ -185,5 +186,55 @@ describe('DhcpServer', () => {
     await starting;
     expect(table.signals).toEqual([[4321, 'SIGTERM']]);
     expect(spawner.children).toHaveLength(1);
+  });
+
+  it('gives back the oldest unknown lease when unknown devices hold the whole pool, and counts it', async () => {
+    const released: string[] = [];
+    const registry = new Registry();
+    const dhcp = server({
+      unassignedRange: '10.20.0.200-10.20.0.203',
+      reclaimIntervalMs: 5000,
+      registry,
+      release: async (iface, ipv4, mac) => void released.push(`${iface} ${ipv4} ${mac}`),
+    });
+    mkdirSync(dir, { recursive: true });
+    // dnsmasq's lease file: expiry (s), MAC, address, name, client id
+    const leases = (rows: Array<[number, string, string]>): void =>
+      writeFileSync(join(dir, 'dnsmasq.leases'), rows.map(([t, m, a]) => `${t} ${m} ${a} * *\n`).join(''));
+    const starting = dhcp.start([KID]);
+    await vi.advanceTimersByTimeAsync(300);
+    await starting;
+    // three of four taken, and the kid's own lease (not of the pool): nothing given back
+    const three: Array<[number, string, string]> = [
+      [1_800_000_300, '02:00:00:00:00:01', '10.20.0.200'],
+      [1_800_000_100, '02:00:00:00:00:02', '10.20.0.201'],
+      [1_800_000_200, '02:00:00:00:00:03', '10.20.0.202'],
+      [1_800_000_050, KID.mac.toLowerCase(), KID.ipv4],
+    ];
+    leases(three);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(released).toEqual([]);
+    // the fourth: the pool is full, the oldest (ends first) goes back, once
+    leases([...three, [1_800_000_400, '02:00:00:00:00:04', '10.20.0.203']]);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(released).toEqual(['lan0 10.20.0.201 02:00:00:00:00:02']);
+    await vi.advanceTimersByTimeAsync(5000); // dnsmasq has not rewritten its file yet
+    expect(released).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('portcullis_dhcp_leases_reclaimed_total')).toContain(
+      'portcullis_dhcp_leases_reclaimed_total{result="ok"} 1',
+    );
+    // a release that fails is counted, not thrown
+    const failing = server({
+      unassignedRange: '10.20.0.200-10.20.0.203',
+      reclaimIntervalMs: 0,
+      registry: new Registry(),
+      release: async () => {
+        throw new Error('spawn dhcp_release ENOENT');
+      },
+    });
+    expect(await failing.reclaim()).toEqual([]);
+    const stopping = dhcp.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopping;
   });
 });

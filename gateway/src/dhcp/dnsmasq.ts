@@ -1,10 +1,14 @@
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Counter, type Registry } from 'prom-client';
 import { PortcullisError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Vm } from '../policy/model.js';
+import { inIpv4Range, ipv4ToInt, parseIpv4Range } from '../policy/net.js';
 import {
   ChildSupervisor,
   processComm,
@@ -17,6 +21,7 @@ import {
   type Spawner,
   type StopOptions,
 } from '../process/supervisor.js';
+import { leasesToReclaim } from './reclaim.js';
 
 declare module '../events.js' {
   interface PortcullisEvents {
@@ -45,6 +50,19 @@ export interface DhcpOptions {
    * back soon. Default `10m`.
    */
   readonly unassignedLeaseTime?: string;
+  /**
+   * How often the unknown-device pool is checked, ms: when unknown devices hold all of it,
+   * the oldest lease is given back so that a new device still gets an address. 0: never.
+   * Default 5,000.
+   */
+  readonly reclaimIntervalMs?: number;
+  /**
+   * Gives a lease back to dnsmasq. Default: `dhcp_release <iface> <ipv4> <mac>` (Debian's
+   * dnsmasq-utils), a DHCPRELEASE on the device's behalf, as OpenStack does with dnsmasq.
+   */
+  readonly release?: (iface: string, ipv4: string, mac: string) => Promise<void>;
+  /** Where `portcullis_dhcp_leases_reclaimed_total{result}` is registered. Default: none. */
+  readonly registry?: Registry;
   /** The dnsmasq binary. Default `dnsmasq`. */
   readonly binary?: string;
   /** Where `dhcp.status` is published on every state change of dnsmasq. */
@@ -101,10 +119,24 @@ export class DhcpServer {
   /** While start() waits for the first outcome: told every state. */
   #onStart: ((state: ChildState) => void) | undefined;
   #vms: readonly Vm[] = [];
+  #reclaimTimer: NodeJS.Timeout | undefined;
+  #reclaiming = false;
+  /** Leases given back lately (ip → ms), not given back again until dnsmasq has written its file. */
+  readonly #released = new Map<string, number>();
+  readonly #reclaimed: Counter<'result'> | undefined;
 
   constructor(options: DhcpOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
+    this.#reclaimed = options.registry
+      ? new Counter({
+          name: 'portcullis_dhcp_leases_reclaimed_total',
+          help: 'Leases of the unknown-device pool given back because it was full (oldest first), by result',
+          labelNames: ['result'],
+          registers: [options.registry],
+        })
+      : undefined;
+    for (const result of ['ok', 'failed']) this.#reclaimed?.inc({ result }, 0);
     const stopTimeoutMs = options.stopTimeoutMs ?? 5000;
     const processes = options.processes ?? procDnsmasqTable;
     this.#supervisor = new ChildSupervisor({
@@ -225,6 +257,59 @@ export class DhcpServer {
       this.#onStart = undefined;
     }
     this.#log.info({ iface: this.#o.iface, leases: vms.length }, 'DHCP serving static leases');
+    const every = this.#o.reclaimIntervalMs ?? 5000;
+    if (this.#o.unassignedRange && every > 0) {
+      this.#reclaimTimer = setInterval(() => void this.reclaim(), every);
+      this.#reclaimTimer.unref();
+    }
+  }
+
+  /**
+   * Keep one address of the unknown-device pool free: when unknown devices hold all of
+   * it, give back the oldest leases (see leasesToReclaim). A device whose lease was given
+   * back gets a new address, if one is free, when it renews. Resolves with what was given
+   * back; a failure is logged and counted, never thrown.
+   */
+  async reclaim(): Promise<Array<{ mac: string; ipv4: string }>> {
+    const range = this.#o.unassignedRange;
+    if (!range || this.#reclaiming) return [];
+    this.#reclaiming = true;
+    try {
+      const pool = parseIpv4Range(range);
+      const size = ipv4ToInt(pool.to) - ipv4ToInt(pool.from) + 1;
+      const now = Date.now();
+      for (const [ip, at] of this.#released) if (now - at > 30_000) this.#released.delete(ip);
+      const known = new Set(this.#vms.map((vm) => vm.mac.toLowerCase()));
+      const leases = this.unassignedLeases(known).filter((l) => inIpv4Range(l.ipv4, pool));
+      // a lease given back lately is free, though dnsmasq may not have rewritten its file yet
+      const victims = leasesToReclaim(
+        leases.filter((l) => !this.#released.has(l.ipv4)),
+        size,
+      );
+      const release = this.#o.release ?? releaseWithDhcpRelease;
+      const done: Array<{ mac: string; ipv4: string }> = [];
+      for (const l of victims) {
+        try {
+          await release(this.#o.iface, l.ipv4, l.mac);
+          this.#released.set(l.ipv4, now);
+          this.#reclaimed?.inc({ result: 'ok' });
+          done.push({ mac: l.mac, ipv4: l.ipv4 });
+          this.#log.info(
+            { mac: l.mac, ipv4: l.ipv4, expires: l.expires, pool: range },
+            'the unknown-device pool is full: gave back its oldest lease',
+          );
+        } catch (error) {
+          this.#reclaimed?.inc({ result: 'failed' });
+          this.#log.warn(
+            { err: error, mac: l.mac, ipv4: l.ipv4 },
+            'cannot give back a lease of the full unknown-device pool: is dnsmasq-utils (dhcp_release) installed?',
+          );
+        }
+      }
+      return done;
+    } finally {
+      this.#reclaiming = false;
+    }
   }
 
   /** Current leases of MACs that are not registered VMs (unknown devices). */
@@ -256,6 +341,15 @@ export class DhcpServer {
    * (the service's shutdown budget), whichever is first. Resolves once it has exited.
    */
   stop(options: StopOptions = {}): Promise<void> {
+    clearInterval(this.#reclaimTimer);
+    this.#reclaimTimer = undefined;
     return this.#supervisor.stop(options);
   }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Give a lease back through `dhcp_release` (dnsmasq-utils): a DHCPRELEASE on the device's behalf. */
+async function releaseWithDhcpRelease(iface: string, ipv4: string, mac: string): Promise<void> {
+  await execFileAsync('dhcp_release', [iface, ipv4, mac], { timeout: 5000 });
 }
