@@ -83,7 +83,7 @@ async function main(): Promise<void> {
       empty_ruleset_gbit_s: +e.toFixed(2),
       full_ruleset_gbit_s: +f.toFixed(2),
       ratio: +(f / e).toFixed(3),
-      ratio_target: 0.9,
+      ratio_target: 0.95,
       apply_ms_median: +median(a).toFixed(1),
       apply_ms_max: +Math.max(...a).toFixed(1),
       apply_target_ms: 1000,
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(result, null, 2));
     console.log(
-      `ratio full/empty = ${result.ratio} (target >= 0.90); apply ${result.apply_ms_median} ms (target < 1000 ms)`,
+      `ratio full/empty = ${result.ratio} (target >= 0.95, with port identity and the lists: issue 10); apply ${result.apply_ms_median} ms (target < 1000 ms)`,
     );
   } finally {
     await labDown({ stateDir: STATE, topology: t });
