@@ -3,12 +3,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PortcullisError } from '../errors.js';
 import { makePolicy } from '../store/test-fixtures.js';
 import { makeTestApi, type TestApi } from '../http/test-app.js';
-import { registerApiCommands } from './api-commands.js';
+import { inProcessCli } from './test-cli.js';
 import { parseWindow } from './schedule.js';
 
 const run = promisify(execFile);
@@ -17,22 +16,9 @@ const run = promisify(execFile);
 describe('the API commands', () => {
   let t: TestApi;
   let api: string;
-  let out: string;
   let dir: string;
 
-  async function cli(...args: string[]): Promise<string> {
-    out = '';
-    const program = new Command('portcullis')
-      .exitOverride()
-      .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-    registerApiCommands(program, {
-      io: { out: (s) => void (out += s), err: () => {} },
-      env: { PORTCULLIS_API: api },
-      actor: 'cli:test',
-    });
-    await program.parseAsync(args, { from: 'user' });
-    return out;
-  }
+  const cli = inProcessCli(() => api);
 
   async function cliError(...args: string[]): Promise<PortcullisError> {
     try {

@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureService } from '../capture/service.js';
@@ -9,7 +8,7 @@ import { FakeTcpdump } from '../capture/test-fakes.js';
 import { PortcullisError } from '../errors.js';
 import { captureRoutes } from '../http/captures.js';
 import { makeTestApi, type TestApi } from '../http/test-app.js';
-import { registerApiCommands } from './api-commands.js';
+import { inProcessCli } from './test-cli.js';
 
 /** `portcullis capture …` against a real API on 127.0.0.1, with a fake tcpdump. */
 describe('portcullis capture', () => {
@@ -18,19 +17,7 @@ describe('portcullis capture', () => {
   let dir: string;
   let captures: CaptureService;
 
-  async function cli(...args: string[]): Promise<string> {
-    let out = '';
-    const program = new Command('portcullis')
-      .exitOverride()
-      .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-    registerApiCommands(program, {
-      io: { out: (s) => void (out += s), err: () => {} },
-      env: { PORTCULLIS_API: api },
-      actor: 'cli:test',
-    });
-    await program.parseAsync(args, { from: 'user' });
-    return out;
-  }
+  const cli = inProcessCli(() => api);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-capture-'));
