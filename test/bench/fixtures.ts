@@ -31,7 +31,11 @@ export function denyEntries(count: number, seed = 1): string[] {
   return out;
 }
 
-/** The lab's VMs plus `extra` registered VMs (no traffic), and a global deny list. */
+/**
+ * The lab's VMs plus `extra` registered VMs (no traffic), each on a port of its own as
+ * every VM is in production (the extra ports do not exist: their VMs send nothing), and
+ * a global deny list.
+ */
 export function benchPolicy(t: LabTopology, extra: number, deny: string[]): Policy {
   const vms: Policy['vms'] = t.guests.map((g) => ({
     name: g.name,
@@ -43,6 +47,7 @@ export function benchPolicy(t: LabTopology, extra: number, deny: string[]): Poli
   for (let i = 0; vms.length < t.guests.length + extra; i++) {
     vms.push({
       name: `vm${i}`,
+      port: `vmp${i}`,
       mac: `52:54:00:01:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
       ipv4: `10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 20}`,
       profile: i % 2 === 0 ? 'internet-only' : 'kid',

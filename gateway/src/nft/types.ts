@@ -47,7 +47,10 @@ export type NftValue =
 export type NftStatement =
   | { match: { op: '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in'; left: NftValue; right: NftValue } }
   | Verdict
-  | { counter: null | string | { packets: number; bytes: number } }
+  | {
+      counter:
+        null | string | { packets: number; bytes: number } | { map: { key: NftValue; data: NftValue } };
+    }
   | { reject: null | { type?: string; expr?: string } }
   | { masquerade: null | Record<string, unknown> }
   | { redirect: { port?: number } | null }

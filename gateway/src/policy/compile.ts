@@ -3,11 +3,12 @@ import type { ChainSpec, NftStatement, NftValue, QueueSettings, Ruleset, SetSpec
 import { effectiveProfiles } from './builtins.js';
 import { compilePorts, frameChecksTable, portIds, vmMark, type UnassignedPool } from './compile/ports.js';
 import { compileShared } from './compile/shared.js';
+import { payload } from './compile/statements.js';
 import { compileVm, vmKey, type VmOutput } from './compile/vm.js';
 import { fingerprint } from './fingerprint.js';
 import { profileInForce } from './in-force.js';
 import type { groupByPrefix } from './intervals.js';
-import type { Policy } from './model.js';
+import type { Policy, Vm } from './model.js';
 import { normaliseMac } from './net.js';
 import type { GatewayNetwork } from './network.js';
 import type { ServiceWindows } from './schedule.js';
@@ -161,20 +162,23 @@ export function compile(spec: CompileInput): Ruleset {
     fingerprint(spec.unassigned),
   ];
   const ids = portIds(vms);
+  // a hash look-up a packet when every VM has its port; the range of a VM without one
+  // (any mark) needs an interval set, a slower look-up for every packet of every guest
+  const identityFlags: string[] = vms.every((vm) => vm.port !== undefined) ? [] : ['interval'];
   const identity = reuse('identity', identityKey, () => ({
     ports: compilePorts(vms, spec.unassigned),
     sets: [
       {
         name: 'macip4',
         type: ['mark', 'ether_addr', 'ipv4_addr'],
-        flags: ['interval'],
+        flags: identityFlags,
         elements: vms.map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac), vm.ipv4] })),
         comment: 'registered port mark . MAC . IPv4',
       },
       {
         name: 'macip6',
         type: ['mark', 'ether_addr', 'ipv6_addr'],
-        flags: ['interval'],
+        flags: identityFlags,
         elements: vms
           .filter((vm) => vm.ipv6)
           .map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac), vm.ipv6!] })),
@@ -183,7 +187,7 @@ export function compile(spec: CompileInput): Ruleset {
       {
         name: 'portmacs',
         type: ['mark', 'ether_addr'],
-        flags: ['interval'],
+        flags: identityFlags,
         elements: vms.map((vm) => ({ concat: [vmMark(vm, ids), normaliseMac(vm.mac)] })),
         comment: 'registered port mark . MAC',
       },
@@ -224,8 +228,10 @@ export function compile(spec: CompileInput): Ruleset {
   const shared = reuse('shared', sharedKey, () => compileShared(spec));
   counters.push(...shared.counters);
   sets.push(...shared.sets);
-  // traffic to the guests: slow-downs of the download direction (the VMs add theirs)
-  const toGuests: NftStatement[][] = [];
+  // traffic to the guests: counted by VM (metrics: bytes and packets in) with one map
+  // look-up a packet, whatever the number of VMs; then the slow-downs of the download
+  // direction (the VMs add theirs)
+  const toGuests: NftStatement[][] = guestCounters(vms);
   chains.push(...shared.before, { name: 'to_guests', rules: toGuests }, ...shared.after);
 
   // --- per-VM chains -------------------------------------------------------------------
@@ -269,4 +275,22 @@ export function compile(spec: CompileInput): Ruleset {
   cache?.end();
 
   return { counters, sets, chains, tables: [identity.ports], textTables: [FRAME_CHECKS] };
+}
+
+/**
+ * `counter name ip daddr map { <address> : "vmin_<vm>", … }` (and the same for IPv6):
+ * each packet to a guest adds to its VM's counter through one look-up, where a rule per
+ * VM cost every packet a comparison per VM. Pure.
+ */
+function guestCounters(vms: readonly Vm[]): NftStatement[][] {
+  const byAddress = (family: 'ip' | 'ip6', address: (vm: Vm) => string | undefined): NftStatement[][] => {
+    const pairs = vms.flatMap((vm) => {
+      const a = address(vm);
+      return a === undefined ? [] : [[a, vmCounterIn(vm.name)] as unknown as NftValue];
+    });
+    return pairs.length === 0
+      ? []
+      : [[{ counter: { map: { key: payload(family, 'daddr'), data: { set: pairs } } } }]];
+  };
+  return [...byAddress('ip', (vm) => vm.ipv4), ...byAddress('ip6', (vm) => vm.ipv6)];
 }

@@ -7,7 +7,6 @@ import {
   serviceSet,
   vmChain,
   vmCounter,
-  vmCounterIn,
   vmDropCounter,
   type VmDropReason,
 } from '../../nft/names.js';
@@ -88,10 +87,6 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
     counter(vmDropCounter(vm.name, reason)),
     verdict,
   ];
-
-  // the traffic to the VM, counted (metrics: bytes and packets in)
-  ctx.toGuests.push([m(payload('ip', 'daddr'), vm.ipv4), counter(vmCounterIn(vm.name))]);
-  if (vm.ipv6) ctx.toGuests.push([m(payload('ip6', 'daddr'), vm.ipv6), counter(vmCounterIn(vm.name))]);
 
   // reactive IPS blocks, whatever the profile
   rules.push([m(payload('ip', 'daddr'), `@${IPS_BLOCK4}`), ...dropped('ips')]);
