@@ -452,7 +452,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       lap('suricataListsMs');
       if (ips) {
         const rules = countRules(await readFile(join(dir, ENFORCED_RULES), 'utf8').catch(() => ''));
-        const r = await ips.reloadRules({ timeoutMs: ruleLoadTimeoutMs(rules) });
+        // a ruleset that passed `suricata -T` can still kill the running Suricata at the
+        // reload (e.g. the new engine beside the old one needs more memory than the
+        // appliance has): an unhealthy switch, rolled back like a failed health check
+        const r = await ips.reloadRules({ timeoutMs: ruleLoadTimeoutMs(rules) }).catch((err: unknown) => {
+          const st = ips.supervisor.status();
+          throw new PortcullisError(
+            'BUNDLE_UNHEALTHY',
+            `the rule reload after the switch failed: ${(err as Error).message}; Suricata is ${st.status}${st.reason ? ` (${st.reason})` : ''}`,
+            { cause: err },
+          );
+        });
         steps.reloadInlineMs = r.inlineMs;
         steps.reloadIdsMs = r.idsMs;
       }

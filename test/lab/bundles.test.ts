@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, MetadataKind } from '@tufjs/models';
@@ -16,6 +26,7 @@ import {
 } from '../../gateway/src/bundles/test-fixtures.js';
 import { metadataBytes, VendorRepository } from '../../rules/src/repository.js';
 import type { Signer } from '../../rules/src/keys.js';
+import { benchRules } from '../bench/bundle-material.js';
 import {
   api,
   curl,
@@ -72,9 +83,9 @@ function publish(version: number, archive: Buffer, anyVersion = false) {
 /** A good bundle: the default one with the lab's drop rule. */
 const goodBundle = (version: number): Promise<BuiltBundle> => buildChanged(tmp, version, { rules: [DROP] });
 
-async function update(): Promise<{ status: number; body: Result & ErrorBody }> {
-  const r = await api<Result & ErrorBody>('POST', '/api/v1/bundles/update', {});
-  return r;
+/** Run an update and wait for its result (staging 40,000 rules takes its time). */
+function update(): Promise<{ status: number; body: Result & ErrorBody }> {
+  return api<Result & ErrorBody>('POST', '/api/v1/bundles/update', {}, 300);
 }
 
 const seen = (marker: string): boolean => internetRequests().some((r) => (r.path ?? '').includes(marker));
@@ -108,6 +119,68 @@ async function suricataRunning(): Promise<void> {
   throw new Error('Suricata did not reach running');
 }
 
+/** This lab's inline Suricata, by its pid file (a network namespace does not scope pkill). */
+function suricataPid(): number {
+  const pid = Number(readFileSync(join(STATE_DIR, 'secvm-data', 'suricata', 'suricata.pid'), 'utf8').trim());
+  if (!Number.isSafeInteger(pid) || pid <= 1) throw new Error(`no Suricata pid in the lab (${pid})`);
+  return pid;
+}
+
+/** Memory cgroups made by {@link memoryLimit} and not yet removed. */
+const cgroups = new Set<string>();
+
+/** How much more memory the lab's Suricata may take in the reload case: its own rules reload well within it. */
+const RELOAD_LIMIT = 128 << 20;
+
+/**
+ * Put process `pid` in a memory cgroup of its own limited to `bytes` of memory charged
+ * from now on (cgroup v1's memory controller, or cgroup v2 with the memory controller),
+ * as a systemd unit's MemoryMax holds a process. `killed()` counts the OOM kills in it;
+ * `remove()` deletes the cgroup once its process is gone.
+ */
+function memoryLimit(pid: number, bytes: number): { killed(): number; remove(): void } {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f.length > 3);
+  const v1 = mounts.find((f) => f[2] === 'cgroup' && f[3]!.split(',').includes('memory'))?.[1];
+  const v2 = mounts
+    .filter((f) => f[2] === 'cgroup2')
+    .map((f) => f[1]!)
+    .find((m) => readFileSync(join(m, 'cgroup.subtree_control'), 'utf8').split(' ').includes('memory'));
+  const root = v1 ?? v2;
+  if (!root) throw new Error('no memory cgroup controller on this machine (cgroup v1 memory or v2 memory)');
+  const dir = join(root, `portcullis-lab-reload-${process.pid}`);
+  mkdirSync(dir);
+  cgroups.add(dir);
+  if (v1) writeFileSync(join(dir, 'memory.limit_in_bytes'), String(bytes));
+  else {
+    writeFileSync(join(dir, 'memory.max'), String(bytes));
+    writeFileSync(join(dir, 'memory.swap.max'), '0');
+  }
+  writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+  return {
+    killed() {
+      if (v1)
+        return Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))?.[1] ?? 0);
+      return Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.events'), 'utf8'))?.[1] ?? 0);
+    },
+    remove() {
+      for (let i = 0; i < 50; i++) {
+        try {
+          rmdirSync(dir);
+          cgroups.delete(dir);
+          return;
+        } catch {
+          // its process is still exiting
+          execFileSync('sleep', ['0.1']);
+        }
+      }
+      throw new Error(`could not remove the cgroup ${dir}: a process is still in it`);
+    },
+  };
+}
+
 beforeAll(async () => {
   await up();
   keys = await labVendorKeys(STATE_DIR);
@@ -121,6 +194,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await down();
   rmSync(tmp, { recursive: true, force: true });
+  // a memory cgroup a failed case left behind (its Suricata is gone with the lab)
+  for (const dir of cgroups) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still holds a process: the kernel keeps it until that process is gone
+    }
+  }
 });
 
 describe('a good update', () => {
@@ -199,9 +280,8 @@ describe('a good update', () => {
 interface BadCase {
   readonly name: string;
   readonly code: string;
+  /** Publishes the bad kind; returns what puts things back, run once Suricata runs again. */
   prepare(version: number): Promise<(() => void) | void>;
-  /** Runs while the update runs (the health-check case kills Suricata). */
-  during?(): Promise<void>;
 }
 
 const cases: BadCase[] = [
@@ -353,64 +433,79 @@ const cases: BadCase[] = [
     },
   },
   {
-    name: 'Suricata dies after the switch (the health check rolls back)',
+    name: 'a ruleset that passes suricata -T but kills the running Suricata at the reload (rolled back)',
     code: 'BUNDLE_UNHEALTHY',
     async prepare(v) {
-      await publish(v, (await goodBundle(v)).archive);
-    },
-    async during() {
-      // wait for the switch, then kill Suricata as a ruleset that crashes it would. A
-      // stand-in: no real ruleset was found that passes `suricata -T` and then kills
-      // Suricata 7.0.10 (Lua rules that call os.exit fail -T: security.lua.allow-rules is
-      // off, as it stays; a bad dataset line is a warning at a reload, not a crash)
-      for (let i = 0; i < 200; i++) {
-        const s = await api<{ progress: { phase: string } }>('GET', '/api/v1/bundles');
-        if (s.body.progress.phase === 'health') break;
-        await sleep(50);
+      // The appliance's Suricata may use RELOAD_LIMIT more memory than it holds now (a
+      // small appliance's memory, or its unit's MemoryMax): a reload builds the new engine
+      // beside the old one. `suricata -T` runs in a process of its own and passes; at the
+      // reload the kernel's OOM killer kills the running Suricata.
+      const pid = suricataPid();
+      const limit = memoryLimit(pid, RELOAD_LIMIT);
+      try {
+        // the control: an ordinary update reloads within the same limit, Suricata lives
+        good = await goodBundle(v);
+        await publish(v, good.archive);
+        const r = await update();
+        expect(r.body, JSON.stringify(r.body)).toMatchObject({ result: 'installed', version: v });
+        expect(suricataPid()).toBe(pid);
+        expect(limit.killed()).toBe(0);
+        // the bad one: the same rules and 40,000 more (`suricata -T` of 20,000 alone peaks at
+        // 177 MB where 10 peak at 53 MB: its new engine cannot fit in the limit)
+        const heavy = next++;
+        const extra = benchRules(40_000);
+        await publish(heavy, (await buildChanged(tmp, heavy, { rules: [DROP, ...extra] })).archive);
+      } catch (err) {
+        limit.remove();
+        throw err;
       }
-      // this lab's inline Suricata only, by its pid file: a network namespace does not
-      // scope pkill, which killed every Suricata on the machine (other labs' too)
-      const pid = Number(
-        readFileSync(join(STATE_DIR, 'secvm-data', 'suricata', 'suricata.pid'), 'utf8').trim(),
-      );
-      expect(Number.isSafeInteger(pid) && pid > 1).toBe(true);
-      process.kill(pid, 'SIGKILL');
+      return () => {
+        // killed by the kernel for memory, not by us
+        expect(limit.killed()).toBeGreaterThan(0);
+        expect(suricataPid()).not.toBe(pid);
+        limit.remove();
+      };
     },
   },
 ];
 
 describe('bad updates are refused with a precise error, counted and audited; the running version keeps enforcing', () => {
-  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
-    expect(await drops()).toBe(true);
-    const failuresBefore = await metric('portcullis_bundle_failures_total', `reason="${c.code}"`);
-    const v = next++;
-    const undo = await c.prepare(v);
-    const running = update();
-    const duringDrop = c.during ? c.during().then(() => undefined) : drops();
-    const r = await running;
-    expect(r.body.code, JSON.stringify(r.body)).toBe(c.code);
-    if (!c.during) expect(await duringDrop).toBe(true);
-    else await duringDrop;
-    if (undo) undo();
-    await suricataRunning();
-    // the version in force is still the good one, and it still drops
-    const s = await api<{
-      active: { version: number };
-      last: Result;
-      history: Array<{ version: string; status: string }>;
-    }>('GET', '/api/v1/bundles');
-    expect(s.body.active.version).toBe(good.manifest.version);
-    expect(s.body.last).toMatchObject({ code: c.code });
-    for (let i = 0; i < 60 && !(await drops()); i++) await sleep(1000);
-    expect(await drops()).toBe(true);
-    expect(await passes()).toBe(true);
-    expect(await metric('portcullis_bundle_failures_total', `reason="${c.code}"`)).toBe(failuresBefore + 1);
-    const audit = await api<{ items: Array<{ action: string; target: string }> }>(
-      'GET',
-      '/api/v1/audit?limit=5',
-    );
-    expect(audit.body.items.some((a) => /^bundle\.(rejected|failed|rolled-back)$/.test(a.action))).toBe(true);
-  });
+  it.each(cases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, c) => {
+      expect(await drops()).toBe(true);
+      const failuresBefore = await metric('portcullis_bundle_failures_total', `reason="${c.code}"`);
+      const v = next++;
+      const undo = await c.prepare(v);
+      const running = update();
+      const duringDrop = drops();
+      const r = await running;
+      expect(r.body.code, JSON.stringify(r.body)).toBe(c.code);
+      expect(await duringDrop).toBe(true);
+      await suricataRunning();
+      if (undo) undo();
+      // the version in force is still the good one, and it still drops
+      const s = await api<{
+        active: { version: number };
+        last: Result;
+        history: Array<{ version: string; status: string }>;
+      }>('GET', '/api/v1/bundles');
+      expect(s.body.active.version).toBe(good.manifest.version);
+      expect(s.body.last).toMatchObject({ code: c.code });
+      for (let i = 0; i < 60 && !(await drops()); i++) await sleep(1000);
+      expect(await drops()).toBe(true);
+      expect(await passes()).toBe(true);
+      expect(await metric('portcullis_bundle_failures_total', `reason="${c.code}"`)).toBe(failuresBefore + 1);
+      const audit = await api<{ items: Array<{ action: string; target: string }> }>(
+        'GET',
+        '/api/v1/audit?limit=5',
+      );
+      expect(audit.body.items.some((a) => /^bundle\.(rejected|failed|rolled-back)$/.test(a.action))).toBe(
+        true,
+      );
+    },
+    300_000,
+  );
 
   it('root rotation done right is accepted (targets key replaced, root signed by 2 of 3)', async () => {
     const nextTargets = newSigner();

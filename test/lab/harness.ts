@@ -77,18 +77,22 @@ export function mgmtCurlArgs(options: { auth?: boolean } = {}): string[] {
   return args;
 }
 
-/** Call the API from the management side (the host namespace), with the lab's admin token. */
+/**
+ * Call the API from the management side (the host namespace), with the lab's admin token.
+ * @param timeoutS how long the call may take, s. Default 10.
+ */
 export async function api<T = unknown>(
   method: string,
   path: string,
   body?: unknown,
+  timeoutS = 10,
 ): Promise<{ status: number; body: T }> {
   const state = readState(STATE_DIR)!;
   const args = [
     'curl',
     '-sS',
     '--max-time',
-    '10',
+    String(timeoutS),
     ...mgmtCurlArgs(),
     '-X',
     method,
@@ -100,7 +104,7 @@ export async function api<T = unknown>(
   ];
   if (body !== undefined)
     args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
-  const out = await mustNs('host', args);
+  const out = await mustNs('host', args, (timeoutS + 10) * 1000);
   const i = out.lastIndexOf('\n');
   const text = out.slice(0, i);
   return { status: Number(out.slice(i + 1)), body: (text ? JSON.parse(text) : undefined) as T };
