@@ -450,8 +450,9 @@ const cases: BadCase[] = [
         expect(r.body, JSON.stringify(r.body)).toMatchObject({ result: 'installed', version: v });
         expect(suricataPid()).toBe(pid);
         expect(limit.killed()).toBe(0);
-        // the bad one: the same rules and 40,000 more (`suricata -T` of 20,000 alone peaks at
-        // 177 MB where 10 peak at 53 MB: its new engine cannot fit in the limit)
+        // the bad one: the same rules and 40,000 more (`suricata -T` with Debian's default
+        // suricata.yaml peaks at 177 MB for 20,000 of them, 53 MB for 10: their engine
+        // cannot fit in the limit)
         const heavy = next++;
         const extra = benchRules(40_000);
         await publish(heavy, (await buildChanged(tmp, heavy, { rules: [DROP, ...extra] })).archive);
