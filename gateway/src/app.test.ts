@@ -113,6 +113,7 @@ describe('buildApp', () => {
       ruleFiles: ['local.rules'],
       bypass: true,
       queueKind: 'nft' as const,
+      reloadIdleCpu: true,
     };
     app = await buildApp(makeConfig(dataDir, { policyFile, suricata }), deps);
     await app.http.ready();
@@ -218,6 +219,7 @@ describe('buildApp', () => {
       ruleFiles: ['x.rules'],
       bypass: true,
       queueKind: 'auto' as const,
+      reloadIdleCpu: true,
     };
     await expect(buildApp(makeConfig(dataDir, { suricata }), deps)).rejects.toMatchObject({
       code: 'CONFIG_INVALID',

@@ -33,6 +33,7 @@ import { vmStateRoutes } from './http/vm-state.js';
 import type { Logger } from './log.js';
 import { NftApplier } from './nft/applier.js';
 import type { NftBackend } from './nft/backend.js';
+import { openIdleCpu } from './process/idle-cpu.js';
 import type { Conntrack } from './nft/conntrack.js';
 import { readCounters, readVmCounters } from './nft/counters.js';
 import { AddressLearner } from './nft/learned.js';
@@ -354,6 +355,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           suricata.bypass,
         )
       : undefined;
+  // where a rule reload builds Suricata's new engine: the idle CPU class if the machine has one
+  const idleCpu = suricataSetup && suricata?.reloadIdleCpu !== false ? await openIdleCpu() : undefined;
+  if (suricataSetup)
+    log.info(
+      { idleCpu: idleCpu !== undefined },
+      idleCpu
+        ? "rule reloads build Suricata's engine at nice 19 in the idle CPU class (cgroup v1 cpu.idle)"
+        : suricata?.reloadIdleCpu === false
+          ? "rule reloads build Suricata's engine at nice 19 (suricata.reloadIdleCpu is false)"
+          : "rule reloads build Suricata's engine at nice 19 (no cgroup v1 cpu controller with cpu.idle here)",
+    );
   const ips =
     suricata && queue && suricataSetup
       ? new IpsService({
@@ -372,6 +384,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           now,
           ...(policyRules ? { policyRules } : {}),
           runners,
+          ...(idleCpu ? { idleCpu } : {}),
         })
       : undefined;
 

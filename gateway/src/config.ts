@@ -203,6 +203,12 @@ export const Config = Type.Object(
           queueKind: Type.Union([Type.Literal('auto'), Type.Literal('nft'), Type.Literal('xt')], {
             default: 'auto',
           }),
+          /**
+           * Build the engine of a rule reload in the idle CPU class where the kernel has one
+           * (process/idle-cpu.ts): the reload yields to all other work and takes longer.
+           * false: nice 19 only. Default true.
+           */
+          reloadIdleCpu: Type.Boolean({ default: true }),
         },
         { additionalProperties: false },
       ),

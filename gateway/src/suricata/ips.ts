@@ -17,7 +17,7 @@ import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { SuricataSetup } from './config.js';
 import { SuricataControl } from './control.js';
-import { atLowPriority } from './reload.js';
+import { atLowPriority, type LowPriorityOptions, reniceFailure } from './reload.js';
 import type { PolicyRules } from './policy-rules.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
@@ -30,6 +30,7 @@ import {
   type StopOptions,
   type SuricataSupervisorOptions,
 } from './supervisor.js';
+import type { IdleCpu } from '../process/idle-cpu.js';
 import { readOwnQueues, type ChildRunners, type SuricataInstance } from '../process/runner.js';
 import { Serial } from '../util/serial.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -60,6 +61,8 @@ export interface IpsOptions {
   readonly policyRules?: PolicyRules;
   /** How the Suricatas run (process/runner.ts). Default: the service's own children. */
   readonly runners?: ChildRunners;
+  /** Where a rule reload's engine build runs (process/idle-cpu.ts `openIdleCpu`). Default: nice only. */
+  readonly idleCpu?: IdleCpu;
 }
 
 /** The spawner and process table of a Suricata instance under `runners`. */
@@ -255,7 +258,11 @@ export class IpsService {
     const ids = this.#ids;
     const st = ids?.supervisor.status();
     if (ids && st?.status === 'running')
-      await atLowPriority(st.pid, () => ids.control.reloadRules({ blocking: true, ...options }));
+      await atLowPriority(
+        st.pid,
+        () => ids.control.reloadRules({ blocking: true, ...options }),
+        this.#lowPriority('ids', st.pid),
+      );
   }
 
   /**
@@ -272,10 +279,26 @@ export class IpsService {
     const t0 = performance.now();
     const st = this.supervisor.status();
     if (st.status === 'running')
-      await atLowPriority(st.pid, () => this.control.reloadRules({ blocking: true, ...options }));
+      await atLowPriority(
+        st.pid,
+        () => this.control.reloadRules({ blocking: true, ...options }),
+        this.#lowPriority('inline', st.pid),
+      );
     const t1 = performance.now();
     await this.reloadIdsRules(options);
     return { inlineMs: Math.round(t1 - t0), idsMs: Math.round(performance.now() - t1) };
+  }
+
+  /**
+   * How a reload lowers Suricata's main thread (reload.ts): nice 19, the idle CPU class
+   * where the machine has one; what fails is said, since the build then competes with
+   * inspection.
+   */
+  #lowPriority(instance: 'inline' | 'ids', pid: number | undefined): LowPriorityOptions {
+    return {
+      ...(this.#o.idleCpu ? { idle: this.#o.idleCpu } : {}),
+      onUnchanged: (err, how) => this.#log.warn({ err, instance, pid }, reniceFailure(err, how)),
+    };
   }
 
   /** State of the passive (`ids`) instance, if one runs. */

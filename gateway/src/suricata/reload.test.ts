@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { atLowPriority, countRules, RELOAD_NICE, ruleLoadTimeoutMs, type ThreadPriority } from './reload.js';
+import {
+  atLowPriority,
+  countRules,
+  RELOAD_NICE,
+  reniceFailure,
+  ruleLoadTimeoutMs,
+  type ThreadPriority,
+} from './reload.js';
+import type { IdleCpu } from '../process/idle-cpu.js';
 
 /** A fake of the kernel's per-thread nice values. */
 function threads(
@@ -52,6 +60,83 @@ describe('atLowPriority: a reload runs with Suricata main thread reniced', () =>
     const t = threads({});
     await expect(atLowPriority(4242, () => Promise.resolve(1), { priority: t })).resolves.toBe(1);
     expect(t.log).toEqual([]);
+  });
+
+  it('says why the thread kept its priority, and runs the reload anyway', async () => {
+    const denied = Object.assign(new Error('uv_os_setpriority returned EPERM'), {
+      code: 'ERR_SYSTEM_ERROR',
+      info: { code: 'EPERM' },
+    });
+    const heard: unknown[] = [];
+    const p: ThreadPriority = {
+      get: () => 0,
+      set: () => {
+        throw denied;
+      },
+    };
+    await expect(
+      atLowPriority(100, () => Promise.resolve('reloaded'), {
+        priority: p,
+        onUnchanged: (e) => heard.push(e),
+      }),
+    ).resolves.toBe('reloaded');
+    expect(heard).toEqual([denied]);
+    expect(reniceFailure(denied)).toMatch(/not permitted \(EPERM\).*CAP_SYS_NICE/);
+    expect(reniceFailure({ info: { code: 'ESRCH' } })).toMatch(/the thread is gone/);
+    expect(reniceFailure(new Error('odd'))).toMatch(/: odd$/);
+  });
+
+  it('a renice that works is not reported', async () => {
+    const t = threads({ 100: 0 });
+    const heard: unknown[] = [];
+    await atLowPriority(100, () => Promise.resolve(), { priority: t, onUnchanged: (e) => heard.push(e) });
+    expect(heard).toEqual([]);
+  });
+
+  it('runs the reload in the idle CPU class for at most idleForMs, then at its nice value', async () => {
+    const t = threads({ 100: 0 });
+    const events: string[] = [];
+    const idle: IdleCpu = {
+      enter: async (tid) => {
+        events.push(`idle ${tid}`);
+        return async () => void events.push(`back ${tid}`);
+      },
+    };
+    await atLowPriority(
+      100,
+      async () => {
+        events.push('reload starts');
+        await new Promise((r) => setTimeout(r, 60));
+        events.push('reload ends');
+      },
+      { priority: t, idle, idleForMs: 20 },
+    );
+    expect(events).toEqual(['idle 100', 'reload starts', 'back 100', 'reload ends']);
+    expect(t.log).toEqual(['100=19', '100=0']);
+  });
+
+  it('leaves the idle class when the reload ends first, and says when it cannot enter it', async () => {
+    const t = threads({ 100: 0 });
+    const events: string[] = [];
+    const idle: IdleCpu = {
+      enter: async () => async () => void events.push('back'),
+    };
+    await atLowPriority(100, async () => void events.push('reload'), { priority: t, idle });
+    expect(events).toEqual(['reload', 'back']);
+    const heard: string[] = [];
+    const broken: IdleCpu = {
+      enter: () => Promise.reject(new Error('cpu.idle: read-only file system')),
+    };
+    await expect(
+      atLowPriority(100, () => Promise.resolve('done'), {
+        priority: t,
+        idle: broken,
+        onUnchanged: (err, how) => heard.push(reniceFailure(err, how)),
+      }),
+    ).resolves.toBe('done');
+    expect(heard).toEqual([
+      "Suricata's main thread builds the new engine outside the idle CPU class: cpu.idle: read-only file system",
+    ]);
   });
 
   it('without a thread, only runs the reload', async () => {

@@ -1,4 +1,5 @@
 import { getPriority, setPriority } from 'node:os';
+import type { IdleCpu } from '../process/idle-cpu.js';
 
 /**
  * How a big rule reload shares a small appliance with the traffic. Suricata builds the new
@@ -7,7 +8,9 @@ import { getPriority, setPriority } from 'node:os';
  * one; on 2 cores that build competes with them for seconds to minutes. Lowering the
  * main thread's priority for the reload leaves the cores to the packet threads; the
  * packet threads were created at start and keep their own priority (Linux priorities are
- * per thread).
+ * per thread). A nice value only orders threads of one scheduling group, though: where
+ * the machine offers it, the thread also runs in the idle CPU class for a while
+ * (process/idle-cpu.ts), which yields to every thread of every other group.
  */
 
 /** Nice value of Suricata's main thread while it reloads (19: only idle time, mostly). */
@@ -41,29 +44,72 @@ export interface ThreadPriority {
 
 const osPriority: ThreadPriority = { get: getPriority, set: setPriority };
 
+export interface LowPriorityOptions {
+  /** Nice value for `fn`'s time. Default `RELOAD_NICE`. */
+  readonly nice?: number;
+  readonly priority?: ThreadPriority;
+  /** The idle CPU class (process/idle-cpu.ts) the thread runs in for `fn`'s first `idleForMs`. */
+  readonly idle?: IdleCpu;
+  /** How long at most the thread stays in the idle class. Default `RELOAD_IDLE_MS`. */
+  readonly idleForMs?: number;
+  /** Told when the thread could not be lowered: its nice value (`nice`) or its CPU class (`idle`). */
+  readonly onUnchanged?: (err: unknown, what: 'nice' | 'idle') => void;
+}
+
 /**
- * Run `fn` with thread `tid` at nice `nice`, then put its priority back. A thread that
- * is gone (Suricata restarted) or cannot be reniced is left alone: `fn` runs anyway.
+ * How long a reload may run in the idle CPU class, ms: long enough for a 40,000-rule
+ * engine built beside a download that keeps both cores busy (49 s measured, bench:bundle);
+ * bounded, because a thread that only gets idle time makes no progress while a flood keeps
+ * the cores busy, and a reload that never ends would be rolled back. After it, the thread
+ * goes on at its nice value in its own group.
+ */
+export const RELOAD_IDLE_MS = 120_000;
+
+/**
+ * Run `fn` with thread `tid` at nice `nice`, and for its first `idleForMs` in the idle CPU
+ * class when `idle` is given; then put both back. A thread that is gone (Suricata
+ * restarted) or cannot be lowered is left alone: `fn` runs anyway, and `onUnchanged` hears
+ * why (EPERM: Suricata runs as another user and the service lacks CAP_SYS_NICE, so the
+ * reload competes with the packet threads at their priority).
  * @param tid the thread (Suricata's pid for its main thread); undefined: just run `fn`.
  */
 export async function atLowPriority<T>(
   tid: number | undefined,
   fn: () => Promise<T>,
-  options: { readonly nice?: number; readonly priority?: ThreadPriority } = {},
+  options: LowPriorityOptions = {},
 ): Promise<T> {
   const p = options.priority ?? osPriority;
   let before: number | undefined;
+  let restore: (() => Promise<void>) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const leaveIdle = async (): Promise<void> => {
+    const r = restore;
+    restore = undefined;
+    if (r) await r().catch((err: unknown) => options.onUnchanged?.(err, 'idle'));
+  };
   if (tid !== undefined) {
     try {
       before = p.get(tid);
       p.set(tid, options.nice ?? RELOAD_NICE);
-    } catch {
+    } catch (err) {
       before = undefined;
+      options.onUnchanged?.(err, 'nice');
+    }
+    if (options.idle) {
+      try {
+        restore = await options.idle.enter(tid);
+        timer = setTimeout(() => void leaveIdle(), options.idleForMs ?? RELOAD_IDLE_MS);
+        timer.unref();
+      } catch (err) {
+        options.onUnchanged?.(err, 'idle');
+      }
     }
   }
   try {
     return await fn();
   } finally {
+    clearTimeout(timer);
+    await leaveIdle();
     if (tid !== undefined && before !== undefined) {
       try {
         p.set(tid, before);
@@ -72,4 +118,25 @@ export async function atLowPriority<T>(
       }
     }
   }
+}
+
+/**
+ * What to tell when Suricata's main thread could not be lowered for a reload
+ * (`atLowPriority`'s `onUnchanged`), by the error and what failed. Pure.
+ */
+export function reniceFailure(err: unknown, how: 'nice' | 'idle' = 'nice'): string {
+  if (how === 'idle')
+    return (
+      "Suricata's main thread builds the new engine outside the idle CPU class: " +
+      (err instanceof Error ? err.message : String(err))
+    );
+  const code = (err as { info?: { code?: string }; code?: string } | undefined)?.info?.code;
+  const what = "Suricata's main thread kept its priority for the rule reload";
+  if (code === 'EPERM' || code === 'EACCES')
+    return (
+      `${what}: not permitted (${code}). Suricata runs as its own user (processes.runner: systemd) and ` +
+      'the service lacks CAP_SYS_NICE, so the new engine is built at the priority of the packet threads'
+    );
+  if (code === 'ESRCH') return `${what}: the thread is gone (Suricata restarted)`;
+  return `${what}: ${err instanceof Error ? err.message : String(err)}`;
 }
