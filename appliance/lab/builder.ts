@@ -258,6 +258,8 @@ export function labServiceConfig(t: LabTopology, stateDir: string): Record<strin
       queue: 0,
       queueKind: 'auto',
       ruleFiles: [join(REPO, 'appliance', 'suricata', 'local.rules'), join(HERE, 'lab.rules')],
+      // bench:bundle compares with nice 19 alone (BENCH_IDLE_CPU=off)
+      ...(process.env.PORTCULLIS_LAB_RELOAD_IDLE_CPU === 'off' ? { reloadIdleCpu: false } : {}),
     },
     dataDir: join(stateDir, 'secvm-data'),
     policyFile: join(stateDir, 'policy.yaml'),
@@ -611,12 +613,47 @@ export function dhcp(guest: string): void {
   ]);
 }
 
+/**
+ * Shell commands that mount, in the mount namespace `ip netns exec` makes, the cgroup
+ * hierarchy of the cpu controller this machine has: `ip netns exec` mounts a fresh /sys
+ * without the cgroup mounts under it, where the security VM has them (systemd mounts
+ * them), and the service finds its idle CPU class for rule reloads there
+ * (gateway/src/process/idle-cpu.ts). A v1 cpu hierarchy is mounted again with its own
+ * controllers (the same hierarchy, not a new one); a v2 machine gets its cgroup2 root.
+ * Empty when the machine has neither. Pure.
+ */
+export function cgroupMounts(mountinfo: string): string {
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const [fstype, , superOptions = ''] = right.split(' ');
+    const mountPoint = left.split(' ')[4];
+    const controllers = superOptions.split(',').filter((o) => o !== 'rw' && o !== 'ro');
+    if (fstype === 'cgroup' && controllers.includes('cpu') && mountPoint?.startsWith('/sys/fs/cgroup/'))
+      return (
+        'mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup && ' +
+        `mkdir -p '${mountPoint}' && mount -t cgroup -o ${controllers.join(',')} cgroup '${mountPoint}'`
+      );
+    if (fstype === 'cgroup2' && mountPoint === '/sys/fs/cgroup')
+      return 'mount -t cgroup2 cgroup2 /sys/fs/cgroup';
+  }
+  return '';
+}
+
 /** Start (or restart) `portcullis serve` in secvm. */
 export function startService(state: LabState, env: Record<string, string> = {}): LabService {
+  const argv = [
+    join(REPO, 'gateway', 'bin', 'portcullis'),
+    'serve',
+    '--config',
+    join(state.stateDir, 'secvm.yaml'),
+  ];
+  const mounts = cgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
+  // a mount that fails leaves the service without the idle class (it says so), not without a start
   const svc = spawnIn(
     ns('secvm'),
     'portcullis',
-    [join(REPO, 'gateway', 'bin', 'portcullis'), 'serve', '--config', join(state.stateDir, 'secvm.yaml')],
+    mounts ? ['sh', '-c', `{ ${mounts}; } || true; exec "$@"`, 'sh', ...argv] : argv,
     state.stateDir,
     env,
   );

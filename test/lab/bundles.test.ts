@@ -27,6 +27,7 @@ import {
 import { metadataBytes, VendorRepository } from '../../rules/src/repository.js';
 import type { Signer } from '../../rules/src/keys.js';
 import { benchRules } from '../bench/bundle-material.js';
+import { cpuCgroupOf, IDLE_CGROUP, openIdleCpu } from '../../gateway/src/process/idle-cpu.js';
 import {
   api,
   curl,
@@ -70,6 +71,8 @@ let next = 2;
 let good: BuiltBundle;
 
 const online = (): Signer[] => [keys.targets, keys.snapshot, keys.timestamp];
+/** Whether this machine has the idle CPU class, so the lab service's reloads use it (idle-cpu.ts). */
+const idleCpuHere = (await openIdleCpu()) !== undefined;
 
 function publish(version: number, archive: Buffer, anyVersion = false) {
   return repo.publish({
@@ -242,10 +245,27 @@ describe('a good update', () => {
       120_000,
     ).then((x) => ({ ...x, at: Date.now() }));
     await sleep(1000);
+    // where Suricata's main thread runs while the update is under way (the idle CPU class)
+    const main = suricataPid();
+    const classes = new Set<string>();
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        classes.add(cpuCgroupOf(readFileSync(`/proc/${main}/task/${main}/cgroup`, 'utf8')) ?? '');
+        await sleep(20);
+      }
+    })();
     const r = await update();
+    watching = false;
+    await watch;
     const updated = Date.now();
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toMatchObject({ result: 'installed', version: next, active: next });
+    // the reload built the new engine in the idle CPU class, and the thread is back after it
+    if (idleCpuHere) expect([...classes]).toContain(`/${IDLE_CGROUP}`);
+    expect(cpuCgroupOf(readFileSync(`/proc/${main}/task/${main}/cgroup`, 'utf8'))).not.toBe(
+      `/${IDLE_CGROUP}`,
+    );
     const dl = await download;
     expect(dl.code, dl.stderr).toBe(0);
     expect(Number(dl.stdout)).toBe(size);
