@@ -9,6 +9,7 @@ import { silentLogger } from '../../gateway/src/log.js';
 import { guestPort, namespaces, ns, type LabTopology } from './topology.js';
 import { labVendorPaths, makeLabVendor } from './vendor.js';
 import { certificateFingerprint } from '../../gateway/src/auth/cert.js';
+import { parseMountinfo } from '../../gateway/src/process/idle-cpu.js';
 import { generatePassword, hashPassword } from '../../gateway/src/auth/password.js';
 import { Store } from '../../gateway/src/store/store.js';
 
@@ -623,18 +624,14 @@ export function dhcp(guest: string): void {
  * Empty when the machine has neither. Pure.
  */
 export function cgroupMounts(mountinfo: string): string {
-  for (const line of mountinfo.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const [fstype, , superOptions = ''] = right.split(' ');
-    const mountPoint = left.split(' ')[4];
-    const controllers = superOptions.split(',').filter((o) => o !== 'rw' && o !== 'ro');
-    if (fstype === 'cgroup' && controllers.includes('cpu') && mountPoint?.startsWith('/sys/fs/cgroup/'))
+  for (const m of parseMountinfo(mountinfo)) {
+    const controllers = m.superOptions.filter((o) => o !== 'rw' && o !== 'ro');
+    if (m.fstype === 'cgroup' && controllers.includes('cpu') && m.mountPoint.startsWith('/sys/fs/cgroup/'))
       return (
         'mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup && ' +
-        `mkdir -p '${mountPoint}' && mount -t cgroup -o ${controllers.join(',')} cgroup '${mountPoint}'`
+        `mkdir -p '${m.mountPoint}' && mount -t cgroup -o ${controllers.join(',')} cgroup '${m.mountPoint}'`
       );
-    if (fstype === 'cgroup2' && mountPoint === '/sys/fs/cgroup')
+    if (m.fstype === 'cgroup2' && m.mountPoint === '/sys/fs/cgroup')
       return 'mount -t cgroup2 cgroup2 /sys/fs/cgroup';
   }
   return '';

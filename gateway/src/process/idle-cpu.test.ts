@@ -2,7 +2,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CgroupIdleCpu, cpuCgroupOf, cpuMountOf, IDLE_CGROUP, openIdleCpu } from './idle-cpu.js';
+import {
+  CgroupIdleCpu,
+  cpuCgroupOf,
+  cpuMountOf,
+  IDLE_CGROUP,
+  openIdleCpu,
+  parseMountinfo,
+} from './idle-cpu.js';
 
 describe('finding the cpu controller', () => {
   it('takes the cgroup v1 mount whose super options hold cpu', () => {
@@ -21,6 +28,14 @@ describe('finding the cpu controller', () => {
       '34 25 0:29 / /sys/fs/cgroup/cpuset rw,relatime shared:13 - cgroup cgroup rw,cpuset',
     ].join('\n');
     expect(cpuMountOf(mountinfo)).toBeUndefined();
+  });
+
+  it('parses mountinfo lines, optional fields and escaped spaces included', () => {
+    expect(
+      parseMountinfo(
+        '36 25 0:31 / /mnt/a\\040b rw,relatime shared:15 master:2 - cgroup cgroup rw,cpu\nnot a mount line\n',
+      ),
+    ).toEqual([{ mountPoint: '/mnt/a b', fstype: 'cgroup', superOptions: ['rw', 'cpu'] }]);
   });
 
   it("reads a thread's cpu cgroup, whichever controllers share its hierarchy", () => {

@@ -25,21 +25,38 @@ export interface IdleCpu {
 /** The cgroup the service's idle class is, under the cpu controller's mount. */
 export const IDLE_CGROUP = 'portcullis-idle';
 
+/** A mount of /proc/<pid>/mountinfo: where, what file system, its super options. */
+export interface Mount {
+  readonly mountPoint: string;
+  readonly fstype: string;
+  readonly superOptions: readonly string[];
+}
+
+/** The mounts of a /proc/<pid>/mountinfo text. Pure. */
+export function parseMountinfo(mountinfo: string): Mount[] {
+  const out: Mount[] = [];
+  for (const line of mountinfo.split('\n')) {
+    // "35 25 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct"
+    const [left, right] = line.split(' - ');
+    const mountPoint = left?.split(' ')[4];
+    const [fstype, , superOptions = ''] = right?.split(' ') ?? [];
+    if (mountPoint && fstype)
+      out.push({
+        mountPoint: mountPoint.replace(/\\040/g, ' '),
+        fstype,
+        superOptions: superOptions.split(','),
+      });
+  }
+  return out;
+}
+
 /**
  * The cgroup v1 hierarchy that has the cpu controller, from /proc/self/mountinfo: its mount
  * point, or undefined (cgroup v2 only, or no cpu controller). Pure.
  */
 export function cpuMountOf(mountinfo: string): string | undefined {
-  for (const line of mountinfo.split('\n')) {
-    // "36 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,... - cgroup cgroup rw,cpu,cpuacct"
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const [fstype, , superOptions] = right.split(' ');
-    if (fstype !== 'cgroup' || !superOptions?.split(',').includes('cpu')) continue;
-    const mountPoint = left.split(' ')[4];
-    if (mountPoint) return mountPoint.replace(/\\040/g, ' ');
-  }
-  return undefined;
+  return parseMountinfo(mountinfo).find((m) => m.fstype === 'cgroup' && m.superOptions.includes('cpu'))
+    ?.mountPoint;
 }
 
 /**
