@@ -27,7 +27,7 @@ import {
 import { metadataBytes, VendorRepository } from '../../rules/src/repository.js';
 import type { Signer } from '../../rules/src/keys.js';
 import { benchRules } from '../bench/bundle-material.js';
-import { cpuCgroupOf, IDLE_CGROUP, openIdleCpu } from '../../gateway/src/process/idle-cpu.js';
+import { cpuCgroupOf, IDLE_CGROUP, openIdleCpu, parseMountinfo } from '../../gateway/src/process/idle-cpu.js';
 import {
   api,
   curl,
@@ -142,14 +142,11 @@ const RELOAD_LIMIT = 128 << 20;
  * `remove()` deletes the cgroup once its process is gone.
  */
 function memoryLimit(pid: number, bytes: number): { killed(): number; remove(): void } {
-  const mounts = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' '))
-    .filter((f) => f.length > 3);
-  const v1 = mounts.find((f) => f[2] === 'cgroup' && f[3]!.split(',').includes('memory'))?.[1];
+  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const v1 = mounts.find((m) => m.fstype === 'cgroup' && m.superOptions.includes('memory'))?.mountPoint;
   const v2 = mounts
-    .filter((f) => f[2] === 'cgroup2')
-    .map((f) => f[1]!)
+    .filter((m) => m.fstype === 'cgroup2')
+    .map((m) => m.mountPoint)
     .find((m) => readFileSync(join(m, 'cgroup.subtree_control'), 'utf8').split(' ').includes('memory'));
   const root = v1 ?? v2;
   if (!root) throw new Error('no memory cgroup controller on this machine (cgroup v1 memory or v2 memory)');
