@@ -1,8 +1,8 @@
 // The live feed: one Server-Sent Events stream (/api/v1/events) for the whole page.
-// Views subscribe to its events (alert, block, request, history) instead of polling.
+// Views subscribe to its events (alert, block, request, history, bundle) instead of polling.
 import { API } from './api.js';
 
-const TYPES = ['alert', 'block', 'request', 'history'];
+const TYPES = ['alert', 'block', 'request', 'history', 'bundle'];
 const listeners = new Map(TYPES.map((t) => [t, new Set()]));
 let source;
 

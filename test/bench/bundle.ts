@@ -6,8 +6,9 @@
  * rules and lists in force" (the service's `enforcedMs`: after the DNS lists, the nft sets
  * and Suricata's blocking `reload-rules` are done, before the health window), and the
  * throughput to the kid VM (inline IPS) from the switch until the new version is in
- * force, taken from the gateway's byte counter for the kid while a download that starts
- * with the switch and outlasts it (90 s at the speed measured first, `BENCH_DOWNLOAD_S`)
+ * force (the phases as the service's live stream announces them), taken from the
+ * gateway's byte counter for the kid while a download that starts with the switch and
+ * outlasts it (90 s at the speed measured first, `BENCH_DOWNLOAD_S`)
  * runs, against the same download without a switch just before and just after it
  * (`switch_ratio`; `whole_download_ratio` is the whole download's, which a download much
  * longer than the switch dilutes). The last line is JSON; it says whether the reloads ran
@@ -192,12 +193,73 @@ function idleCpuInUse(): boolean | undefined {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** A rule update's phases as the service announces them (`bundle` events of its live stream). */
+interface Phases {
+  /** Calls `cb` with each phase from now on; returns the function that stops it. */
+  on(cb: (phase: string) => void): () => void;
+  close(): void;
+}
+
+/**
+ * Open the lab service's live stream (`GET /api/v1/events`, Server-Sent Events) once, over
+ * one TLS connection for the whole bench: polling `GET /bundles` instead would start a
+ * curl with a TLS handshake several times a second on the same 2 cores as the download
+ * being measured, and only while an update runs, which would load the switch's side of
+ * the ratio alone.
+ */
+async function bundlePhases(): Promise<Phases> {
+  const auth = readState(STATE)?.auth;
+  if (!auth) throw new Error(`the bench lab in ${STATE} is not up`);
+  const url = `https://${mgmt}:${t.api.port}/api/v1/events`;
+  const argv = ['curl', '-sS', '-N', '--cacert', auth.cert, '-H', `authorization: Bearer ${auth.token}`, url];
+  const child = spawn('ip', ['netns', 'exec', NS('host'), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const listeners = new Set<(phase: string) => void>();
+  let buffered = '';
+  let stderr = '';
+  let opened: (() => void) | undefined;
+  const open = new Promise<void>((resolve, reject) => {
+    opened = resolve;
+    child.on('error', reject);
+    child.on('close', (code) => reject(new Error(`the live stream ${url} closed (${code}): ${stderr}`)));
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    opened?.();
+    buffered += d.toString();
+    let end: number;
+    // one SSE event per blank-line-terminated block: `event: bundle` and its `data:` line
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const block = buffered.slice(0, end).split('\n');
+      buffered = buffered.slice(end + 2);
+      if (!block.includes('event: bundle')) continue;
+      const data = block.find((l) => l.startsWith('data: '));
+      if (!data) continue;
+      const { phase } = JSON.parse(data.slice('data: '.length)) as { phase: string };
+      for (const cb of [...listeners]) cb(phase);
+    }
+  });
+  // the stream's first bytes (`retry:`) say it is open
+  await Promise.race([
+    open,
+    sleep(30_000).then(() => Promise.reject(new Error(`${url}: no answer in 30 s`))),
+  ]);
+  return {
+    on(cb) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    close: () => child.kill(),
+  };
+}
+
 async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
   await labUp({ topology: t, topologyFile: DEFAULT_TOPOLOGY, stateDir: STATE });
+  let live: Phases | undefined;
   try {
     await waitRunning();
     endpointFirst(readState(STATE)?.services.find((x) => x.name === 'web')?.pid);
+    const stream = (live = await bundlePhases());
     process.stdout.write(`endpoints: ${ENDPOINTS}\n`);
     const keys = await labVendorKeys(STATE);
     const repo = new VendorRepository(labVendorPaths(STATE).repo);
@@ -253,11 +315,8 @@ async function main(): Promise<void> {
         info: { name: 'portcullis-default', channel: 'stable', version, minApplianceVersion: '0.1.0' },
         signers: online,
       });
-      // the update, and the download started when the switch starts
-      let settled = false;
-      const update = api<Result>('POST', '/api/v1/bundles/update', {}).finally(() => {
-        settled = true;
-      });
+      // the update, and the download started when the switch starts: the service's live
+      // stream says when each phase begins (no polling beside the download being measured)
       let switchAt = 0;
       let healthAt = 0;
       const started = Date.now();
@@ -266,28 +325,19 @@ async function main(): Promise<void> {
       // what the kid received from the switch until the new version was in force
       let atSwitch: Promise<number> | undefined;
       let atHealth: Promise<number> | undefined;
-      const watch = (async () => {
-        for (;;) {
-          const s = await api<{ progress: { phase: string } }>('GET', '/api/v1/bundles').catch(
-            () => undefined,
-          );
-          const phase = s?.progress.phase;
-          if (phase && !(phase in seen)) seen[phase] = Date.now();
-          if (phase === 'switch' && !switchAt) {
-            during = download(bytes);
-            atSwitch = kidBytes();
-            switchAt = Date.now();
-          }
-          if ((phase === 'health' || phase === 'idle') && switchAt && !healthAt) {
-            atHealth = kidBytes();
-            healthAt = Date.now();
-          }
-          if ((phase === 'idle' && switchAt) || settled) return;
-          await sleep(100);
+      const off = stream.on((phase) => {
+        if (!(phase in seen)) seen[phase] = Date.now();
+        if (phase === 'switch' && !switchAt) {
+          during = download(bytes);
+          atSwitch = kidBytes();
+          switchAt = Date.now();
         }
-      })();
-      const r = await update;
-      await watch;
+        if ((phase === 'health' || phase === 'idle') && switchAt && !healthAt) {
+          atHealth = kidBytes();
+          healthAt = Date.now();
+        }
+      });
+      const r = await api<Result>('POST', '/api/v1/bundles/update', {}).finally(off);
       if (r.result !== 'installed' || r.enforcedMs === undefined)
         throw new Error(`update: ${JSON.stringify(r)}`);
       if (!during) throw new Error('the switch was not seen');
@@ -336,6 +386,7 @@ async function main(): Promise<void> {
       })}\n`,
     );
   } finally {
+    live?.close();
     await labDown({ stateDir: STATE, topology: t });
     rmSync(tmp, { recursive: true, force: true });
   }

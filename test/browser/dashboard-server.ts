@@ -12,6 +12,7 @@ import type { NftBackend } from '../../gateway/src/nft/backend.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { hashPassword } from '../../gateway/src/auth/password.js';
+import { TestVendor } from '../../gateway/src/bundles/test-fixtures.js';
 import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
 
 /** The one device in the DHCP leases that is no VM of the seed policy. */
@@ -46,7 +47,7 @@ const acceptingNft: NftBackend = {
  * parental, IPS and DNS routes, `/metrics` and the dashboard — started on loopback:
  * nftables accepts every transaction without a kernel; DHCP is off (its lease file holds
  * {@link NEW_DEVICE}), the DNS filter answers on 127.0.0.1 and a free port, the block
- * page and the IPS are off. HTTP on 127.0.0.1 and a free port.
+ * page and the IPS are off; rule updates only with `bundles`. HTTP on 127.0.0.1 and a free port.
  */
 export async function startDashboardServer(
   options: {
@@ -57,6 +58,8 @@ export async function startDashboardServer(
     kidDownloads?: boolean;
     /** Users to create, each with its password. */
     users?: ReadonlyArray<{ name: string; role: string; people?: string[]; password: string }>;
+    /** Rule updates configured: a test vendor's repository in a folder, on demand only. */
+    bundles?: boolean;
   } = {},
 ): Promise<DashboardServer> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-dashboard-'));
@@ -91,6 +94,20 @@ export async function startDashboardServer(
     dataDir: dir,
     nft: { backend: 'nft-cli', driftInterval: 0 },
   };
+  if (options.bundles) {
+    const vendor = await new TestVendor(join(dir, 'vendor')).init();
+    config.bundles = {
+      source: vendor.repo.dir,
+      trustedRoot: vendor.rootFile,
+      name: 'portcullis-default',
+      channel: 'stable',
+      pollSeconds: 0,
+      jitterSeconds: 0,
+      keep: 3,
+      healthSeconds: 1,
+      maxDownloadMiB: 64,
+    };
+  }
   let kidBytes = 0;
   const downloading: NftBackend = {
     ...acceptingNft,

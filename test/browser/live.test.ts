@@ -32,6 +32,7 @@ describe('dashboard, live', () => {
       kidDownloads: true,
       users: [ADMIN, PARENT],
       token: TOKEN,
+      bundles: true,
     });
     browser = await openChromium({ onlyHost: '127.0.0.1' });
     ({ page, pageErrors, offsite } = browser);
@@ -63,6 +64,26 @@ describe('dashboard, live', () => {
       true,
     );
     await page.screenshot({ path: join(ARTIFACTS, 'live-alert.png'), fullPage: true });
+  });
+
+  it("follows a rule update's progress on the rule updates page as it happens, without polling", async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rule updates' }).click();
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Rule updates');
+    const now = page.locator('[data-bundle-progress]');
+    expect(await now.textContent()).toBe('Idle');
+    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+    server.events.emit('bundle.progress', { phase: 'download', bytes: 1_000_000, total: 4_000_000 });
+    await expect.poll(() => now.textContent()).toBe('download: 25% of 4.0 MB');
+    server.events.emit('bundle.progress', { phase: 'switch', version: 2 });
+    await expect.poll(() => now.textContent()).toBe('switch (version 2)');
+    expect(await now.getAttribute('data-bundle-progress')).toBe('switch');
+    await page.screenshot({ path: join(ARTIFACTS, 'live-bundle-progress.png'), fullPage: true });
+    // the end: the page reads the state again, in the same document
+    server.events.emit('bundle.progress', { phase: 'idle' });
+    await expect.poll(() => page.locator('[data-bundle-progress]').textContent()).toBe('Idle');
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(
+      true,
+    );
   });
 
   it('lists alerts, blocked look-ups and requests in the live feed, newest first', async () => {

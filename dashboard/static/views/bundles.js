@@ -1,7 +1,9 @@
 // Rule updates: the vendor bundle in force, its age, the last result, the update running,
 // and (for admins: the API token) an update now and a rollback to the version before.
+// Where a running update is follows the live stream; its end reloads the view.
 import { ApiError, api } from '../api.js';
 import { announce, confirmButton, h, when } from '../dom.js';
+import { onLive } from '../live.js';
 
 const RESULTS = {
   installed: 'New rules in force',
@@ -50,7 +52,8 @@ export async function bundlesView(ctx) {
     done();
   };
   const last = s.last;
-  return h(
+  const now = h('dd', { 'data-bundle-progress': s.progress.phase }, progressText(s.progress));
+  const view = h(
     'div',
     { class: 'view' },
     h('h1', { tabindex: '-1' }, 'Rule updates'),
@@ -75,7 +78,7 @@ export async function bundlesView(ctx) {
             : 'None yet',
         ),
         h('dt', {}, 'Now'),
-        h('dd', { 'data-bundle-progress': s.progress.phase }, progressText(s.progress)),
+        now,
         h('dt', {}, 'Kept'),
         h('dd', {}, s.versions.join(', ') || 'none'),
         h('dt', {}, 'From'),
@@ -103,4 +106,15 @@ export async function bundlesView(ctx) {
         ),
     ),
   );
+  const off = onLive('bundle', (p) => {
+    if (!document.body.contains(view)) return off();
+    now.dataset.bundleProgress = p.phase;
+    now.textContent = progressText(p);
+    // the update ended: its result, the version in force and the versions kept
+    if (p.phase === 'idle') {
+      off();
+      ctx.refresh();
+    }
+  });
+  return view;
 }

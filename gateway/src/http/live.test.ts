@@ -31,9 +31,13 @@ describe('GET /events (Server-Sent Events)', () => {
   let app: FastifyInstance;
   afterEach(async () => app?.close());
 
-  async function serve(bus: EventBus, maxClients?: number): Promise<string> {
+  async function serve(bus: EventBus, maxClients?: number, parentOfKid = false): Promise<string> {
     app = Fastify();
-    await app.register(liveRoutes, { events: bus, ...(maxClients ? { maxClients } : {}) });
+    await app.register(liveRoutes, {
+      events: bus,
+      ...(maxClients ? { maxClients } : {}),
+      ...(parentOfKid ? { scope: () => (vm: string | undefined) => vm === 'kid' } : {}),
+    });
     return app.listen({ host: '127.0.0.1', port: 0 });
   }
 
@@ -70,6 +74,37 @@ describe('GET /events (Server-Sent Events)', () => {
     s.close();
     // a closed stream leaves no listener behind
     await until(() => bus.listenerCount('ips.alert') === 0);
+  });
+
+  it("streams a rule update's progress: each new phase at once, byte progress at most every 250 ms", async () => {
+    const bus = new EventBus();
+    const url = await serve(bus);
+    const s = await stream(`${url}/events`);
+    await until(() => bus.listenerCount('bundle.progress') === 1);
+    bus.emit('bundle.progress', { phase: 'download', bytes: 1000, total: 4000 });
+    // the same phase again within BUNDLE_PROGRESS_MS: left out
+    bus.emit('bundle.progress', { phase: 'download', bytes: 2000, total: 4000 });
+    bus.emit('bundle.progress', { phase: 'switch', version: 7 });
+    bus.emit('bundle.progress', { phase: 'idle' });
+    await until(() => s.chunks.join('').includes('"phase":"idle"'));
+    const text = s.chunks.join('');
+    expect(text).toContain('event: bundle\ndata: {"phase":"download","bytes":1000,"total":4000}\n\n');
+    expect(text).not.toContain('"bytes":2000');
+    expect(text).toContain('event: bundle\ndata: {"phase":"switch","version":7}\n\n');
+    s.close();
+  });
+
+  it("keeps rule updates out of a parent's stream (they are the appliance's, not a VM's)", async () => {
+    const bus = new EventBus();
+    const url = await serve(bus, undefined, true);
+    const s = await stream(`${url}/events`);
+    await until(() => bus.listenerCount('bundle.progress') === 1);
+    bus.emit('bundle.progress', { phase: 'switch', version: 7 });
+    // the control: an alert of the parent's own VM arrives on the same stream after it
+    bus.emit('ips.alert', ALERT);
+    await until(() => s.chunks.join('').includes('event: alert'));
+    expect(s.chunks.join('')).not.toContain('event: bundle');
+    s.close();
   });
 
   it('refuses streams beyond its limit, and ends open ones when the server closes', async () => {

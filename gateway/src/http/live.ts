@@ -2,19 +2,20 @@ import type { ServerResponse } from 'node:http';
 import { Type } from 'typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../errors.js';
+import type { BundleProgressEvent } from '../bundles/service.js';
 import type { EventBus, PortcullisEvents } from '../events.js';
 import type { TrafficHistory } from '../metrics/history.js';
 
 /**
  * The dashboard's live side: `GET /events`, a Server-Sent Events stream of what
- * happens (IPS alerts, DNS blocks, access requests asked and decided) straight from
- * the event bus, and each new point of the traffic history, and `GET /stats/history?range=hour|day`, the points its charts draw.
+ * happens (IPS alerts, DNS blocks, access requests asked and decided, a rule update's
+ * progress) straight from the event bus, and each new point of the traffic history, and `GET /stats/history?range=hour|day`, the points its charts draw.
  * Both sit inside the API, behind whatever guards its reads.
  */
 
 /** One message of the stream: its SSE event name and JSON data. */
 export interface LiveMessage {
-  readonly event: 'alert' | 'block' | 'request' | 'history';
+  readonly event: 'alert' | 'block' | 'request' | 'history' | 'bundle';
   readonly data: Record<string, unknown>;
 }
 
@@ -50,7 +51,20 @@ export const LIVE_EVENTS = {
           },
         }
       : undefined,
+  // a rule update moving on: the page shows where it is without polling
+  'bundle.progress': (p: BundleProgressEvent): LiveMessage => ({
+    event: 'bundle',
+    data: {
+      phase: p.phase,
+      ...(p.version !== undefined ? { version: p.version } : {}),
+      ...(p.bytes !== undefined ? { bytes: p.bytes } : {}),
+      ...(p.total !== undefined ? { total: p.total } : {}),
+    },
+  }),
 } as const;
+
+/** A rule update's byte progress is sent at most this often per stream, in ms (a new phase at once). */
+export const BUNDLE_PROGRESS_MS = 250;
 
 /** The wire form of a message (one SSE event). Pure. */
 export function sseFrame(m: LiveMessage): string {
@@ -100,6 +114,8 @@ export const liveRoutes: FastifyPluginAsync<LiveOptions> = async (app, opts) => 
     const visible = opts.scope?.(req);
     let window = 0;
     let sentInWindow = 0;
+    let bundlePhase: unknown;
+    let bundleSentAt = 0;
     const send = (m: LiveMessage | undefined): void => {
       // a slow reader loses events rather than the service its memory
       if (m === undefined || res.writableNeedDrain) return;
@@ -109,6 +125,13 @@ export const liveRoutes: FastifyPluginAsync<LiveOptions> = async (app, opts) => 
         !visible(m.data.vm as string | undefined)
       )
         return;
+      // rule updates are the appliance's, not a VM's: not for a parent's stream
+      if (visible && m.event === 'bundle') return;
+      if (m.event === 'bundle') {
+        const now = Date.now();
+        if (m.data.phase === bundlePhase && now - bundleSentAt < BUNDLE_PROGRESS_MS) return;
+        [bundlePhase, bundleSentAt] = [m.data.phase, now];
+      }
       if (visible && m.event === 'request')
         m = { event: 'request', data: { action: m.data.action, at: m.data.at } };
       if (m.event === 'block') {
@@ -121,6 +144,7 @@ export const liveRoutes: FastifyPluginAsync<LiveOptions> = async (app, opts) => 
     opts.events.on(owner, 'ips.alert', (a) => send(LIVE_EVENTS['ips.alert'](a)));
     opts.events.on(owner, 'dns.blocked', (b) => send(LIVE_EVENTS['dns.blocked'](b)));
     opts.events.on(owner, 'audit', (e) => send(LIVE_EVENTS.audit(e)));
+    opts.events.on(owner, 'bundle.progress', (p) => send(LIVE_EVENTS['bundle.progress'](p)));
     // a new point of the charts' history: the page fetches it
     const offHistory = opts.history?.onSample((at) =>
       send({ event: 'history', data: { at: new Date(at).toISOString() } }),
