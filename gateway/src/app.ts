@@ -334,8 +334,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
             const dir = await listsDirInForce();
             return dir ? readNameLists(dir, dohAddressFiles()) : EMPTY_NAME_LISTS;
           },
+          // a whole engine rebuild (the bundle's rules too): at a low priority, as a switch's
           reload: async () => {
-            if (ips?.supervisor.status().status === 'running') await ips.control.reloadRules();
+            if (ips?.supervisor.status().status === 'running') await ips.reloadInlineRules();
           },
           log: log.child({ part: 'suricata-policy' }),
           now,

@@ -41,10 +41,10 @@ function settings(text: string, key: string): string[] {
 }
 
 describe('portcullis.service', () => {
-  it('runs as its own user with only the network capabilities it needs', () => {
+  it('runs as its own user with only the capabilities it needs (network, and renicing Suricata for reloads)', () => {
     const unit = readFileSync(UNIT, 'utf8');
     expect(settings(unit, 'User')).toEqual(['portcullis']);
-    const caps = ['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW'];
+    const caps = ['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_NICE'];
     expect(
       settings(unit, 'AmbientCapabilities')
         .flatMap((v) => v.split(/\s+/))

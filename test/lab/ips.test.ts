@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ns } from '../../appliance/lab/topology.js';
+import { openIdleCpu } from '../../gateway/src/process/idle-cpu.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, curl, down, inNs, internetRequests, mustNs, sleep, topology, up } from './harness.js';
 
@@ -120,6 +121,17 @@ describe('Suricata inline on NFQUEUE', () => {
     expect(reason).toBeDefined();
     expect((await curl('kid', `http://${topology.internet.update}/`, [], 2)).ok).toBe(true);
     expect((await api('DELETE', '/api/v1/vms/kid/quarantine')).status).toBe(200);
+  });
+
+  it('says whether a rule reload would yield to inspection (the lab runs Suricata as root: it can)', async () => {
+    type Priority = { nice: boolean; idleClass: boolean; reason?: string } | null;
+    const r = await api<{ reloadPriority: { inline: Priority; ids: Priority } }>('GET', '/api/v1/ips');
+    expect(r.status).toBe(200);
+    // the idle class where this machine has one (process/idle-cpu.ts), as the service found at start
+    expect(r.body.reloadPriority.inline).toEqual({
+      nice: true,
+      idleClass: (await openIdleCpu()) !== undefined,
+    });
   });
 
   it('reloads rules through the command socket without dropping an established flow', async () => {

@@ -8,7 +8,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description(
-      'run the gateway service (in the security VM: portcullis.service, as the user portcullis with CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE)',
+      'run the gateway service (in the security VM: portcullis.service, as the user portcullis with CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SYS_NICE)',
     )
     .requiredOption('--config <file>', 'service configuration YAML')
     .action(async (opts: { config: string }) => {

@@ -39,13 +39,18 @@ export const ipsRoutes: FastifyPluginAsync<{ ips: IpsService | undefined; store:
     const status = i.supervisor.status();
     const stats =
       status.status === 'running' ? await i.control.rulesetStats().catch(() => undefined) : undefined;
-    return { suricata: status, ids: i.idsStatus() ?? null, rules: stats, blocks: i.blocks() };
+    return {
+      suricata: status,
+      ids: i.idsStatus() ?? null,
+      rules: stats,
+      blocks: i.blocks(),
+      // whether a rule reload would yield to inspection (suricata/reload.ts)
+      reloadPriority: i.reloadPriority(),
+    };
   });
 
-  app.post('/ips/reload', async () => {
-    const i = ips();
-    return i.control.reloadRules({ blocking: true });
-  });
+  // the inline Suricata's rules again, built at a low priority (suricata/reload.ts)
+  app.post('/ips/reload', async () => ips().reloadInlineRules());
 
   app.get('/ips/blocks', async () => ips().blocks());
 

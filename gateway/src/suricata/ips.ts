@@ -16,8 +16,14 @@ import { alertActionsOf, profileInForce } from '../policy/in-force.js';
 import type { Policy } from '../policy/model.js';
 import type { PolicyService } from '../control/policy-service.js';
 import type { SuricataSetup } from './config.js';
-import { SuricataControl } from './control.js';
-import { atLowPriority, type LowPriorityOptions, reniceFailure } from './reload.js';
+import { SuricataControl, type RulesetStats } from './control.js';
+import {
+  atLowPriority,
+  type LowPriorityOptions,
+  type ReloadPriority,
+  reloadPriority,
+  reniceFailure,
+} from './reload.js';
 import type { PolicyRules } from './policy-rules.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
@@ -266,6 +272,21 @@ export class IpsService {
   }
 
   /**
+   * Reload the inline instance's rule files (its policy rules changed, or an admin asked),
+   * its main thread building the new engine at a low priority as in a bundle switch.
+   * @returns the rule counts after the reload (`SuricataControl.reloadRules`).
+   */
+  async reloadInlineRules(options: { readonly timeoutMs?: number } = {}): Promise<readonly RulesetStats[]> {
+    const st = this.supervisor.status();
+    const pid = st.status === 'running' ? st.pid : undefined;
+    return atLowPriority(
+      pid,
+      () => this.control.reloadRules({ blocking: true, ...options }),
+      this.#lowPriority('inline', pid),
+    );
+  }
+
+  /**
    * Reload the rule files of both instances after a rule bundle switch: the inline one
    * first (it enforces), then the passive one, never both at once (on 2 cores two engine
    * builds at once starve the packet threads and each other). Each builds its new engine
@@ -298,6 +319,21 @@ export class IpsService {
     return {
       ...(this.#o.idleCpu ? { idle: this.#o.idleCpu } : {}),
       onUnchanged: (err, how) => this.#log.warn({ err, instance, pid }, reniceFailure(err, how)),
+    };
+  }
+
+  /**
+   * How each running Suricata would build a new engine now (`reloadPriority`): whether
+   * its main thread can be reniced and the idle CPU class is there. Null: not running.
+   */
+  reloadPriority(): { readonly inline: ReloadPriority | null; readonly ids: ReloadPriority | null } {
+    const of = (pid: number | undefined): ReloadPriority | null =>
+      pid === undefined ? null : reloadPriority(pid, this.#o.idleCpu ? { idle: this.#o.idleCpu } : {});
+    const running = (st: ReturnType<SuricataSupervisor['status']> | undefined): number | undefined =>
+      st?.status === 'running' ? st.pid : undefined;
+    return {
+      inline: of(running(this.supervisor.status())),
+      ids: of(running(this.#ids?.supervisor.status())),
     };
   }
 

@@ -3,6 +3,7 @@ import {
   atLowPriority,
   countRules,
   RELOAD_NICE,
+  reloadPriority,
   reniceFailure,
   ruleLoadTimeoutMs,
   type ThreadPriority,
@@ -143,6 +144,28 @@ describe('atLowPriority: a reload runs with Suricata main thread reniced', () =>
     const t = threads({ 1: 0 });
     await atLowPriority(undefined, () => Promise.resolve(), { priority: t });
     expect(t.log).toEqual([]);
+  });
+});
+
+describe('reloadPriority: whether a reload would yield, asked without changing anything', () => {
+  it('sets the nice value the thread has, and says a renice is allowed', () => {
+    const t = threads({ 100: 3 });
+    expect(reloadPriority(100, { priority: t })).toEqual({ nice: true, idleClass: false });
+    expect(t.log).toEqual(['100=3']);
+    const idle: IdleCpu = { enter: () => Promise.resolve(() => Promise.resolve()) };
+    expect(reloadPriority(100, { priority: t, idle })).toEqual({ nice: true, idleClass: true });
+  });
+
+  it('says why when the kernel refuses', () => {
+    const p: ThreadPriority = {
+      get: () => 0,
+      set: () => {
+        throw Object.assign(new Error('uv_os_setpriority returned EPERM'), { info: { code: 'EPERM' } });
+      },
+    };
+    const r = reloadPriority(100, { priority: p });
+    expect(r.nice).toBe(false);
+    expect(r.reason).toMatch(/not permitted \(EPERM\).*CAP_SYS_NICE/);
   });
 });
 

@@ -69,8 +69,8 @@ export const RELOAD_IDLE_MS = 120_000;
  * Run `fn` with thread `tid` at nice `nice`, and for its first `idleForMs` in the idle CPU
  * class when `idle` is given; then put both back. A thread that is gone (Suricata
  * restarted) or cannot be lowered is left alone: `fn` runs anyway, and `onUnchanged` hears
- * why (EPERM: Suricata runs as another user and the service lacks CAP_SYS_NICE, so the
- * reload competes with the packet threads at their priority).
+ * why (EPERM: Suricata runs as another user and the service lacks CAP_SYS_NICE, which its
+ * unit grants, so the reload competes with the packet threads at their priority).
  * @param tid the thread (Suricata's pid for its main thread); undefined: just run `fn`.
  */
 export async function atLowPriority<T>(
@@ -120,6 +120,36 @@ export async function atLowPriority<T>(
   }
 }
 
+/** How a reload of one Suricata would build its engine now (`reloadPriority`). */
+export interface ReloadPriority {
+  /** Its main thread can be reniced to `RELOAD_NICE` for the reload. */
+  readonly nice: boolean;
+  /** The machine offers the idle CPU class (process/idle-cpu.ts). */
+  readonly idleClass: boolean;
+  /** Why the thread cannot be reniced (`reniceFailure`), when it cannot. */
+  readonly reason?: string;
+}
+
+/**
+ * Whether this process may lower thread `tid` for a reload, asked of the kernel without
+ * changing anything: it sets the thread's nice value to the one it has, which the kernel
+ * allows only to whoever may renice the thread at all (its own user, or CAP_SYS_NICE).
+ * So an admin sees before any update whether reloads will yield to inspection.
+ */
+export function reloadPriority(
+  tid: number,
+  options: { readonly priority?: ThreadPriority; readonly idle?: IdleCpu } = {},
+): ReloadPriority {
+  const p = options.priority ?? osPriority;
+  const idleClass = options.idle !== undefined;
+  try {
+    p.set(tid, p.get(tid));
+    return { nice: true, idleClass };
+  } catch (err) {
+    return { nice: false, idleClass, reason: reniceFailure(err) };
+  }
+}
+
 /**
  * What to tell when Suricata's main thread could not be lowered for a reload
  * (`atLowPriority`'s `onUnchanged`), by the error and what failed. Pure.
@@ -135,7 +165,8 @@ export function reniceFailure(err: unknown, how: 'nice' | 'idle' = 'nice'): stri
   if (code === 'EPERM' || code === 'EACCES')
     return (
       `${what}: not permitted (${code}). Suricata runs as its own user (processes.runner: systemd) and ` +
-      'the service lacks CAP_SYS_NICE, so the new engine is built at the priority of the packet threads'
+      'the service lacks CAP_SYS_NICE (appliance/systemd/portcullis.service grants it), so the new ' +
+      'engine is built at the priority of the packet threads'
     );
   if (code === 'ESRCH') return `${what}: the thread is gone (Suricata restarted)`;
   return `${what}: ${err instanceof Error ? err.message : String(err)}`;
