@@ -9,8 +9,9 @@ import type { TrafficHistory } from '../metrics/history.js';
 /**
  * The dashboard's live side: `GET /events`, a Server-Sent Events stream of what
  * happens (IPS alerts, DNS blocks, access requests asked and decided, a rule update's
- * progress) straight from the event bus, and each new point of the traffic history, and `GET /stats/history?range=hour|day`, the points its charts draw.
- * Both sit inside the API, behind whatever guards its reads.
+ * progress) straight from the event bus, and each new point of the traffic history;
+ * and `GET /stats/history?range=hour|day`, the points its charts draw. Both sit inside
+ * the API, behind whatever guards its reads.
  */
 
 /** One message of the stream: its SSE event name and JSON data. */
