@@ -12,7 +12,7 @@ import type { NftBackend } from '../../gateway/src/nft/backend.js';
 import type { Policy } from '../../gateway/src/policy/model.js';
 import { Store } from '../../gateway/src/store/store.js';
 import { hashPassword } from '../../gateway/src/auth/password.js';
-import { TestVendor } from '../../gateway/src/bundles/test-fixtures.js';
+import { TestVendor, testBundlesConfig } from '../../gateway/src/bundles/test-fixtures.js';
 import { makePolicy } from '../../gateway/src/store/test-fixtures.js';
 
 /** The one device in the DHCP leases that is no VM of the seed policy. */
@@ -96,17 +96,7 @@ export async function startDashboardServer(
   };
   if (options.bundles) {
     const vendor = await new TestVendor(join(dir, 'vendor')).init();
-    config.bundles = {
-      source: vendor.repo.dir,
-      trustedRoot: vendor.rootFile,
-      name: 'portcullis-default',
-      channel: 'stable',
-      pollSeconds: 0,
-      jitterSeconds: 0,
-      keep: 3,
-      healthSeconds: 1,
-      maxDownloadMiB: 64,
-    };
+    config.bundles = testBundlesConfig(vendor.repo.dir, vendor.rootFile);
   }
   let kidBytes = 0;
   const downloading: NftBackend = {

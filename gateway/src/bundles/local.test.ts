@@ -7,7 +7,7 @@ import { silentLogger } from '../log.js';
 import { Store } from '../store/store.js';
 import { localBundleUpdate } from './local.js';
 import type { BundleProgressEvent } from './service.js';
-import { buildChanged, TestVendor } from './test-fixtures.js';
+import { buildChanged, TestVendor, testBundlesConfig } from './test-fixtures.js';
 
 /**
  * `portcullis bundle update --local`: the update flow in the CLI's process against a
@@ -36,17 +36,7 @@ async function setup(name: string) {
     dhcp: { enabled: false, leaseTime: '12h' },
     dataDir: join(dir, 'data'),
     nft: { backend: 'nft-cli', driftInterval: 0 },
-    bundles: {
-      source: join(dir, 'nowhere'),
-      trustedRoot: vendor.rootFile,
-      name: 'portcullis-default',
-      channel: 'stable',
-      pollSeconds: 0,
-      jitterSeconds: 0,
-      keep: 3,
-      healthSeconds: 1,
-      maxDownloadMiB: 64,
-    },
+    bundles: testBundlesConfig(join(dir, 'nowhere'), vendor.rootFile),
   };
   return { dir, vendor, config };
 }

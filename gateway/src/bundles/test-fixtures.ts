@@ -10,6 +10,7 @@ import { generateKey, signerOf, type Signer } from '../../../rules/src/keys.js';
 import { expiryFrom, metadataBytes, VendorRepository } from '../../../rules/src/repository.js';
 import { writeTar, type TarEntry } from '../../../rules/src/tar.js';
 import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
 
 /**
  * A vendor for tests: keys (a 2-of-3 root), a TUF repository written by the vendor code,
@@ -21,6 +22,21 @@ import type { Clock } from '../clock.js';
 export const RULES_SRC = fileURLToPath(new URL('../../../rules', import.meta.url));
 
 export const newSigner = (): Signer => signerOf(createPrivateKey(generateKey().privatePem));
+
+/** The service's `bundles` settings for a test: updates on demand only, from `source`. */
+export function testBundlesConfig(source: string, trustedRoot: string): NonNullable<Config['bundles']> {
+  return {
+    source,
+    trustedRoot,
+    name: 'portcullis-default',
+    channel: 'stable',
+    pollSeconds: 0,
+    jitterSeconds: 0,
+    keep: 3,
+    healthSeconds: 1,
+    maxDownloadMiB: 64,
+  };
+}
 
 /** A vendor: keys and a repository in `dir`. */
 export class TestVendor {
