@@ -341,6 +341,7 @@ async function main(): Promise<void> {
       if (r.result !== 'installed' || r.enforcedMs === undefined)
         throw new Error(`update: ${JSON.stringify(r)}`);
       if (!during) throw new Error('the switch was not seen');
+      if (!healthAt) throw new Error('the end of the switch (phase health) was not seen');
       const d = await during;
       const overlapped = d.end > healthAt;
       // the rate in the switch's own window when the download outlasted it (else over the download)
