@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setInternetHosts } from '../../appliance/lab/builder.js';
 import {
   api,
+  counter,
   curl,
   down,
   guest,
@@ -65,6 +66,51 @@ describe('per-VM rules in the kernel', () => {
     await api('DELETE', `/api/v1/vms/kid/rules/${rule.id}`);
     added.pop();
     expect(await reaches('kid', `http://${other}/`)).toBe(true);
+  });
+
+  it('a new rule cuts a flow already open at its next packet, though the flow took the fast path', async () => {
+    const kidIp = guest('kid').ipv4;
+    // a download of some 5 s: kid's ACKs are the packets its chain judges
+    const download = inNs(
+      'kid',
+      [
+        'curl',
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{size_download}',
+        '--limit-rate',
+        '200k',
+        '--max-time',
+        '8',
+        `http://${other}/bytes?n=1000000`,
+      ],
+      15_000,
+    );
+    await sleep(1500);
+    // the flow is open and its pair verified: its packets skip the rest of kid's chain
+    const verified = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4']);
+    expect(verified).toContain(`${kidIp} . ${other}`);
+    const dropsBefore = await counter('vmdrop_policy_kid');
+    await sleep(500);
+    // control: nothing of the open flow dropped before the rule
+    expect(await counter('vmdrop_policy_kid')).toBe(dropsBefore);
+    await addRule('kid', { action: 'drop', to: { cidr: `${other}/32` }, comment: 'test' });
+    const ruleAt = Date.now();
+    // the change emptied the verified pairs in its own transaction; the flow's packets
+    // now meet the rule before they could be verified again
+    expect(await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4'])).not.toContain(
+      `${kidIp} . ${other}`,
+    );
+    // well inside the second a verified pair is kept: the change emptied the pairs
+    while ((await counter('vmdrop_policy_kid')) === dropsBefore && Date.now() - ruleAt < 2000)
+      await sleep(50);
+    const cutMs = Date.now() - ruleAt;
+    expect(await counter('vmdrop_policy_kid')).toBeGreaterThan(dropsBefore);
+    expect(cutMs).toBeLessThan(700);
+    const r = await download;
+    expect(Number(r.stdout.trim())).toBeLessThan(1_000_000);
   });
 
   it('port range: tcp 9000-9100 dropped, port 80 still open', async () => {

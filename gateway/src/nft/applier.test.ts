@@ -68,6 +68,22 @@ describe('NftApplier', () => {
     expect(cmds.some((c) => 'add' in c && 'set' in c.add && c.add.set.name === 'r4_kid_b')).toBe(true);
   });
 
+  it('empties the verified pairs of the established-flow fast path with every change, in the same transaction', async () => {
+    const p = makePolicy();
+    const prev = compile({ policy: p, network, now });
+    p.vms[0]!.rules!.push({ id: 'b', action: 'drop', to: { cidr: '192.0.2.0/24' } });
+    const cmds = incrementalCommands(prev, compile({ policy: p, network, now }))!;
+    const flushed = cmds.flatMap((c) => ('flush' in c && 'set' in c.flush ? [c.flush.set.name] : []));
+    expect(flushed).toEqual(['verified4', 'verified6']);
+    expect(cmds.slice(-2)).toEqual(
+      ['verified4', 'verified6'].map((name) => ({
+        flush: { set: { family: 'inet', table: 'portcullis', name } },
+      })),
+    );
+    // nothing changed: nothing at all
+    expect(incrementalCommands(prev, compile({ policy: makePolicy(), network, now }))).toEqual([]);
+  });
+
   it('does nothing when nothing changed', async () => {
     const b = new FakeBackend();
     const a = new NftApplier(b);

@@ -5,7 +5,7 @@ import { silentLogger } from '../log.js';
 import { reclaimMemory } from '../memory.js';
 import type { NftBackend } from './backend.js';
 import { NetlinkGeneration, type NftGeneration } from './generation.js';
-import { TABLE } from './names.js';
+import { TABLE, VERIFIED4, VERIFIED6 } from './names.js';
 import type {
   ChainObj,
   ChainSpec,
@@ -14,6 +14,7 @@ import type {
   NftValue,
   PackedIpv4,
   Ruleset,
+  SetObj,
   SetSpec,
   TableRef,
   TableSpec,
@@ -711,7 +712,7 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
     (d) => 'delete' in d && ('set' in d.delete || 'map' in d.delete) && recreated.has(nameOf(d)),
   );
   const otherDeletes = deletes.filter((d) => !recreatedDeletes.includes(d));
-  return [
+  const commands = [
     ...flushes,
     ...recreatedDeletes,
     ...addDecls,
@@ -721,6 +722,14 @@ export function incrementalCommands(prev: Ruleset, next: Ruleset): NftCommand[] 
     ...otherDeletes.sort(deleteOrder),
     ...otherTableCommands(prev.tables ?? [], next.tables ?? []),
   ];
+  // whatever changed, established flows pass their VM's whole chain again at their next
+  // packet (the fast path's pairs were verified against the table as it was)
+  if (commands.length > 0)
+    for (const name of [VERIFIED4, VERIFIED6])
+      if (nextSets.has(name) && !recreated.has(name) && prevSets.has(name))
+        // a flush names the set only (nft reads no type for it)
+        commands.push({ flush: { set: { family: FAMILY, table: TABLE, name } as SetObj } });
+  return commands;
 }
 
 function tableKey(t: TableRef): string {

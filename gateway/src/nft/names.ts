@@ -80,3 +80,14 @@ export const IPS_BLOCK6 = 'ips_block6';
 /** IPS blocks for one VM: `VM address . remote address`. */
 export const IPS_VMBLOCK4 = 'ips_vmblock4';
 export const IPS_VMBLOCK6 = 'ips_vmblock6';
+
+/**
+ * The established-flow fast path: `VM address . remote address` pairs whose
+ * established flow passed the VM's whole chain within the last
+ * {@link VERIFIED_SECONDS} (the packet path adds them). Emptied by every change
+ * of the table, so a new rule or list holds for flows already open at once.
+ */
+export const VERIFIED4 = 'verified4';
+export const VERIFIED6 = 'verified6';
+/** How long a pair stays verified: an established flow passes its VM's whole chain at least this often. */
+export const VERIFIED_SECONDS = 1;

@@ -71,9 +71,16 @@ describe('compile', () => {
     ]);
     const ports = bridge.chains.find((c) => c.name === 'ports')!;
     expect(ports.base).toEqual({ type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' });
-    // tagged frames first, ARP of no registered guest last: both counted
-    expect(text(ports.rules[0])).toContain('"8021q","8021ad"');
-    expect(text(ports.rules[0])).toContain('vlan_dropped');
+    // a VM's IP from its MAC on its own port first (one look-up sets the mark), then
+    // tagged frames, ARP of no registered guest last: both counted
+    expect(set('port_mac_marks')).toEqual([[{ concat: ['g-kid', '52:54:00:00:00:0a'] }, 0x10000]]);
+    expect(text(ports.rules[0])).toBe(
+      '[{"match":{"op":"==","left":{"payload":{"protocol":"ether","field":"type"}},"right":{"set":["ip","ip6"]}}},' +
+        '{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"map":{"key":{"concat":[{"meta":{"key":"iifname"}},' +
+        '{"payload":{"protocol":"ether","field":"saddr"}}]},"data":"@port_mac_marks"}}}},{"accept":null}]',
+    );
+    expect(text(ports.rules[1])).toContain('"8021q","8021ad"');
+    expect(text(ports.rules[1])).toContain('vlan_dropped');
     expect(text(ports.rules.at(-1))).toBe('[{"counter":"arp_dropped"},{"drop":null}]');
     // the inet table counts a registered MAC on another port before dropping it as a spoof
     const anti = text(chain(rs, 'antispoof'));
@@ -210,6 +217,48 @@ describe('compile', () => {
     expect(text(rules)).not.toContain('established');
   });
 
+  it('lets established flows of verified pairs through after the IPS blocks, not for rate-limited VMs', () => {
+    const rules = chain(build(), 'vm_kid').map(text);
+    const fast = rules.findIndex((r) => r.includes('"@verified4"'));
+    // IPS blocks first: they cut open flows at their next packet
+    expect(rules.slice(0, fast).join()).toContain('@ips_vmblock4');
+    expect(rules[fast]).toBe(
+      '[{"match":{"op":"==","left":{"ct":{"key":"state"}},"right":"established"}},' +
+        '{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"saddr"}},' +
+        '{"payload":{"protocol":"ip","field":"daddr"}}]},"right":"@verified4"}},{"accept":null}]',
+    );
+    expect(rules[fast + 1]).toContain('"@verified6"');
+    // a pair is remembered for a second when its established flow passed the whole chain
+    const remember = rules.filter((r) => r.includes('"op":"update"'));
+    expect(remember).toHaveLength(2);
+    expect(remember[0]).toContain(
+      '"elem":{"elem":{"val":{"concat":[{"payload":{"protocol":"ip","field":"saddr"}}',
+    );
+    expect(remember[0]).toContain('"timeout":1}},"set":"@verified4"');
+    expect(rules.indexOf(remember[0]!)).toBeGreaterThan(rules.findIndex((r) => r.includes('@tor4')));
+    const sets = build().sets.filter((x) => x.name.startsWith('verified'));
+    expect(sets.map((x) => [x.name, x.type, x.dynamic])).toEqual([
+      ['verified4', ['ipv4_addr', 'ipv4_addr'], true],
+      ['verified6', ['ipv6_addr', 'ipv6_addr'], true],
+    ]);
+    // a limit must count every packet
+    const p = makePolicy({
+      profiles: [
+        {
+          name: 'slow',
+          internet: 'open',
+          rules: [],
+          reach: [],
+          ips: { mode: 'off', failure: 'fail-open' },
+          parental: { slowKbytes: 64 },
+        },
+      ],
+    });
+    p.vms[0] = { ...p.vms[0]!, profile: 'slow' };
+    expect(text(chain(build({ policy: p }), 'vm_kid'))).not.toContain('verified');
+    expect(text(chain(build({ policy: p }), 'vm_work'))).toContain('verified');
+  });
+
   it('counts each VM: its traffic out and in, and its drops by reason', () => {
     const rs = build();
     for (const name of ['vm_kid', 'vmin_kid', 'vmdrop_policy_kid', 'vmdrop_ips_kid', 'vmdrop_budget_kid'])
@@ -272,8 +321,13 @@ describe('compile', () => {
     );
     expect(deny).toBeGreaterThan(0);
     expect(rules[deny + 1]).toContain('"goto":{"target":"vm_kid_allowlist"}');
-    // before the VM's own rules and before established flows are let through
-    expect(deny).toBeLessThan(rules.findIndex((r) => r.includes('established')));
+    // before the VM's own rules and before established flows are let through: only
+    // the fast path comes first, pairs verified within the last second (so a window
+    // cuts a flow already open within that second)
+    const fast = rules.filter((r, i) => i < deny && r.includes('established'));
+    expect(fast).toHaveLength(2);
+    for (const r of fast) expect(r).toMatch(/"@verified[46]"/);
+    expect(deny).toBeLessThan(rules.findIndex((r) => r.includes('"op":"update"')));
     expect(rs.sets.some((s) => s.name === 'allow4_kid' && s.dynamic)).toBe(true);
   });
 

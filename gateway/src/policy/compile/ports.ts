@@ -17,6 +17,8 @@ import { ACCEPT, DROP, counter, m, meta, payload } from './statements.js';
  * - drops frames with the MAC of a VM that has a port from any other port
  *   (`port_mac_dropped`), before the bridge learns where that MAC is: no frame meant for
  *   the VM can be drawn to another port;
+ * - lets IP frames from a VM's MAC on the VM's own port through with one look-up that
+ *   also sets their mark (the common frame: none of the checks below applies to it);
  * - sets the packet mark to the port's id (`portMark`) for the port of a VM: the inet
  *   table's anti-spoofing accepts a registered MAC . IPv4 pair only together with the
  *   mark of the VM's port (a VM without a port: with any mark, on any port, as before
@@ -88,6 +90,16 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
       flags: [],
       elements: ported.map((vm) => [vm.port!, vmMark(vm, ids)] as unknown as NftValue),
       comment: "port → its VM's mark",
+    },
+    {
+      name: 'port_mac_marks',
+      type: ['ifname', 'ether_addr'],
+      map: 'mark',
+      flags: [],
+      elements: ported.map(
+        (vm) => [{ concat: [vm.port!, normaliseMac(vm.mac)] }, vmMark(vm, ids)] as unknown as NftValue,
+      ),
+      comment: "port . its VM's MAC → the VM's mark",
     },
     {
       name: 'port_macs',
@@ -162,6 +174,18 @@ export function compilePorts(vms: readonly Vm[], unassigned: UnassignedPool | un
   const ether = (field: string): NftValue => payload('ether', field);
   const arp = (field: string): NftValue => payload('arp', field);
   const rules = [
+    // the common frame first, in one look-up: IP from a VM's MAC on the VM's own port
+    // (untagged, its MAC where it belongs, registered: none of the checks below applies)
+    [
+      m(ether('type'), { set: ['ip', 'ip6'] }),
+      {
+        mangle: {
+          key: meta('mark'),
+          value: { map: { key: { concat: [meta('iifname'), ether('saddr')] }, data: '@port_mac_marks' } },
+        },
+      },
+      ACCEPT,
+    ],
     [m(ether('type'), { set: ['8021q', '8021ad'] }), counter('vlan_dropped'), DROP],
     [
       m(ether('saddr'), '@bound_macs'),

@@ -1,5 +1,5 @@
 import { MARK, NFQ_REPEAT_MARK } from '../../nft/marks.js';
-import { IPS_BLOCK4, IPS_BLOCK6, IPS_VMBLOCK4, IPS_VMBLOCK6 } from '../../nft/names.js';
+import { IPS_BLOCK4, IPS_BLOCK6, IPS_VMBLOCK4, IPS_VMBLOCK6, VERIFIED4, VERIFIED6 } from '../../nft/names.js';
 import type { ChainSpec, NftStatement, NftValue, SetSpec } from '../../nft/types.js';
 import { PRIO } from '../../nft/types.js';
 import type { CompileInput } from '../compile.js';
@@ -113,6 +113,18 @@ export function compileShared(spec: CompileInput): SharedOutput {
     dynamic: true,
     comment: 'remote hosts blocked for one VM by its IPS alerts (VM . remote)',
   });
+  for (const [name, type] of [
+    [VERIFIED4, 'ipv4_addr'],
+    [VERIFIED6, 'ipv6_addr'],
+  ] as const)
+    sets.push({
+      name,
+      type: [type, type],
+      flags: ['timeout'],
+      elements: [],
+      dynamic: true,
+      comment: 'VM . remote: established flows that passed the whole chain in the last second',
+    });
 
   // --- prerouting, raw: anti-spoofing before anything else --------------------------
   const antispoof: NftStatement[][] = [[m(meta('iifname'), lan, '!='), ACCEPT]];

@@ -5,12 +5,15 @@ import {
   IPS_VMBLOCK4,
   IPS_VMBLOCK6,
   serviceSet,
+  VERIFIED4,
+  VERIFIED6,
+  VERIFIED_SECONDS,
   vmChain,
   vmCounter,
   vmDropCounter,
   type VmDropReason,
 } from '../../nft/names.js';
-import type { ChainSpec, NftStatement, SetSpec } from '../../nft/types.js';
+import type { ChainSpec, NftStatement, NftValue, SetSpec } from '../../nft/types.js';
 import { fingerprint } from '../fingerprint.js';
 import type { Profile, Vm } from '../model.js';
 import { accepting, markQueue, type VmContext } from './context.js';
@@ -109,6 +112,30 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
     return [{ name: chain, rules }];
   }
 
+  // The established-flow fast path. An established flow of a pair (this VM . remote)
+  // that passed the whole chain within the last VERIFIED_SECONDS goes straight on
+  // (through Suricata all the same): the rules below cost a packet some 20 rule
+  // evaluations and a dozen set look-ups, and a flow rarely needs them again. Safe
+  // because what can cut an open flow still does: IPS blocks are looked at above for
+  // every packet; any change of the table (a policy, a list, a quarantine, a pause)
+  // empties the pairs in the same transaction (applier); what the kernel clock starts
+  // (a schedule window) cuts open flows within VERIFIED_SECONDS. A VM whose traffic is
+  // rate-limited (slow-downs) does without: a limit must count every packet.
+  const parental = profile.parental ?? {};
+  const fastPath = parental.slowKbytes === undefined && (parental.slowServices ?? []).length === 0;
+  const families = [
+    ['ip', 'ipv4', VERIFIED4],
+    ['ip6', 'ipv6', VERIFIED6],
+  ] as const;
+  const pair = (family: 'ip' | 'ip6'): NftValue => ({
+    concat: [payload(family, 'saddr'), payload(family, 'daddr')],
+  });
+  if (fastPath)
+    for (const [family, , set] of families)
+      rules.push(
+        ...accepting([m({ ct: { key: 'state' } }, 'established'), m(pair(family), `@${set}`)], profile, ctx),
+      );
+
   // paused, or the daily budget spent: nothing at all (kernel clock ends both)
   if (vm.pause) {
     rules.push(
@@ -120,7 +147,6 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   if (ctx.budgetUntil)
     rules.push([m(meta('time'), utcTime(ctx.budgetUntil.toISOString()), '<'), ...dropped('budget')]);
 
-  const parental = profile.parental ?? {};
   if (parental.closeBypass) {
     // DNS over TLS and over QUIC
     rules.push([
@@ -223,6 +249,23 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   });
 
   // established flows too go through Suricata: it needs every packet of a flow it inspects
+  if (fastPath)
+    for (const [family, nfproto, set] of families) {
+      const remember: NftStatement = {
+        set: {
+          op: 'update',
+          elem: { elem: { val: pair(family), timeout: VERIFIED_SECONDS } },
+          set: `@${set}`,
+        },
+      };
+      rules.push(
+        ...accepting(
+          [m({ ct: { key: 'state' } }, 'established'), m(meta('nfproto'), nfproto), remember],
+          profile,
+          ctx,
+        ),
+      );
+    }
   rules.push(...accepting([established], profile, ctx));
 
   // other VMs: only those this profile may reach
