@@ -9,7 +9,7 @@
  * from round to round, so that a drift of the machine does not favour one).
  *
  *   npm run bench:forward            (root; builds and removes its own lab)
- *   BENCH_ROUNDS=7 BENCH_SECONDS=8   (defaults 5 and 6)
+ *   BENCH_ROUNDS=11 BENCH_SECONDS=6  (defaults 9 and 4)
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -17,8 +17,8 @@ import { DEFAULT_TOPOLOGY, labDown, labUp, REPO } from '../../appliance/lab/buil
 import { loadTopology, ns as labNs } from '../../appliance/lab/topology.js';
 
 const STATE = '/run/portcullis-bench-forward';
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const t = loadTopology(DEFAULT_TOPOLOGY);
 const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 

@@ -120,7 +120,9 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   // every packet; any change of the table (a policy, a list, a quarantine, a pause)
   // empties the pairs in the same transaction (applier); what the kernel clock starts
   // (a schedule window) cuts open flows within VERIFIED_SECONDS. A VM whose traffic is
-  // rate-limited (slow-downs) does without: a limit must count every packet.
+  // rate-limited (slow-downs) does without: a limit must count every packet. A full
+  // set (64k pairs a second) only costs the fast path: the update fails, the plain
+  // established accept after it takes the packet.
   const parental = profile.parental ?? {};
   const fastPath = parental.slowKbytes === undefined && (parental.slowServices ?? []).length === 0;
   const families = [
