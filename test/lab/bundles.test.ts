@@ -33,6 +33,7 @@ import {
   curl,
   dig,
   down,
+  download,
   inNs,
   internetRequests,
   mgmtCurlArgs,
@@ -226,21 +227,10 @@ describe('a good update', () => {
     await publish(next, good.archive);
     // a download that runs through the whole update
     const size = 300_000_000;
-    const download = inNs(
-      'kid',
-      [
-        'curl',
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{size_download}',
-        '--limit-rate',
-        '25M',
-        `http://${web}/bytes?n=${size}`,
-      ],
-      120_000,
-    ).then((x) => ({ ...x, at: Date.now() }));
+    const transfer = download('kid', web, size, { rate: '25M', timeoutMs: 120_000 }).then((x) => ({
+      ...x,
+      at: Date.now(),
+    }));
     await sleep(1000);
     // where Suricata's main thread runs while the update is under way (the idle CPU class)
     const main = suricataPid();
@@ -263,7 +253,7 @@ describe('a good update', () => {
     expect(cpuCgroupOf(readFileSync(`/proc/${main}/task/${main}/cgroup`, 'utf8'))).not.toBe(
       `/${IDLE_CGROUP}`,
     );
-    const dl = await download;
+    const dl = await transfer;
     expect(dl.code, dl.stderr).toBe(0);
     expect(Number(dl.stdout)).toBe(size);
     // the download was still running when the update ended: it ran through the switch

@@ -5,6 +5,7 @@ import {
   counter,
   curl,
   down,
+  download,
   guest,
   inNs,
   internetRequests,
@@ -218,30 +219,14 @@ describe('the baseline gateway', () => {
 
   it('keeps an established TCP connection through a service restart with the same policy', async () => {
     // a slow download that takes several seconds; restart the service in the middle
-    const download = inNs(
-      'kid',
-      [
-        'curl',
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{size_download}',
-        '--limit-rate',
-        '200k',
-        '--max-time',
-        '30',
-        `http://${web}/bytes?n=1000000`,
-      ],
-      40_000,
-    );
+    const transfer = download('kid', web, 1_000_000, { rate: '200k', maxTimeS: 30, timeoutMs: 40_000 });
     await sleep(1500);
     const pid = servicePid();
     expect(pid).toBeDefined();
     process.kill(pid!, 'SIGTERM');
     await sleep(500);
     await restartService();
-    const r = await download;
+    const r = await transfer;
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe('1000000');
   });

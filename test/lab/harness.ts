@@ -51,6 +51,22 @@ export async function mustNs(ns: string, argv: string[], timeoutMs?: number): Pr
   return r.stdout;
 }
 
+/**
+ * A download from a guest that takes a while: `n` bytes from the internet namespace's
+ * `/bytes` on `host`, read at `rate` (curl's --limit-rate); stdout is the bytes
+ * received. Started, not awaited: the test does its work while it runs.
+ */
+export function download(
+  ns: string,
+  host: string,
+  n: number,
+  options: { rate: string; maxTimeS?: number; timeoutMs: number },
+): Promise<Result> {
+  const argv = ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download}', '--limit-rate', options.rate];
+  if (options.maxTimeS !== undefined) argv.push('--max-time', String(options.maxTimeS));
+  return inNs(ns, [...argv, `http://${host}/bytes?n=${n}`], options.timeoutMs);
+}
+
 /** HTTP(S) GET from a guest; `ok` when curl got a response. */
 export async function curl(
   ns: string,

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ns } from '../../appliance/lab/topology.js';
 import { openIdleCpu } from '../../gateway/src/process/idle-cpu.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, curl, down, inNs, internetRequests, mustNs, sleep, topology, up } from './harness.js';
+import { api, curl, down, download, inNs, internetRequests, mustNs, sleep, topology, up } from './harness.js';
 
 /**
  * The inline IPS, end to end: real Suricata on NFQUEUE in secvm, real traffic from
@@ -135,27 +135,11 @@ describe('Suricata inline on NFQUEUE', () => {
   });
 
   it('reloads rules through the command socket without dropping an established flow', async () => {
-    const download = inNs(
-      'kid',
-      [
-        'curl',
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{size_download}',
-        '--limit-rate',
-        '300k',
-        '--max-time',
-        '40',
-        `http://${web}/bytes?n=2000000`,
-      ],
-      50_000,
-    );
+    const transfer = download('kid', web, 2_000_000, { rate: '300k', maxTimeS: 40, timeoutMs: 50_000 });
     await sleep(1500);
     const r = await api<Array<{ rules_loaded: number }>>('POST', '/api/v1/ips/reload');
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const done = await download;
+    const done = await transfer;
     expect(done.code).toBe(0);
     expect(done.stdout.trim()).toBe('2000000');
   });

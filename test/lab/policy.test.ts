@@ -5,6 +5,7 @@ import {
   counter,
   curl,
   down,
+  download,
   guest,
   inNs,
   internetRequests,
@@ -71,23 +72,7 @@ describe('per-VM rules in the kernel', () => {
   it('a new rule cuts a flow already open at its next packet, though the flow took the fast path', async () => {
     const kidIp = guest('kid').ipv4;
     // a download of some 5 s: kid's ACKs are the packets its chain judges
-    const download = inNs(
-      'kid',
-      [
-        'curl',
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{size_download}',
-        '--limit-rate',
-        '200k',
-        '--max-time',
-        '8',
-        `http://${other}/bytes?n=1000000`,
-      ],
-      15_000,
-    );
+    const transfer = download('kid', other, 1_000_000, { rate: '200k', maxTimeS: 8, timeoutMs: 15_000 });
     await sleep(1500);
     // the flow is open and its pair verified: its packets skip the rest of kid's chain
     const verified = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4']);
@@ -109,7 +94,7 @@ describe('per-VM rules in the kernel', () => {
     const cutMs = Date.now() - ruleAt;
     expect(await counter('vmdrop_policy_kid')).toBeGreaterThan(dropsBefore);
     expect(cutMs).toBeLessThan(700);
-    const r = await download;
+    const r = await transfer;
     expect(Number(r.stdout.trim())).toBeLessThan(1_000_000);
   });
 

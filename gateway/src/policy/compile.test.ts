@@ -137,6 +137,8 @@ describe('compile', () => {
     });
     // after the ports chain; chaddr is 36 bytes into UDP (8 of UDP, 28 of BOOTP), the ARP sender MAC 8 into ARP
     expect(frames!.body).toContain('hook prerouting priority -299');
+    // IP but not UDP leaves at the first rule; UDP and ARP go on to their checks
+    expect(frames!.body).toContain('policy accept;\n  ether type { ip, ip6 } meta l4proto != udp accept\n');
     expect(frames!.body).toContain('udp dport 67 update @self { @ll,48,48 . @ll,48,48 }');
     expect(frames!.body).toContain(
       'udp dport 67 @ll,48,48 . @th,288,48 != @self counter name chaddr_dropped drop',

@@ -273,6 +273,9 @@ export function frameChecksTable(): TextTable {
       'counter arp_sha_dropped { }',
       'chain frames {',
       `  type filter hook prerouting priority ${PRIO.raw + 1}; policy accept;`,
+      // the common frame (IP but not UDP: TCP, ICMP) leaves at once: only UDP and ARP
+      // have checks here (ARP fails the ether type, whatever a kernel makes of its l4proto)
+      '  ether type { ip, ip6 } meta l4proto != udp accept',
       `  udp dport 67 update @self { ${src} . ${src} }`,
       `  udp dport 67 ${src} . ${chaddr} != @self counter name chaddr_dropped drop`,
       `  ether type arp update @self { ${src} . ${src} }`,

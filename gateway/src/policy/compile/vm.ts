@@ -119,7 +119,9 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   // because what can cut an open flow still does: IPS blocks are looked at above for
   // every packet; any change of the table (a policy, a list, a quarantine, a pause)
   // empties the pairs in the same transaction (applier); what the kernel clock starts
-  // (a schedule window) cuts open flows within VERIFIED_SECONDS. A VM whose traffic is
+  // (a schedule window) cuts open flows within VERIFIED_SECONDS, as does a change for a
+  // packet judged by the old table on another CPU while it commits (its pair may go in
+  // just after the flush: it lives VERIFIED_SECONDS at most). A VM whose traffic is
   // rate-limited (slow-downs) does without: a limit must count every packet. A full
   // set (64k pairs a second) only costs the fast path: the update fails, the plain
   // established accept after it takes the packet.
