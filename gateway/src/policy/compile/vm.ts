@@ -85,6 +85,8 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   const chain = vmChain(vm.name);
   const rules: NftStatement[][] = [[counter(vmCounter(vm.name))]];
   const established = m({ ct: { key: 'state' } }, { set: ['established', 'related'] });
+  // the fast path's: not related (ICMP errors, expectations), which is no flow of a pair
+  const establishedOnly = m({ ct: { key: 'state' } }, 'established');
   // a drop or reject, counted by why (metrics: portcullis_vm_drops_total)
   const dropped = (reason: VmDropReason, verdict: NftStatement = DROP): NftStatement[] => [
     counter(vmDropCounter(vm.name, reason)),
@@ -136,9 +138,7 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
   });
   if (fastPath)
     for (const [family, , set] of families)
-      rules.push(
-        ...accepting([m({ ct: { key: 'state' } }, 'established'), m(pair(family), `@${set}`)], profile, ctx),
-      );
+      rules.push(...accepting([establishedOnly, m(pair(family), `@${set}`)], profile, ctx));
 
   // paused, or the daily budget spent: nothing at all (kernel clock ends both)
   if (vm.pause) {
@@ -262,13 +262,7 @@ export function compileVm(vm: Vm, profile: Profile, ctx: VmContext): ChainSpec[]
           set: `@${set}`,
         },
       };
-      rules.push(
-        ...accepting(
-          [m({ ct: { key: 'state' } }, 'established'), m(meta('nfproto'), nfproto), remember],
-          profile,
-          ctx,
-        ),
-      );
+      rules.push(...accepting([establishedOnly, m(meta('nfproto'), nfproto), remember], profile, ctx));
     }
   rules.push(...accepting([established], profile, ctx));
 
