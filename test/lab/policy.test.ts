@@ -228,7 +228,7 @@ describe('profiles, quarantine, schedules', () => {
     expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
   });
 
-  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down', async () => {
+  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down, and cuts a flow already open within a second', async () => {
     const start = new Date(Math.ceil((Date.now() + 20_000) / 60_000) * 60_000);
     const end = new Date(start.getTime() + 2 * 60_000);
     const hhmm = (d: Date): string => d.toISOString().slice(11, 16);
@@ -253,7 +253,26 @@ describe('profiles, quarantine, schedules', () => {
       expect(await reaches('kid', `http://${web}/`)).toBe(true);
       // the kernel clock enforces it: stop the service before the window opens
       process.kill(servicePid()!, 'SIGKILL');
-      await sleep(Math.max(0, start.getTime() - Date.now() + 1500));
+      // a download open across the window's start takes the fast path; nothing empties its
+      // pair here (the clock is no change): the pair's one-second timeout is what brings
+      // the flow's packets back to the window's rule
+      await sleep(Math.max(0, start.getTime() - Date.now() - 4000));
+      const transfer = download('kid', other, 2_000_000, { rate: '200k', maxTimeS: 12, timeoutMs: 20_000 });
+      await sleep(2000);
+      const kidIp = guest('kid').ipv4;
+      expect(await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4'])).toContain(
+        `${kidIp} . ${other}`,
+      );
+      const dropsBefore = await counter('vmdrop_schedule_kid');
+      while ((await counter('vmdrop_schedule_kid')) === dropsBefore && Date.now() - start.getTime() < 3000)
+        await sleep(50);
+      const cutMs = Date.now() - start.getTime();
+      // control: the open flow ran until the window started (no drop before it)
+      expect(cutMs).toBeGreaterThanOrEqual(0);
+      // then its next packets met the window within the second a verified pair is kept
+      expect(await counter('vmdrop_schedule_kid')).toBeGreaterThan(dropsBefore);
+      expect(cutMs).toBeLessThan(1500);
+      expect(Number((await transfer).stdout.trim())).toBeLessThan(2_000_000);
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       expect(await reaches('work', `http://${web}/`)).toBe(true);
       await restartService();
