@@ -67,6 +67,27 @@ export function download(
   return inNs(ns, [...argv, `http://${host}/bytes?n=${n}`], options.timeoutMs);
 }
 
+/**
+ * An upload from a guest that takes a while: `n` bytes PUT to `/bytes` on `host` in the
+ * internet namespace, sent at `rate` (curl's --limit-rate); stdout is the bytes sent.
+ * Unlike a download, whose receiver may go quiet for seconds once its socket buffer is
+ * full, the guest sends a packet every few tens of ms for as long as it runs. Started,
+ * not awaited.
+ */
+export function upload(
+  ns: string,
+  host: string,
+  n: number,
+  options: { rate: string; maxTimeS: number; timeoutMs: number },
+): Promise<Result> {
+  const curl = `curl -sS -o /dev/null -w '%{size_upload}' --limit-rate ${options.rate} --max-time ${options.maxTimeS}`;
+  return inNs(
+    ns,
+    ['sh', '-c', `head -c ${n} /dev/zero | ${curl} -T - 'http://${host}/bytes?n=0'`],
+    options.timeoutMs,
+  );
+}
+
 /** HTTP(S) GET from a guest; `ok` when curl got a response. */
 export async function curl(
   ns: string,

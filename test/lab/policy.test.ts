@@ -17,6 +17,8 @@ import {
   STATE_DIR,
   topology,
   up,
+  upload,
+  type Result,
 } from './harness.js';
 
 /**
@@ -55,6 +57,19 @@ const reaches = async (ns: string, url: string): Promise<boolean> => (await curl
 /** TCP connect from a guest to host:port (nc), true when it connects. */
 async function connects(ns: string, host: string, port: number): Promise<boolean> {
   return (await inNs(ns, ['nc', '-z', '-w', '2', host, String(port)])).code === 0;
+}
+
+/**
+ * Whether kid's pair with `remote` is on the fast path (in `verified4`). A pair lapses
+ * each second until the flow's next packet verifies it again: looked at for up to 1 s.
+ */
+async function onFastPath(remote: string): Promise<boolean> {
+  const pair = `${guest('kid').ipv4} . ${remote}`;
+  for (const until = Date.now() + 1000; ; await sleep(50)) {
+    if ((await mustNs('secvm', ['nft', 'list', 'set', 'inet', 'portcullis', 'verified4'])).includes(pair))
+      return true;
+    if (Date.now() > until) return false;
+  }
 }
 
 describe('per-VM rules in the kernel', () => {
@@ -228,7 +243,7 @@ describe('profiles, quarantine, schedules', () => {
     expect((await mustNs('browse', ['dig', '+short', 'example.test'])).trim()).toBe(web);
   });
 
-  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down', async () => {
+  it('schedule: a window that starts in a minute blocks kid in the kernel, even with the service down, and cuts a flow already open within a second', async () => {
     const start = new Date(Math.ceil((Date.now() + 20_000) / 60_000) * 60_000);
     const end = new Date(start.getTime() + 2 * 60_000);
     const hhmm = (d: Date): string => d.toISOString().slice(11, 16);
@@ -241,6 +256,7 @@ describe('profiles, quarantine, schedules', () => {
       mode: 'deny',
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
+    let transfer: Promise<Result> | undefined;
     try {
       expect(await nftTable()).toMatch(
         /meta day \{?\s*"\w+"\s*\}? meta hour "\d\d:\d\d"-"\d\d:\d\d(:59)?" counter name "vmdrop_schedule_\w+" drop/,
@@ -253,6 +269,28 @@ describe('profiles, quarantine, schedules', () => {
       expect(await reaches('kid', `http://${web}/`)).toBe(true);
       // the kernel clock enforces it: stop the service before the window opens
       process.kill(servicePid()!, 'SIGKILL');
+      // a flow open across the window's start takes the fast path, and nothing empties
+      // its pair (the clock is no change): the pair lapses at most a second after the flow
+      // last passed the whole chain, and the flow's next packet meets the window's rule.
+      // An upload, so that kid sends every few tens of ms: a download's receiver goes
+      // quiet for seconds once its socket buffer is full, leaving nothing of kid to drop.
+      // 8 MB at 1 MB/s, started 4 s before the window: done 4 s into it unless it is cut.
+      await sleep(Math.max(0, start.getTime() - Date.now() - 4000));
+      transfer = upload('kid', other, 8_000_000, { rate: '1M', maxTimeS: 12, timeoutMs: 20_000 });
+      await sleep(2000);
+      expect(await onFastPath(other), 'the open flow is on the fast path').toBe(true);
+      const dropsBefore = await counter('vmdrop_schedule_kid');
+      expect(Date.now(), 'looked before the window started').toBeLessThan(start.getTime());
+      // control: the flow ran until the window started, and nothing of kid's was dropped
+      expect(dropsBefore).toBe(0);
+      while ((await counter('vmdrop_schedule_kid')) === 0 && Date.now() - start.getTime() < 3000)
+        await sleep(50);
+      const cutMs = Date.now() - start.getTime();
+      expect(await counter('vmdrop_schedule_kid')).toBeGreaterThan(0);
+      expect(cutMs, 'ms from the start of the window to the first drop').toBeGreaterThanOrEqual(0);
+      expect(cutMs, 'ms from the start of the window to the first drop').toBeLessThan(1500);
+      // and it stays cut: the upload never finishes (curl: 28, operation timed out)
+      expect((await transfer).code).toBe(28);
       await sleep(Math.max(0, start.getTime() - Date.now() + 1500));
       expect(await reaches('kid', `http://${web}/`)).toBe(false);
       expect(await reaches('work', `http://${web}/`)).toBe(true);
@@ -263,6 +301,10 @@ describe('profiles, quarantine, schedules', () => {
       );
       expect(during.body.schedules).toEqual([{ name: 'soon', mode: 'deny', active: true }]);
     } finally {
+      // a failure while the service was down must not leave it down, nor the upload
+      // running, for the next tests
+      await transfer;
+      if (servicePid() === undefined) await restartService();
       await api('DELETE', '/api/v1/schedules/soon');
     }
     expect(await reaches('kid', `http://${web}/`)).toBe(true);
