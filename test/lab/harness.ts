@@ -147,9 +147,21 @@ export async function api<T = unknown>(
   return { status: Number(out.slice(i + 1)), body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-/** The kernel's ruleset in secvm, as text, without its state (counter values, element expiry). */
-export function nftTable(): Promise<string> {
-  return mustNs('secvm', ['nft', '--stateless', 'list', 'table', 'inet', 'portcullis']);
+/**
+ * The elements of the sets the packet path itself fills (the fast path's verified pairs,
+ * the DNS flood meters): traffic state, which comes and lapses within a second of any
+ * guest's packet, like a counter's value.
+ */
+const PACKET_PATH_ELEMENTS =
+  /^(\tset (?:verified|dns_flood)[46] \{\n(?:\t\t(?!elements = ).*\n)*)\t\telements = \{[^}]*\}\n/gm;
+
+/**
+ * The kernel's ruleset in secvm, as text, without its state (counter values, element
+ * expiry, the elements the packet path adds).
+ */
+export async function nftTable(): Promise<string> {
+  const text = await mustNs('secvm', ['nft', '--stateless', 'list', 'table', 'inet', 'portcullis']);
+  return text.replace(PACKET_PATH_ELEMENTS, '$1');
 }
 
 /** A named counter's packet count in secvm, of the `inet` table or (`bridge`) the guest bridge's. */
