@@ -44,6 +44,7 @@ import type { QueueSettings } from './nft/types.js';
 import { AccessRequestIntake } from './parental/access-requests.js';
 import { BlockPageServer } from './parental/block-page.js';
 import { clientPolicies, explain } from './parental/client-policy.js';
+import { LibcRawIpSender } from './process/raw-ip.js';
 import { BudgetController } from './parental/controller.js';
 import { loadAddressList } from './control/address-list-file.js';
 import { groupByPrefix } from './policy/intervals.js';
@@ -386,6 +387,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           ...(policyRules ? { policyRules } : {}),
           runners,
           ...(idleCpu ? { idleCpu } : {}),
+          // blocked plain HTTP gets the block page from the service, in the server's place
+          ...(blockPort > 0
+            ? {
+                blockPage: {
+                  url: `http://${config.network.lan.ipv4}${blockPort === 80 ? '' : `:${blockPort}`}`,
+                  sender: new LibcRawIpSender(),
+                },
+              }
+            : {}),
         })
       : undefined;
 

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   LAB_FAILED: 500,
   SPAWN_FAILED: 500,
   SYSTEMD_NOTIFY: 500,
+  /** A packet the service built (the block page's answer) could not be sent on a raw socket. */
+  RAW_SEND_FAILED: 500,
   // suricata and EVE
   SURICATA_FAILED: 502,
   SURICATA_SOCKET: 502,

@@ -175,6 +175,25 @@ export async function counter(
   return doc.nftables.find((o) => o.counter)?.counter?.packets ?? 0;
 }
 
+/** One value of a metric of the service, summed over the series matching `labels`. */
+export async function metric(name: string, labels = ''): Promise<number> {
+  const text = await mustNs('host', [
+    'curl',
+    '-sS',
+    '--max-time',
+    '5',
+    ...mgmtCurlArgs(),
+    `${state().api.mgmt}/metrics`,
+  ]);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
+      if (labels === '' || line.includes(labels)) sum += Number(line.split(' ').at(-1));
+    }
+  }
+  return sum;
+}
+
 /** Requests the lab's internet web server logged. */
 export function internetRequests(): Array<{
   client: string;

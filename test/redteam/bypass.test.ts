@@ -11,6 +11,7 @@ import {
   guest,
   inNs,
   internetRequests,
+  metric,
   mustNs,
   sleep,
   STATE_DIR,
@@ -526,20 +527,45 @@ describe('a blocked site stays blocked without DNS (Suricata, the same lists in 
     expect((JSON.parse(browse.body) as { host: string }).host).toBe(BLOCKED);
   });
 
-  it('plain HTTP by address (the name only in Host): reset for kid, the server never sees it; browse loads it', async () => {
+  it('plain HTTP by address (the name only in Host): kid gets the block page, the server never sees it; browse loads it', async () => {
+    const sent = await metric('portcullis_block_page_replies_total', 'result="sent"');
     const k = marker('host-kid');
-    const kid = await curl('kid', `http://${BLOCKED}/${k}`, site(BLOCKED, 80), 4);
-    expect(kid.ok).toBe(false);
-    expect(kid.code).toBe(56); // connection reset
+    // the answer in the server's place: a redirect to the block page that names the site
+    const kid = await curl(
+      'kid',
+      `http://${BLOCKED}/${k}`,
+      [...site(BLOCKED, 80), '-w', '%{http_code} %{redirect_url}'],
+      4,
+    );
+    expect(kid.ok).toBe(true);
+    expect(kid.body).toBe(`302 http://${gateway}/.portcullis/blocked?host=${BLOCKED}`);
     expect(await alerted('kid', 'blocked name (HTTP Host)')).toBe(true);
+    expect(await metric('portcullis_block_page_replies_total', 'result="sent"')).toBe(sent + 1);
+    // followed as a browser does: the page says what and why, and can ask a parent
+    const k2 = marker('host-kid');
+    const page = await curl('kid', `http://${BLOCKED}/${k2}`, [...site(BLOCKED, 80), '-L'], 4);
+    expect(page.ok).toBe(true);
+    expect(page.body).toContain(`<title>${BLOCKED} is blocked</title>`);
+    expect(page.body).toContain('On <strong>kid</strong>');
+    expect(page.body).toContain('&#34;adult&#34; category');
+    expect(page.body).toContain(`name="domain" value="${BLOCKED}"`);
     expect(seen(k)).toBe(false);
+    expect(seen(k2)).toBe(false);
+    // controls: the server is there for browse, and the address for kid under another name
     const b = marker('host-browse');
     const browse = await curl('browse', `http://${BLOCKED}/${b}`, site(BLOCKED, 80), 4);
     expect(browse.ok).toBe(true);
     expect(seen(b)).toBe(true);
-    expect(
-      (await curl('kid', `http://example.test/${marker('host-ok')}`, site('example.test', 80), 4)).ok,
-    ).toBe(true);
+    const ok = marker('host-ok');
+    const other = await curl(
+      'kid',
+      `http://example.test/${ok}`,
+      [...site('example.test', 80), '-w', '\n%{http_code}'],
+      4,
+    );
+    expect(other.ok).toBe(true);
+    expect(other.body.endsWith('\n200')).toBe(true);
+    expect(seen(ok)).toBe(true);
   });
 
   it('an HTTPS proxy (CONNECT) to a blocked name: reset for kid before the proxy sees it; other names through the same proxy work, browse gets through', async () => {

@@ -11,10 +11,9 @@ import {
   down,
   guest,
   inNs,
-  mgmtCurlArgs,
+  metric,
   mustNs,
   sleep,
-  state,
   STATE_DIR,
   topology,
   up,
@@ -52,25 +51,6 @@ async function abuse<T>(ns: string, args: (string | number)[], timeoutMs = 60_00
     timeoutMs,
   );
   return JSON.parse(out.trim().split('\n').at(-1)!) as T;
-}
-
-/** One value of a metric of the service, summed over the series matching `labels`. */
-async function metric(name: string, labels = ''): Promise<number> {
-  const text = await mustNs('host', [
-    'curl',
-    '-sS',
-    '--max-time',
-    '5',
-    ...mgmtCurlArgs(),
-    `${state().api.mgmt}/metrics`,
-  ]);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      if (labels === '' || line.includes(labels)) sum += Number(line.split(' ').at(-1));
-    }
-  }
-  return sum;
 }
 
 interface Latency {

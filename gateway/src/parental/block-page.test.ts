@@ -61,6 +61,27 @@ describe('BlockPageServer "ask a parent"', () => {
   const post = (host: string, form: URLSearchParams) =>
     http('POST', '/.portcullis/ask', host, form.toString());
 
+  it("shows the page for the name in /.portcullis/blocked?host= (Suricata's redirect), whatever the Host", async () => {
+    const page = await http('GET', '/.portcullis/blocked?host=Games.Example', '127.0.0.1');
+    expect(page.status).toBe(403);
+    expect(page.text).toContain('<title>games.example is blocked</title>');
+    expect(page.text).toContain('name="domain" value="games.example"');
+    // and its form asks for that name
+    const form = new URLSearchParams();
+    for (const m of page.text.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)">/g))
+      form.set(
+        m[1]!,
+        m[2]!.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c))),
+      );
+    expect((await post('127.0.0.1', form)).status).toBe(201);
+    expect(store.accessRequests.pendingFor('kid')).toMatchObject([{ domain: 'games.example' }]);
+    // no name, or not a domain name: the request's own Host, as for any path
+    for (const q of ['', '?host=', '?host=10.0.0.1', '?host=a%20b', '?host=%3Cscript%3E']) {
+      const r = await http('GET', `/.portcullis/blocked${q}`, 'chat.example');
+      expect(r.text, q).toContain('<title>chat.example is blocked</title>');
+    }
+  });
+
   it('records a request posted from the page it showed', async () => {
     const form = await load('games.example');
     expect(form.get('token')).toMatch(/^[0-9a-z]+\.[\w-]{32}$/);

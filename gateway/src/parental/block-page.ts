@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isPortcullisError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { PageTokens, type AccessRequestIntake } from './access-requests.js';
+import { BLOCKED_PATH } from '../suricata/block-response.js';
+import { PageTokens, requestedDomain, type AccessRequestIntake } from './access-requests.js';
 
 /** Why a name is blocked for a guest, in words a child understands. */
 export interface BlockExplanation {
@@ -33,6 +34,22 @@ body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0
 h1{font-size:1.6rem}.why{background:#f4f4f4;padding:1rem;border-radius:.5rem}
 button{font-size:1.1rem;padding:.7rem 1.4rem;border-radius:.5rem;border:0;background:#2a62c9;color:#fff;cursor:pointer}
 textarea{width:100%;font:inherit}</style></head><body><main>${body}</main></body></html>`;
+}
+
+/**
+ * The name in `/.portcullis/blocked?host=<name>`: where the service sends a guest whose
+ * plain HTTP to a blocked site Suricata stopped (suricata/block-response.ts); the
+ * request's own Host is then the appliance's address. Undefined for any other path, or
+ * a `host` that is not a domain name.
+ */
+function blockedName(path: string | undefined): string | undefined {
+  if (path === undefined || !path.startsWith(`${BLOCKED_PATH}?`)) return undefined;
+  const host = new URLSearchParams(path.slice(BLOCKED_PATH.length + 1)).get('host') ?? '';
+  try {
+    return requestedDomain({ domain: host });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -72,8 +89,9 @@ export class BlockPageServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-    const url = `http://${host}${req.url ?? '/'}`;
+    const named = blockedName(req.url);
+    const host = named ?? (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+    const url = named === undefined ? `http://${host}${req.url ?? '/'}` : `http://${host}/`;
     const who = this.#o.explain(client, host);
     const send = (status: number, html: string): void => {
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });

@@ -259,7 +259,8 @@ export function renderSuricataConfig(setup: SuricataSetup): string {
 function eveType(t: EveType): YamlValue {
   switch (t) {
     case 'alert':
-      return { alert: { metadata: true, 'tagged-packets': true, verdict: true } };
+      // the packet: the block page's answer takes the request's sequence numbers from it (block-response.ts)
+      return { alert: { metadata: true, 'tagged-packets': true, verdict: true, packet: true } };
     case 'drop':
       // one drop event per flow and direction, not one per dropped packet
       return { drop: { alerts: true, flows: 'start', verdict: true } };

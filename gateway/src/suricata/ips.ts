@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { dispatchDecisions, type Enforcer } from '../actions/dispatch.js';
 import { ActionEngine, withFlowTuple } from '../actions/engine.js';
 import { DEFAULT_ALERT_ACTIONS, type AlertActions } from '../actions/model.js';
@@ -25,6 +25,9 @@ import {
   reniceFailure,
 } from './reload.js';
 import type { PolicyRules } from './policy-rules.js';
+import { blockPageReply, isBlockPageAlert } from './block-response.js';
+import type { RawIpSender } from '../process/raw-ip.js';
+import type { AlertRaw } from './eve/types.js';
 import { EveIngest } from './eve/ingest.js';
 import { LeaseTable } from './eve/leases.js';
 import { EveMetrics } from './eve/metrics.js';
@@ -69,6 +72,13 @@ export interface IpsOptions {
   readonly runners?: ChildRunners;
   /** Where a rule reload's engine build runs (process/idle-cpu.ts `openIdleCpu`). Default: nice only. */
   readonly idleCpu?: IdleCpu;
+  /**
+   * Blocked plain HTTP gets the block page: the service answers the guest in the
+   * server's place with a redirect to `url` (the block page, `http://192.168.50.1`),
+   * sent through `sender` (block-response.ts). Without it the guest's request is
+   * dropped and the server reset, and the guest waits for its own time-out.
+   */
+  readonly blockPage?: { readonly url: string; readonly sender: RawIpSender };
 }
 
 /** The spawner and process table of a Suricata instance under `runners`. */
@@ -108,6 +118,9 @@ export class IpsService {
   readonly #engine: ActionEngine;
   readonly #pipeline: EvePipeline;
   readonly #enforcer: Enforcer;
+  readonly #blockPageReplies: Counter<'result'>;
+  /** Flows answered with the block page, the newest last: one answer a flow (bounded). */
+  readonly #answeredFlows = new Set<number>();
   #policy: Policy | undefined;
   #protected: ProtectedAddresses;
   /** The passive instance for VMs in IPS mode `ids`, with the BPF filter it runs with. */
@@ -144,6 +157,12 @@ export class IpsService {
         this.set({ reason: 'inbound' }, s.quarantineIgnored);
       },
     });
+    this.#blockPageReplies = new Counter({
+      name: 'portcullis_block_page_replies_total',
+      help: 'Alerts of blocked plain HTTP (the name in Host) answered with a redirect to the block page (sent), or not, by why: not_dropped (a passive instance), no_packet, not_tcp_to_server, send_failed, off (no block page configured)',
+      labelNames: ['result'],
+      registers: [options.registry],
+    });
     const metrics = new EveMetrics(options.registry);
     this.#pipeline = new EvePipeline({ resolver: this.#leases, engine: this.#engine, metrics });
     this.#enforcer = {
@@ -173,14 +192,17 @@ export class IpsService {
       },
     };
     const ingest = new EveIngest({
-      handler: (event) =>
-        dispatchDecisions(
+      handler: (event) => {
+        // the guest waits for an answer: before anything else
+        if (event.event_type === 'alert' && isBlockPageAlert(event.raw)) this.#replyBlockPage(event.raw);
+        return dispatchDecisions(
           // the alert log keeps the flow's protocol and ports (a capture of its flow uses them)
           withFlowTuple(this.#pipeline.handle(event).decisions, event.raw),
           this.#enforcer,
           options.events,
           this.#log,
-        ),
+        );
+      },
       log: this.#log.child({ part: 'eve' }),
       metrics,
     });
@@ -192,6 +214,36 @@ export class IpsService {
     options.events.on(this, 'policy.applied', ({ policy }) => this.#setPolicy(policy));
     // a VM let out of quarantine starts with a clean slate of alerts
     options.events.on(this, 'vm.released', ({ vm }) => this.#engine.release(vm));
+  }
+
+  /** Answer a blocked HTTP request with a redirect to the block page, in the server's place. */
+  #replyBlockPage(raw: AlertRaw): void {
+    const page = this.#o.blockPage;
+    if (!page) {
+      this.#blockPageReplies.inc({ result: 'off' });
+      return;
+    }
+    // the rules of several label counts can alert on the same packet; the flow is dropped after it
+    const flow = raw.flow_id;
+    if (flow !== undefined) {
+      if (this.#answeredFlows.has(flow)) return;
+      this.#answeredFlows.add(flow);
+      if (this.#answeredFlows.size > 1024)
+        this.#answeredFlows.delete(this.#answeredFlows.values().next().value as number);
+    }
+    const reply = blockPageReply(raw, page.url);
+    if (typeof reply === 'string') {
+      this.#blockPageReplies.inc({ result: reply });
+      this.#log.warn({ reason: reply, flow: raw.flow_id }, 'block page: blocked HTTP request not answered');
+      return;
+    }
+    try {
+      page.sender.send(reply.packet, reply.to);
+      this.#blockPageReplies.inc({ result: 'sent' });
+    } catch (err) {
+      this.#blockPageReplies.inc({ result: 'send_failed' });
+      this.#log.warn({ err, to: reply.to, host: reply.host }, 'block page: redirect not sent');
+    }
   }
 
   #setPolicy(policy: Policy): void {
@@ -407,6 +459,7 @@ export class IpsService {
     await this.#idsChange.idle();
     await Promise.all([this.#ids?.supervisor.stop(options), this.supervisor.stop(options)]);
     await this.#reader.stop();
+    this.#o.blockPage?.sender.close();
   }
 }
 

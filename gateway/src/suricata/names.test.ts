@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Policy, Profile } from '../policy/model.js';
 import {
+  BLOCK_PAGE_METADATA,
   blockedNames,
   EMPTY_NAME_LISTS,
   normalizeName,
@@ -155,8 +156,19 @@ describe('the Suricata material of a policy', () => {
         .split('\n')
         .map((l) => Buffer.from(l, 'base64').toString()),
     ).toEqual(['a.b.c.deep.example', 'adult.example', 'bet.example', 'www.more-adult.example']);
-    expect(rules.some((r) => r.includes('blocked name (HTTP Host)'))).toBe(true);
-    expect(rules.some((r) => r.includes('blocked name (HTTP CONNECT)'))).toBe(true);
+    // plain HTTP: the server is reset, the guest gets the block page from the service
+    const host = rules.filter((r) => r.includes('blocked name (HTTP Host)'));
+    expect(host).toHaveLength(3);
+    for (const r of host) {
+      expect(r).toMatch(/^rejectdst http /);
+      expect(r).toContain(`metadata:portcullis ${BLOCK_PAGE_METADATA};`);
+    }
+    const connect = rules.filter((r) => r.includes('blocked name (HTTP CONNECT)'));
+    expect(connect.length).toBeGreaterThan(0);
+    for (const r of connect) {
+      expect(r).toMatch(/^rejectboth http /);
+      expect(r).not.toContain('metadata:');
+    }
     expect(m.ruleCount).toBe(rules.length);
     expect(rules[0]).toContain(`sid:${POLICY_SID_BASE};`);
   });

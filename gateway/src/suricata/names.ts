@@ -18,7 +18,9 @@ import type { Policy, Profile, Vm } from '../policy/model.js';
  *   categories, services and `dns.deny` (a listed name covers its subdomains, as in the
  *   DNS filter). A rule per label count takes the SNI / Host's last k labels
  *   (`pcrexform`) and looks them up, so a million names cost a hash lookup per label
- *   count, not a million patterns (measured: README design notes).
+ *   count, not a million patterns (measured: README design notes). A blocked TLS name
+ *   is reset both ways; blocked plain HTTP resets the server, and the service answers
+ *   the guest with a redirect to the block page (block-response.ts).
  * - Scope: the rules' source is the addresses of the VMs whose profile in force has the
  *   lists and IPS mode `ips` (Suricata sees only those VMs' traffic inline anyway).
  * - Allowed names (`dns.allow`, `allowDomains`, accepted domain rules, approved
@@ -90,6 +92,9 @@ export interface RenderOptions {
    */
   readonly cache?: Map<string, NameSet>;
 }
+
+/** The rule metadata (`metadata:portcullis block-page;`) of the rules whose alerts get the block page (block-response.ts). */
+export const BLOCK_PAGE_METADATA = 'block-page';
 
 /** Generated rules use sids from here (local rules 1000000-1999999, vendor 3000000-3999999). */
 export const POLICY_SID_BASE = 4_000_000;
@@ -289,13 +294,20 @@ export function renderSuricataPolicy(
   const lookup = (d: DatasetFile): string =>
     `dataset:isset,${d.name},type ${d.type},load ${d.file},memcap ${memcap(d.count)},hashsize ${hashsize(d.count)};`;
   /** One rule per label count present: the buffer's last k labels looked up in the set. */
-  const nameRules = (action: string, header: string, msg: string, buffer: string, names: NameSet): void => {
+  const nameRules = (
+    action: string,
+    header: string,
+    msg: string,
+    buffer: string,
+    names: NameSet,
+    extra = '',
+  ): void => {
     for (const k of names.labelCounts)
       rule(
         action,
         header,
         msg,
-        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; ${lookup(names.set)}`,
+        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; ${lookup(names.set)}${extra}`,
       );
   };
 
@@ -352,12 +364,14 @@ export function renderSuricataPolicy(
         'http.method; content:"CONNECT"; http.host',
         names,
       );
+      // the server is reset; the service answers the guest with the block page (block-response.ts)
       nameRules(
-        'rejectboth',
+        'rejectdst',
         `http ${src} any -> any any`,
         `blocked name (HTTP Host), ${who}`,
         'http.method; content:!"CONNECT"; http.host',
         names,
+        ` metadata:portcullis ${BLOCK_PAGE_METADATA};`,
       );
     }
 
