@@ -515,10 +515,13 @@ describe('a blocked site stays blocked without DNS (Suricata, the same lists in 
   const site = (host: string, port: number): string[] => ['--resolve', `${host}:${port}:${spare}`];
 
   it('HTTPS by address (the name only in SNI): reset for kid, with an alert; example.test on the same address and browse load', async () => {
+    const before = (await alertsFor('kid', 'blocked name (TLS SNI)')).length;
     const kid = await curl('kid', `https://${BLOCKED}/`, site(BLOCKED, 443), 4);
     expect(kid.ok).toBe(false);
     expect([35, 56]).toContain(kid.code); // reset in the handshake, not a time-out (28)
     expect(await alerted('kid', 'blocked name (TLS SNI)')).toBe(true);
+    await sleep(300);
+    expect((await alertsFor('kid', 'blocked name (TLS SNI)')).length).toBe(before + 1);
     // controls: the address itself is open to kid; the name is open to browse
     const ok = await curl('kid', 'https://example.test/', site('example.test', 443), 4);
     expect(ok.ok).toBe(true);
@@ -529,6 +532,7 @@ describe('a blocked site stays blocked without DNS (Suricata, the same lists in 
 
   it('plain HTTP by address (the name only in Host): kid gets the block page, the server never sees it; browse loads it', async () => {
     const sent = await metric('portcullis_block_page_replies_total', 'result="sent"');
+    const alertsBefore = (await alertsFor('kid', 'blocked name (HTTP Host)')).length;
     const k = marker('host-kid');
     // the answer in the server's place: a redirect to the block page that names the site
     const kid = await curl(
@@ -541,6 +545,9 @@ describe('a blocked site stays blocked without DNS (Suricata, the same lists in 
     expect(kid.body).toBe(`302 http://${gateway}/.portcullis/blocked?host=${BLOCKED}`);
     expect(await alerted('kid', 'blocked name (HTTP Host)')).toBe(true);
     expect(await metric('portcullis_block_page_replies_total', 'result="sent"')).toBe(sent + 1);
+    // one alert for one request (one label count's rule looks the name up, not every larger one)
+    await sleep(300);
+    expect((await alertsFor('kid', 'blocked name (HTTP Host)')).length).toBe(alertsBefore + 1);
     // followed as a browser does: the page says what and why, and can ask a parent
     const k2 = marker('host-kid');
     const page = await curl('kid', `http://${BLOCKED}/${k2}`, [...site(BLOCKED, 80), '-L'], 4);

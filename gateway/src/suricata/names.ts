@@ -210,8 +210,17 @@ function hashsize(count: number): number {
 /** A dataset's `memcap` in bytes: measured ~140 bytes an entry (1,000,000 names: 140 MB), doubled, at least 16 MiB. */
 const memcap = (count: number): number => Math.max(16 << 20, count * 280);
 
-/** `(?:^|\.)` then the last `k` labels, with an optional port (an HTTP Host or CONNECT target). */
-const lastLabels = (k: number): string => `(?:^|\\.)((?:[^.:]+\\.){${k - 1}}[^.:]+)(?::[0-9]+)?$`;
+/**
+ * The last `k` labels of the buffer, without a port (an HTTP Host or CONNECT target).
+ * A name of fewer labels captures nothing (an empty buffer, in no dataset): pcrexform
+ * leaves a buffer it does not match as it was, and the rules of every larger label count
+ * would then look the whole name up too, one alert each for the same packet.
+ */
+const lastLabels = (k: number): string => {
+  const labels = `(?:[^.:]+\\.){${k - 1}}[^.:]+`;
+  const fewer = k > 1 ? `^(?!(?:[^.]*\\.){${k - 1}})|` : '';
+  return `(?:${fewer}(?:^|\\.)(?=${labels}(?::[0-9]+)?$))(${labels}|)`;
+};
 
 const labelCount = (n: string): number => {
   let k = 1;
