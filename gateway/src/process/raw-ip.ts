@@ -1,5 +1,6 @@
 import koffi from 'koffi';
 import { PortcullisError } from '../errors.js';
+import { MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, socketCalls } from './libc-socket.js';
 
 /**
  * Sends whole IP packets (header included) that the service built itself: the block
@@ -19,38 +20,7 @@ export interface RawIpSender {
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const IPPROTO_RAW = 255;
-const MSG_DONTWAIT = 0x40;
-
-interface Libc {
-  readonly socket: (domain: number, type: number, protocol: number) => number;
-  readonly sendto: (
-    fd: number,
-    buf: Uint8Array,
-    len: number,
-    flags: number,
-    addr: Buffer,
-    alen: number,
-  ) => number;
-  readonly close: (fd: number) => number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    sendto: lib.func(
-      'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t alen)',
-    ),
-    close: lib.func('int close(int fd)'),
-  };
-  return libc;
-}
 
 /** The sockaddr_in / sockaddr_in6 of the packet's destination, port 0 (a raw socket takes the protocol from the header). */
 function sockaddr(bytes: Uint8Array): Buffer {
@@ -76,7 +46,7 @@ export class LibcRawIpSender implements RawIpSender {
    *   or the packet is not sent.
    */
   send(packet: Uint8Array, to: string): void {
-    const c = loadLibc();
+    const c = socketCalls();
     const version = packet[0]! >> 4;
     if ((version !== 4 || packet.length < 20) && (version !== 6 || packet.length < 40))
       throw new PortcullisError('RAW_SEND_FAILED', `not an IP packet for ${to}: ${packet.length} bytes`);
@@ -98,8 +68,7 @@ export class LibcRawIpSender implements RawIpSender {
   }
 
   close(): void {
-    const c = libc;
-    for (const fd of this.#fds.values()) c?.close(fd);
+    for (const fd of this.#fds.values()) socketCalls().close(fd);
     this.#fds.clear();
   }
 }

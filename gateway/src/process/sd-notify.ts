@@ -1,5 +1,6 @@
 import koffi from 'koffi';
 import { PortcullisError } from '../errors.js';
+import { MSG_DONTWAIT, SOCK_CLOEXEC, socketCalls } from './libc-socket.js';
 
 /**
  * systemd's notification protocol (sd_notify(3)) from the service's own process: one
@@ -58,37 +59,7 @@ export interface NotifySender {
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-
-interface Libc {
-  readonly socket: (domain: number, type: number, protocol: number) => number;
-  readonly sendto: (
-    fd: number,
-    buf: Buffer,
-    len: number,
-    flags: number,
-    addr: Buffer,
-    alen: number,
-  ) => number;
-  readonly close: (fd: number) => number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    sendto: lib.func(
-      'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t alen)',
-    ),
-    close: lib.func('int close(int fd)'),
-  };
-  return libc;
-}
 
 /** The real sender: an AF_UNIX datagram socket through libc (Node has no unix datagrams). */
 export class UnixNotifySender implements NotifySender {
@@ -104,7 +75,7 @@ export class UnixNotifySender implements NotifySender {
    * @throws SYSTEMD_NOTIFY when the socket cannot be opened or the datagram not sent.
    */
   send(message: string): void {
-    const c = loadLibc();
+    const c = socketCalls();
     if (this.#fd < 0) {
       this.#fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (this.#fd < 0)
@@ -120,7 +91,7 @@ export class UnixNotifySender implements NotifySender {
   }
 
   close(): void {
-    if (this.#fd >= 0) loadLibc().close(this.#fd);
+    if (this.#fd >= 0) socketCalls().close(this.#fd);
     this.#fd = -1;
   }
 }

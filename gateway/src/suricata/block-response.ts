@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv6, ipv4ToInt, isIpv4, parseIpv6 } from '../policy/net.js';
 import type { AlertRaw } from './eve/types.js';
 import { BLOCK_PAGE_METADATA, normalizeName } from './names.js';
 
@@ -210,47 +210,23 @@ function tcpChecksum(src: Uint8Array, dst: Uint8Array, segment: Uint8Array): num
 }
 
 function addressBytes(ip: string): Uint8Array {
-  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
-  const [head = '', tail] = ip.split('::');
-  const words = (s: string): number[] =>
-    s === ''
-      ? []
-      : s.split(':').flatMap((w) => {
-          if (!w.includes('.')) return [Number.parseInt(w, 16)];
-          const [a = 0, b = 0, c = 0, d = 0] = w.split('.').map(Number); // an IPv4 tail (::ffff:192.0.2.1)
-          return [(a << 8) | b, (c << 8) | d];
-        });
-  const h = words(head);
-  const t = tail === undefined ? [] : words(tail);
-  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  if (isIpv4(ip)) {
+    const n = ipv4ToInt(ip);
+    return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+  }
+  const groups = parseIpv6(ip);
+  if (!groups) throw new Error(`not an IP address: ${ip}`);
   const out = new Uint8Array(16);
-  all.forEach((w, i) => {
+  groups.forEach((w, i) => {
     out[2 * i] = w >> 8;
     out[2 * i + 1] = w & 0xff;
   });
   return out;
 }
 
-/** RFC 5952 text of 16 bytes (lower case, the longest run of zero words as `::`). */
+/** RFC 5952 text of 16 bytes. */
 function ipv6Text(b: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push((b[i]! << 8) | b[i + 1]!);
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
-  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  return formatIpv6(groups);
 }
