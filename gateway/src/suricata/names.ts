@@ -210,17 +210,16 @@ function hashsize(count: number): number {
 /** A dataset's `memcap` in bytes: measured ~140 bytes an entry (1,000,000 names: 140 MB), doubled, at least 16 MiB. */
 const memcap = (count: number): number => Math.max(16 << 20, count * 280);
 
+/** `(?:^|\.)` then the last `k` labels, with an optional port (an HTTP Host or CONNECT target). */
+const lastLabels = (k: number): string => `(?:^|\\.)((?:[^.:]+\\.){${k - 1}}[^.:]+)(?::[0-9]+)?$`;
+
 /**
- * The last `k` labels of the buffer, without a port (an HTTP Host or CONNECT target).
- * A name of fewer labels captures nothing (an empty buffer, in no dataset): pcrexform
- * leaves a buffer it does not match as it was, and the rules of every larger label count
- * would then look the whole name up too, one alert each for the same packet.
+ * The buffer is exactly `k` labels: what {@link lastLabels} leaves when it matched.
+ * pcrexform leaves a buffer it does not match as it was, so without this a name of
+ * fewer labels would be looked up whole by the rule of every larger count as well: one
+ * alert each for the same packet.
  */
-const lastLabels = (k: number): string => {
-  const labels = `(?:[^.:]+\\.){${k - 1}}[^.:]+`;
-  const fewer = k > 1 ? `^(?!(?:[^.]*\\.){${k - 1}})|` : '';
-  return `(?:${fewer}(?:^|\\.)(?=${labels}(?::[0-9]+)?$))(${labels}|)`;
-};
+const exactLabels = (k: number): string => `/^(?:[^.:]+\\.){${k - 1}}[^.:]+$/`;
 
 const labelCount = (n: string): number => {
   let k = 1;
@@ -316,7 +315,7 @@ export function renderSuricataPolicy(
         action,
         header,
         msg,
-        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; ${lookup(names.set)}${extra}`,
+        `flow:established,to_server; ${buffer}; pcrexform:"${lastLabels(k)}"; pcre:"${exactLabels(k)}"; ${lookup(names.set)}${extra}`,
       );
   };
 
